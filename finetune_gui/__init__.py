@@ -1,0 +1,3 @@
+"""finetune-gui: point-and-click transfer learning and fine-tuning."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from finetune_gui.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""The engine: data, models, training, runs and export. Never imports Qt."""
