@@ -258,7 +258,7 @@ def _explain(err: dict[str, Any], model: type[BaseModel]) -> str:
     else:
         msg = err["msg"][0].lower() + err["msg"][1:]
         msg = msg.removeprefix("value error, ")
-    if kind == "missing":
+    if kind in ("missing", "value_error"):
         return f"{loc}: {msg}"
     return f"{loc}: {msg}, got {got!r}"
 
