@@ -56,6 +56,13 @@ def test_sgd_nesterov():
         build_optimizer(TrainConfig(optimizer="sgd", nesterov=True, momentum=0.0), _groups())
 
 
+def test_empty_group_is_kept_in_order():
+    groups = _groups()
+    groups[0]["params"] = []
+    opt = build_optimizer(TrainConfig(), groups)
+    assert [g["name"] for g in opt.param_groups] == ["backbone", "head"]
+
+
 def test_no_trainable_weights_is_a_config_error():
     with pytest.raises(ConfigError):
         build_optimizer(TrainConfig(), [{"params": [], "lr": 0.1, "weight_decay": 0.0, "name": "head"}])

@@ -39,14 +39,14 @@ PLATEAU_THRESHOLD = 1e-4  # relative improvement that counts (as torch's ReduceL
 def build_optimizer(train: TrainConfig, param_groups: list[dict]) -> torch.optim.Optimizer:
     """The optimiser named by `train.optimizer` over `param_groups`.
 
-    Each group carries its own `params`, `lr`, `weight_decay` and `name`; they are kept as given.
+    Each group carries its own `params`, `lr`, `weight_decay` and `name`; they are kept as given, in order.
     """
     groups = [dict(g) for g in param_groups]
     for g in groups:
         g["params"] = list(g["params"])
     if not any(g["params"] for g in groups):
         raise ConfigError(["model.freeze: no trainable weights are left; freeze fewer layers"])
-    groups = [g for g in groups if g["params"]]
+    # empty groups are kept, so optimizer.param_groups lines up with `param_groups`
     name = train.optimizer
     if name == "sgd":
         if train.nesterov and train.momentum <= 0:
