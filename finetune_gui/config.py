@@ -223,6 +223,12 @@ class RunConfig(BaseModel):
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True)
 
+    def __eq__(self, other: object) -> bool:
+        # two configs are the same setup when their values are; where they were read from does not count
+        return isinstance(other, RunConfig) and self.to_dict() == other.to_dict()
+
+    __hash__ = None  # type: ignore[assignment]
+
     def to_toml(self) -> str:
         return tomli_w.dumps(self.to_dict())
 

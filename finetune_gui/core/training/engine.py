@@ -74,7 +74,7 @@ class RunResult:
     best_epoch: int = -1
     val_metrics: dict[str, float] = field(default_factory=dict)
     test_metrics: dict[str, float] = field(default_factory=dict)
-    error: FinetuneError | None = None
+    error: Exception | None = None
 
 
 # ---------------------------------------------------------------- sampling
@@ -583,7 +583,7 @@ def _snapshot_config(config: RunConfig) -> RunConfig:
 def _guarded(trainer: _Trainer, resume_from=None) -> RunResult:
     try:
         return trainer.run_fit(resume_from)
-    except FinetuneError as e:
+    except (FinetuneError, ConfigError) as e:
         return _failed(trainer, e, "")
     except Exception as e:  # noqa: BLE001 - turned into a report, then re-raised as a bug
         if devices.is_oom(e):
@@ -609,7 +609,7 @@ def _failed(trainer: _Trainer, e: BaseException, details: str) -> RunResult:
     except OSError:
         pass
     trainer.listener(RunFailed(str(run.root), type(e).__name__, message, details))
-    return RunResult(run.root, "failed", error=e if isinstance(e, FinetuneError) else None)
+    return RunResult(run.root, "failed", error=e if isinstance(e, (FinetuneError, ConfigError)) else None)
 
 
 def fit(

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The main job: the desktop app when there is a display, otherwise the headless demo preset.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+if [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ] && .venv/bin/python -c "import finetune_gui.gui.app" 2>/dev/null; then
+    exec .venv/bin/finetune-gui "$@"
+fi
+echo "no display: running the headless demo preset (presets/demo-fashion.toml)" >&2
+exec .venv/bin/finetune-gui train presets/demo-fashion.toml "$@"

@@ -1,0 +1,70 @@
+"""Shared fixtures: everything offline, runs and settings under tmp_path, tiny data made on the fly."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path, monkeypatch):
+    """No test reads or writes the user's caches, presets or settings, and nothing goes online."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    monkeypatch.setenv("FINETUNE_GUI_PRESETS_DIR", str(tmp_path / "user-presets"))
+    monkeypatch.setenv("FINETUNE_GUI_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+def make_image_folder(root: Path, classes=("circle", "square", "stripes"), per_class: int = 12, size: int = 20) -> Path:
+    """Small coloured pictures whose class is visible in the pixels, in ImageFolder layout."""
+    from PIL import Image, ImageDraw
+
+    rng = random.Random(0)
+    for ci, name in enumerate(classes):
+        folder = root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            img = Image.new("RGB", (size, size), tuple(rng.randrange(0, 60) for _ in range(3)))
+            d = ImageDraw.Draw(img)
+            colour = [(230, 40, 40), (40, 230, 40), (40, 40, 230), (230, 230, 40)][ci % 4]
+            if ci % 3 == 0:
+                d.ellipse([3, 3, size - 3, size - 3], fill=colour)
+            elif ci % 3 == 1:
+                d.rectangle([4, 4, size - 4, size - 4], fill=colour)
+            else:
+                for x in range(0, size, 4):
+                    d.line([x, 0, x, size], fill=colour, width=2)
+            img.save(folder / f"{i:03d}.png")
+    return root
+
+
+@pytest.fixture
+def image_folder(tmp_path) -> Path:
+    return make_image_folder(tmp_path / "images")
+
+
+def make_reviews_csv(path: Path, n: int = 40) -> Path:
+    good = ["great", "wonderful", "lovely", "brilliant", "moving", "fun"]
+    bad = ["awful", "boring", "dull", "terrible", "messy", "slow"]
+    rng = random.Random(1)
+    lines = ["text,label"]
+    for i in range(n):
+        words, label = (good, "positive") if i % 2 == 0 else (bad, "negative")
+        lines.append(f"the film was {rng.choice(words)} and {rng.choice(words)},{label}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def reviews_csv(tmp_path) -> Path:
+    return make_reviews_csv(tmp_path / "reviews.csv")
