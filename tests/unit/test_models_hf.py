@@ -28,7 +28,9 @@ def gpt2_dir(tmp_path_factory):
 def _no_offline_env(monkeypatch, tmp_path):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("FINETUNE_GUI_OFFLINE", raising=False)
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty cache: nothing is "cached"
+    import huggingface_hub.constants as hc
+
+    monkeypatch.setattr(hc, "HF_HUB_CACHE", str(tmp_path / "hf"))  # an empty cache: nothing is "cached"
 
 
 def _cfg(task: TaskKind, name: str, **model) -> RunConfig:

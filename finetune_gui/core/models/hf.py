@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -169,7 +168,6 @@ def hf_blocks(model: nn.Module) -> list[str]:
     if layers_name is None:
         return []
     layers = model.get_submodule(layers_name)
-    parent_name = layers_name.rpartition(".")[0]
     # The base model: the module holding the layer stack directly or via an "encoder"/"transformer" container.
     prefix = getattr(model, "base_model_prefix", "")
     base_name = prefix if prefix and hasattr(model, prefix) else ""
@@ -181,7 +179,6 @@ def hf_blocks(model: nn.Module) -> list[str]:
             break
         if any(True for _ in child.parameters()):
             pre.append(full)
-    del parent_name
     return pre + [f"{layers_name}.{n}" for n, _ in layers.named_children()]
 
 

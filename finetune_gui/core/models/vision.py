@@ -332,9 +332,9 @@ def build_vision(config: "RunConfig", num_outputs: int) -> "ModelBundle":
                     failure = _offline_message(name, weights, cached) + f" ({e})"
                 else:
                     raise ModelLoadError(f"cannot read the weights file {cached}: {e}") from e
-            except RuntimeError as e:
+            except (RuntimeError, pickle.UnpicklingError, EOFError) as e:
                 raise ModelLoadError(
-                    f"the cached weights file {cached} does not fit {name}: {e}. Delete it and download it again."
+                    f"the cached weights file {cached} cannot be used for {name}: {e}. Delete it and download it again."
                 ) from e
         if failure is not None:
             if not mc.allow_random_init:
