@@ -299,3 +299,34 @@ def test_scan_folder_counts_labels_and_flags_one_class(tmp_path):
     assert report.labels == {"a": 2, "b": 3} and report.num_samples == 5 and report.problems == []
     one = make_folder(tmp_path / "one", {"a": 2})
     assert any("two classes" in p.reason for p in scan_data(config(one)).problems)
+
+
+def test_train_and_test_folders_without_val_hold_out_val_from_train(tmp_path):
+    root = tmp_path / "data"
+    make_folder(root / "train", {"a": 10, "b": 10})
+    make_folder(root / "test", {"a": 2, "b": 2})
+    b = build_data(config(root, val_fraction=0.2))
+    train, val, test = split_paths(b)
+    assert (len(train), len(val), len(test)) == (16, 4, 4)
+    assert all("/train/" in p for p in val) and all("/test/" in p for p in test)
+
+
+def test_random_multilabel_split_keeps_rare_labels_in_train(tmp_path):
+    rows = ["path,tags"]
+    for i in range(20):
+        png(tmp_path / f"{i}.png")
+        rows.append(f"{i}.png,{'common|rare' if i == 7 else 'common'}")
+    csv = write_csv(tmp_path / "m.csv", "\n".join(rows) + "\n")
+    for seed in range(5):
+        b = build_data(config(csv, TaskKind.IMAGE_MULTILABEL, label_columns=["tags"], label_separator="|",
+                              val_fraction=0.3, test_fraction=0.3, split_seed=seed))
+        assert b.labels == ["common", "rare"] and b.class_counts["rare"] == 1
+        assert len(b.train) + len(b.val) + len(b.test) == 20
+
+
+def test_semicolon_separated_csv_manifest(tmp_path):
+    for i in range(4):
+        png(tmp_path / f"{i}.png")
+    csv = write_csv(tmp_path / "m.csv", "path;label\n0.png;x\n1.png;y\n2.png;x\n3.png;y\n")
+    b = build_data(config(csv, val_fraction=0.0, test_fraction=0.0))
+    assert b.labels == ["x", "y"] and len(b.train) == 4

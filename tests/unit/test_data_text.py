@@ -146,3 +146,9 @@ def test_scan_reports_columns_labels_and_suggests_the_task(tmp_path):
     assert report.labels == {"neg": 4, "pos": 4} and report.num_samples == 8
     numeric = write_csv(tmp_path / "n.csv", [(t, str(i * 0.7)) for i, (t, _) in enumerate(REVIEWS)])
     assert scan_data(config(numeric)).suggested_kind == TaskKind.TEXT_REGRESSION
+
+
+def test_utf16_file_with_bom_is_read(tmp_path, tokenizer):
+    path = write_csv(tmp_path / "u16.csv", REVIEWS, encoding="utf-16")
+    report = scan_data(config(path))
+    assert report.columns == ["text", "label"] and report.num_samples == 8

@@ -63,19 +63,6 @@ class ScanReport:
     splits: dict[str, int] = field(default_factory=dict)  # predefined split -> sample count ({} = random split)
 
 
-class ListDataset(Dataset):
-    """An empty-or-simple dataset over a list; used for empty splits."""
-
-    def __init__(self, items: Sequence[Any] = ()):
-        self.items = list(items)
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, i: int) -> Any:
-        return self.items[i]
-
-
 # ---------------------------------------------------------------- splits
 
 
@@ -183,6 +170,11 @@ def read_text(path: Path) -> str:
         raise DataError(f"{path}: file not found; check data.path") from None
     except OSError as e:
         raise DataError(f"{path}: cannot be read ({e.strerror or e})") from None
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 with a BOM ("Unicode text" from spreadsheets)
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError:
+            pass
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
@@ -212,8 +204,9 @@ def read_table(path: Path, fmt: str) -> Table:
     if fmt == "jsonl":
         return _read_jsonl(path, text)
     delimiter = "\t" if fmt == "tsv" else ","
-    if fmt == "csv" and "\t" in text.split("\n", 1)[0] and "," not in text.split("\n", 1)[0]:
-        delimiter = "\t"
+    first = text.split("\n", 1)[0]
+    if fmt == "csv" and "," not in first:  # tab- or semicolon-separated files saved as .csv
+        delimiter = "\t" if "\t" in first else ";" if ";" in first else ","
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
         header = next(reader, None)

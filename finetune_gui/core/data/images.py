@@ -18,7 +18,6 @@ from torch.utils.data import Dataset
 from finetune_gui.config import RunConfig, TaskKind
 from finetune_gui.core.data.common import (
     DataBundle,
-    ListDataset,
     Problem,
     ScanReport,
     cell,
@@ -386,12 +385,22 @@ def build_image_data(
     if splits is not None:
         parts = {s: [k for k, v in enumerate(splits) if v == s] for s in SPLITS}
         require_nonempty(len(parts["train"]), f"{source} (train)", "training images")
+        if not parts["val"] and d.val_fraction > 0:
+            # train (and test) given but no val: hold out val_fraction of the training images
+            pool = parts["train"]
+            if kind.is_classification:
+                tr, va, _ = stratified_split_indices([targets[k] for k in pool], d.val_fraction, 0.0, d.split_seed)
+            else:
+                tr, va, _ = random_split_indices(len(pool), d.val_fraction, 0.0, d.split_seed)
+            parts["train"], parts["val"] = [pool[k] for k in tr], [pool[k] for k in va]
     elif kind.is_classification:
         tr, va, te = stratified_split_indices(targets, d.val_fraction, d.test_fraction, d.split_seed)
         parts = {"train": tr, "val": va, "test": te}
     else:
         tr, va, te = random_split_indices(len(paths), d.val_fraction, d.test_fraction, d.split_seed)
         parts = {"train": tr, "val": va, "test": te}
+        if kind == TaskKind.IMAGE_MULTILABEL:
+            _move_unseen_to_train(parts, targets)
 
     # labels
     train_targets = [targets[k] for k in parts["train"]]
@@ -425,8 +434,6 @@ def build_image_data(
 
     def make(split: str, tf: Any) -> Dataset:
         idx = parts[split]
-        if not idx:
-            return ListDataset()
         return ImageDataset([paths[k] for k in idx], [encoded[k] for k in idx], tf, target_kind, len(labels))
 
     return DataBundle(
@@ -439,6 +446,18 @@ def build_image_data(
         collate_fn=None,
         source=source,
     )
+
+
+def _move_unseen_to_train(parts: dict[str, list[int]], targets: list[list[str]]) -> None:
+    """After a random multi-label split, move val/test samples whose labels train lacks into train."""
+    seen = {n for k in parts["train"] for n in targets[k]}
+    for split in ("val", "test"):
+        moved = [k for k in parts[split] if not set(targets[k]) <= seen]
+        for k in moved:
+            seen.update(targets[k])
+        if moved:
+            parts[split] = [k for k in parts[split] if k not in set(moved)]
+            parts["train"] = sorted(parts["train"] + moved)
 
 
 def _check_unseen(source: str, labels: list[str], others: dict[str, list[str]]) -> None:

@@ -14,7 +14,6 @@ from torch.utils.data import Dataset
 from finetune_gui.config import RunConfig
 from finetune_gui.core.data.common import (
     DataBundle,
-    ListDataset,
     PadCollator,
     Problem,
     ScanReport,
@@ -148,7 +147,7 @@ def build_lm_data(config: RunConfig, tokenizer: Any) -> DataBundle:
     tr, va, te = random_split_indices(len(spans), d.val_fraction, d.test_fraction, d.split_seed)
 
     def make(idx: list[int]) -> Dataset:
-        return BlockDataset(stream, [spans[k] for k in idx]) if idx else ListDataset()
+        return BlockDataset(stream, [spans[k] for k in idx])
 
     return DataBundle(
         train=make(tr),

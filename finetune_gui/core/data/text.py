@@ -12,7 +12,6 @@ from torch.utils.data import Dataset
 from finetune_gui.config import RunConfig, TaskKind
 from finetune_gui.core.data.common import (
     DataBundle,
-    ListDataset,
     PadCollator,
     Problem,
     ScanReport,
@@ -136,8 +135,6 @@ def build_text_data(config: RunConfig, tokenizer: Any) -> DataBundle:
     ids = tokenizer(texts, truncation=True, max_length=d.max_length, verbose=False)["input_ids"]
 
     def make(idx: list[int]) -> Dataset:
-        if not idx:
-            return ListDataset()
         return TokenizedDataset([list(ids[k]) for k in idx], [encoded[k] for k in idx])
 
     return DataBundle(
