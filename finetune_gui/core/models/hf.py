@@ -207,6 +207,24 @@ def ensure_pad_token(tokenizer: Any, model: nn.Module) -> str | None:
     return warning
 
 
+def load_tokenizer(config: "RunConfig") -> Any:
+    """The tokenizer of `config.model.name` alone (the data is read before the model, which needs the label count)."""
+    source, is_local = locate(config)
+    local_only = is_local or offline_mode()
+    if not is_local and offline_mode() and cached_file(source) is None:
+        raise _offline_error(source, "offline mode is on (HF_HUB_OFFLINE or FINETUNE_GUI_OFFLINE)")
+    check_remote_code(source, is_local, config.model.trust_remote_code)
+    try:
+        tokenizer = _load_tokenizer(source, config, local_only)
+    except OSError as e:
+        if not is_local and (offline_mode() or any(w in str(e).lower() for w in _OFFLINE_WORDS)):
+            raise _offline_error(source, str(e)) from e
+        raise ModelLoadError(f"cannot load the tokenizer of '{source}': {e}") from e
+    if tokenizer.pad_token is None and tokenizer.eos_token is not None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
 def build_hf(config: "RunConfig", num_outputs: int) -> "ModelBundle":
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 

@@ -1,0 +1,115 @@
+"""Training throughput of the engine against a plain hand-written PyTorch loop, as a ratio.
+
+Both train the same model on the same data with the same batch size and optimiser, in one process,
+alternating engine and plain rounds so machine noise hits both alike. Only training steps are timed
+(the engine's per-epoch validation and checkpoint saving are outside the timed window).
+
+    .venv/bin/python benchmarks/engine_vs_plain.py [--model resnet18] [--image-size 64] [--steps 30] [--rounds 3]
+
+Target: ratio >= 0.98.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from finetune_gui.config import validate_dict  # noqa: E402
+from finetune_gui.core.training.engine import fit, forward_batch, prepare  # noqa: E402
+from finetune_gui.core.training.events import StepMetrics  # noqa: E402
+
+
+def make_config(data_dir: Path, args) -> dict:
+    return {
+        "name": "bench",
+        "task": {"kind": "image-classification"},
+        "data": {"path": str(data_dir), "image_size": args.image_size, "val_fraction": 0.1, "test_fraction": 0.0},
+        "model": {"name": args.model, "allow_random_init": True, "freeze": "none"},
+        "augment": {"random_resized_crop": False, "hflip": 0.0},
+        "train": {"epochs": 1, "batch_size": args.batch_size, "optimizer": "adamw", "lr": 1e-3,
+                  "schedule": "constant", "max_steps": args.steps, "log_every": 1, "precision": "fp32"},
+    }
+
+
+def engine_round(config, out: Path) -> float:
+    """Samples/s of the engine between its first and last logged training step."""
+    times: list[float] = []
+
+    def listener(event):
+        if isinstance(event, StepMetrics):
+            times.append(time.perf_counter())
+
+    result = fit(config, listener, output_dir=out)
+    assert result.status == "completed", result
+    steps = len(times) - 1
+    return steps * config.train.batch_size / (times[-1] - times[0])
+
+
+def plain_round(config) -> float:
+    """Samples/s of a textbook loop over the same dataset object, model and optimiser settings."""
+    p = prepare(config)  # same data pipeline and model construction, none of the engine's loop
+    model, loader = p.model, p.train_loader
+    model.train()
+    opt = torch.optim.AdamW([q for q in model.parameters() if q.requires_grad], lr=1e-3, weight_decay=0.01)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    times = []
+    step = 0
+    while step < config.train.max_steps:
+        for images, targets in loader:
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(model(images), targets)
+            loss.backward()
+            opt.step()
+            float(loss)  # the engine reads the loss every step too (NaN guard)
+            times.append(time.perf_counter())
+            step += 1
+            if step >= config.train.max_steps:
+                break
+    return (len(times) - 1) * config.train.batch_size / (times[-1] - times[0])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="resnet18")
+    ap.add_argument("--image-size", type=int, default=64)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--rounds", type=int, default=3)
+    args = ap.parse_args()
+
+    sys.path.insert(0, str(REPO / "tests"))
+    from conftest import make_image_folder  # noqa: PLC0415
+
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        make_image_folder(tmp / "data", classes=tuple(f"c{i}" for i in range(10)), per_class=120, size=args.image_size)
+        config = validate_dict(make_config(tmp / "data", args)).with_base_dir(tmp)
+        plain_round(config)  # warm-up: first-touch allocations and kernel selection
+        engine, plain = [], []
+        for r in range(args.rounds):
+            plain.append(plain_round(config))
+            engine.append(engine_round(config, tmp / f"runs{r}"))
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    e, p = statistics.median(engine), statistics.median(plain)
+    print(f"model {args.model} @ {args.image_size}px, batch {args.batch_size}, {args.steps} steps, {args.rounds} rounds")
+    print(f"plain loop : {p:8.1f} samples/s  (rounds: {', '.join(f'{x:.1f}' for x in plain)})")
+    print(f"engine     : {e:8.1f} samples/s  (rounds: {', '.join(f'{x:.1f}' for x in engine)})")
+    print(f"ratio engine/plain: {e / p:.3f}  (target >= 0.98)")
+    print(f"peak process memory (RSS): {peak_mb:.0f} MiB")
+    if torch.cuda.is_available():
+        print(f"peak CUDA memory: {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
