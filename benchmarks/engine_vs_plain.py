@@ -70,7 +70,7 @@ def plain_round(config) -> float:
             loss = loss_fn(model(images), targets)
             loss.backward()
             opt.step()
-            float(loss)  # the engine reads the loss every step too (NaN guard)
+            float(loss.detach())  # the engine reads the loss every step too (NaN guard)
             times.append(time.perf_counter())
             step += 1
             if step >= config.train.max_steps:

@@ -192,3 +192,20 @@ def test_lr_find_suggests_a_learning_rate(tmp_path, capsys):
 def test_presets_command_lists_the_demo(capsys):
     assert main(["presets"]) == 0
     assert "demo-fashion" in capsys.readouterr().out
+
+
+def test_an_infinite_loss_stops_the_run_as_diverged_with_a_suggestion(tmp_path, capsys):
+    make_image_folder(tmp_path / "images")
+    rows = ["path,value"] + [f"{p.relative_to(tmp_path).as_posix()},1e30"
+                             for p in sorted((tmp_path / "images").rglob("*.png"))]
+    (tmp_path / "poison.csv").write_text("\n".join(rows) + "\n")
+    cfg = write_config(
+        tmp_path / "c.toml", task={"kind": "image-regression"},
+        data={"path": "poison.csv", "image_size": 32, "label_columns": ["value"]},
+        model={"allow_random_init": True}, train=dict(TINY_TRAIN),
+    )
+    assert main(["train", str(cfg), "--output", str(tmp_path / "runs")]) == 5
+    err = capsys.readouterr().err
+    assert "at step 1" in err and "learning rate" in err
+    status = json.loads((only_run(tmp_path / "runs") / "status.json").read_text())
+    assert status["state"] == "failed" and status["error"] == "Diverged"

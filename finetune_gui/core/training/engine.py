@@ -455,18 +455,23 @@ class _Trainer:
                     batch_in_epoch += 1
                     samples_seen += n
                     loss_value = float(loss.detach())
+                    check_finite(loss_value, step + 1, schedule.current_lrs()[0])  # before it can reach the weights
                     train_sum += loss_value * n
                     train_count += n
                     if pending < tc.grad_accum and batch_in_epoch < n_batches:
                         continue
                     pending = 0
-                    grad_norm = self._optimizer_step(optimizer, scaler, params, tc.grad_clip)
+                    now = time.monotonic()
+                    report = (
+                        (step + 1) % tc.log_every == 0
+                        or now - last_report > STEP_REPORT_INTERVAL_S
+                        or step + 1 == p.total_steps
+                    )
+                    grad_norm = self._optimizer_step(optimizer, scaler, params, tc.grad_clip, measure=report)
                     schedule.step()
                     step += 1
                     lr = schedule.current_lrs()[0]
-                    check_finite(loss_value, step, lr)
-                    now = time.monotonic()
-                    if step % tc.log_every == 0 or now - last_report > STEP_REPORT_INTERVAL_S or step == p.total_steps:
+                    if report:
                         last_report = now
                         rate = samples_seen / max(now - started, 1e-9)
                         eta = (p.total_steps - step) * (now - started) / max(step - first_step, 1)
@@ -548,16 +553,16 @@ class _Trainer:
         return RunResult(run.root, status, best.best_epoch, val_metrics, test_metrics)
 
     @staticmethod
-    def _optimizer_step(optimizer, scaler, params, clip: float) -> float:
+    def _optimizer_step(optimizer, scaler, params, clip: float, measure: bool) -> float:
+        """One optimiser step; returns the gradient norm (NaN when not measured this step)."""
         if scaler is not None:
             scaler.unscale_(optimizer)
         grads = [q.grad for q in params if q.grad is not None]
+        norm = torch.full((), float("nan"))
         if clip > 0:
             norm = torch.nn.utils.clip_grad_norm_([q for q in params if q.grad is not None], clip)
-        elif grads:
+        elif grads and measure:
             norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.detach().float()) for g in grads]))
-        else:
-            norm = torch.zeros(())
         if scaler is not None:
             scaler.step(optimizer)
             scaler.update()
