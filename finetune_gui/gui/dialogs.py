@@ -1,0 +1,34 @@
+"""Error dialogs: the message first, the technical details behind a button."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import QMessageBox, QWidget
+
+
+def error_box(parent: QWidget | None, title: str, message: str, details: str = "") -> QMessageBox:
+    """A non-blocking error dialog (shown with open(), so tests and workers never hang on it)."""
+    box = QMessageBox(parent)
+    box.setObjectName("errorDialog")
+    box.setIcon(QMessageBox.Icon.Warning)
+    box.setWindowTitle(title)
+    box.setText(message)
+    if details:
+        box.setDetailedText(details)
+    box.setStandardButtons(QMessageBox.StandardButton.Ok)
+    box.open()
+    return box
+
+
+FRIENDLY_TITLES = {
+    "DataError": "Problem with the data",
+    "ModelLoadError": "The model could not be loaded",
+    "OfflineError": "Offline: the model is not on this computer",
+    "OutOfMemory": "Out of memory",
+    "Diverged": "Training diverged",
+    "ConfigError": "Setting not allowed",
+    "RunStateError": "Run folder problem",
+}
+
+
+def title_for(error_type: str) -> str:
+    return FRIENDLY_TITLES.get(error_type, "Something went wrong")

@@ -1,0 +1,310 @@
+"""The main window: a sidebar of steps, one page per step, menus for presets, runs and the CLI command."""
+
+from __future__ import annotations
+
+import importlib
+import shlex
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, Qt, Slot
+from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QHBoxLayout,
+    QInputDialog,
+    QListWidget,
+    QMainWindow,
+    QMessageBox,
+    QStackedWidget,
+    QWidget,
+)
+
+from finetune_gui.gui.dialogs import error_box, title_for
+from finetune_gui.gui.state import AppState
+from finetune_gui.gui.worker import WorkerBridge
+
+PAGES = [
+    ("start", "StartPage"),
+    ("data", "DataPage"),
+    ("model", "ModelPage"),
+    ("augment", "AugmentPage"),
+    ("setup", "SetupPage"),
+    ("monitor", "MonitorPage"),
+    ("evaluate", "EvaluatePage"),
+    ("try_it", "TryItPage"),
+]
+MIN_SIZE = (1100, 700)
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, state: AppState | None = None, settings: QSettings | None = None):
+        super().__init__()
+        self.setWindowTitle("finetune-gui")
+        self.setMinimumSize(*MIN_SIZE)
+        self.setAcceptDrops(True)
+        self.settings = settings or QSettings()
+        self.state = state or AppState(parent=self)
+        self.bridge = WorkerBridge(self)
+        self.pages: dict[str, QWidget] = {}
+        self._closing = False
+
+        self.sidebar = QListWidget()
+        self.sidebar.setObjectName("sidebar")
+        self.sidebar.setFixedWidth(170)
+        self.stack = QStackedWidget()
+        for module_name, class_name in PAGES:
+            cls = getattr(importlib.import_module(f"finetune_gui.gui.pages.{module_name}"), class_name)
+            page = cls(self.state, self.bridge)
+            page.navigate.connect(self.show_page)
+            page.error.connect(self.show_error)
+            self.pages[page.key] = page
+            self.stack.addWidget(page)
+            self.sidebar.addItem(page.title)
+        self.sidebar.currentRowChanged.connect(self._row_changed)
+        central = QWidget()
+        layout = QHBoxLayout(central)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.sidebar)
+        layout.addWidget(self.stack, 1)
+        self.setCentralWidget(central)
+        self._build_menus()
+        self.bridge.run_failed.connect(lambda e: self.show_error(e.error_type, e.message, e.details))
+        self.bridge.training_changed.connect(self._training_changed)
+        self.state.config_path_changed.connect(lambda _: self._update_title())
+        self.statusBar().showMessage("Ready")
+        geometry = self.settings.value("window/geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1280, 800)
+        self.sidebar.setCurrentRow(0)
+
+    # ------------------------------------------------------------ navigation
+    @Slot(str)
+    def show_page(self, key: str) -> None:
+        keys = list(self.pages)
+        if key in keys:
+            self.sidebar.setCurrentRow(keys.index(key))
+
+    def _row_changed(self, row: int) -> None:
+        self.stack.setCurrentIndex(row)
+        page = self.stack.currentWidget()
+        if hasattr(page, "on_shown"):
+            page.on_shown()
+
+    def current_page_key(self) -> str:
+        return self.stack.currentWidget().key
+
+    # ------------------------------------------------------------ menus
+    def _build_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        self._action(file_menu, "&Open preset or config…", QKeySequence.StandardKey.Open, self.open_config_dialog)
+        self._action(file_menu, "Open &run folder…", "Ctrl+Shift+O", self.open_run_dialog)
+        self._action(file_menu, "&Save as preset…", QKeySequence.StandardKey.Save, self.save_preset_dialog)
+        self._action(file_menu, "Copy &CLI command", "Ctrl+Shift+C", self.copy_cli_command)
+        file_menu.addSeparator()
+        self._action(file_menu, "&Quit", QKeySequence.StandardKey.Quit, self.close)
+        run_menu = self.menuBar().addMenu("&Run")
+        self.train_action = self._action(run_menu, "&Train", "Ctrl+R", self.start_training)
+        self.pause_action = self._action(run_menu, "&Pause / resume", "Ctrl+P", self.toggle_pause)
+        self.stop_action = self._action(run_menu, "&Stop", "Ctrl+.", self.bridge.stop)
+        self._training_changed(False)
+        go_menu = self.menuBar().addMenu("&Go")
+        for i, (module_name, _) in enumerate(PAGES):
+            page = list(self.pages.values())[i]
+            self._action(go_menu, page.title, f"Ctrl+{i + 1}", lambda k=page.key: self.show_page(k))
+
+    def _action(self, menu, text, shortcut, slot) -> QAction:
+        action = QAction(text, self)
+        action.setShortcut(QKeySequence(shortcut))
+        action.triggered.connect(slot)
+        menu.addAction(action)
+        self.addAction(action)
+        return action
+
+    def _update_title(self) -> None:
+        path = self.state.config_path
+        self.setWindowTitle(f"finetune-gui — {path.name}" if path else "finetune-gui")
+
+    # ------------------------------------------------------------ actions
+    def open_config(self, path: str | Path) -> bool:
+        from finetune_gui.config import ConfigError, load_config
+
+        try:
+            config = load_config(path)
+        except ConfigError as e:
+            self.show_error("ConfigError", f"{path} cannot be opened:\n" + "\n".join(e.problems))
+            return False
+        self.state.set_config(config, path)
+        self._remember("recent/configs", str(path))
+        self.statusBar().showMessage(f"Opened {path}")
+        return True
+
+    def open_config_dialog(self) -> None:
+        from finetune_gui.presets import builtin_presets_dir
+
+        start = self.settings.value("folders/configs", str(builtin_presets_dir()))
+        path, _ = QFileDialog.getOpenFileName(self, "Open preset or config", start, "Config (*.toml)")
+        if path:
+            self.settings.setValue("folders/configs", str(Path(path).parent))
+            self.open_config(path)
+
+    def open_run(self, run_dir: str | Path) -> bool:
+        from finetune_gui.config import ConfigError, load_config
+
+        run_dir = Path(run_dir)
+        try:
+            config = load_config(run_dir / "config.toml")
+        except ConfigError as e:
+            self.show_error("RunStateError", f"{run_dir} is not a run folder that can be opened:\n" + "\n".join(e.problems))
+            return False
+        self.state.set_config(config, None)
+        self.state.set_run_dir(run_dir)
+        self._remember("recent/runs", str(run_dir))
+        self.show_page("monitor")
+        return True
+
+    def open_run_dialog(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Open a run folder", self.settings.value("folders/runs", "runs"))
+        if path:
+            self.settings.setValue("folders/runs", str(Path(path).parent))
+            self.open_run(path)
+
+    def save_preset_dialog(self) -> None:
+        from finetune_gui.presets import save_user_preset
+
+        name, ok = QInputDialog.getText(self, "Save as preset", "Preset name (letters, digits, - and _):",
+                                        text=self.state.config.name)
+        if not ok or not name:
+            return
+        try:
+            path = save_user_preset(self.state.config, name)
+        except FileExistsError:
+            answer = QMessageBox.question(self, "Replace preset?", f"A preset named '{name}' exists. Replace it?")
+            if answer != QMessageBox.StandardButton.Yes:
+                return
+            path = save_user_preset(self.state.config, name, overwrite=True)
+        except Exception as e:  # noqa: BLE001 - a bad name or an unwritable folder: tell the user
+            self.show_error(type(e).__name__, str(e))
+            return
+        self.statusBar().showMessage(f"Saved preset {path}")
+
+    def cli_command(self) -> str:
+        """The headless command that trains what the GUI is set up to train."""
+        from finetune_gui.config import RunConfig
+
+        defaults = RunConfig().to_dict()
+        current = self.state.config.to_dict()
+        sets = []
+        base = None
+        if self.state.config_path is not None:
+            from finetune_gui.config import load_config
+
+            base = load_config(self.state.config_path).to_dict()
+        reference = base or defaults
+        for section, values in current.items():
+            if isinstance(values, dict):
+                for key, value in _flatten(values):
+                    if _lookup(reference, section, key) != value:
+                        sets.append(f"{section}.{key}={_toml_value(value, section, key, self.state.config)}")
+            elif reference.get(section) != values:
+                sets.append(f"{section}={_toml_value(values, section, '', self.state.config)}")
+        target = str(self.state.config_path) if self.state.config_path else "presets/demo-fashion.toml"
+        cmd = ["finetune-gui", "train", target]
+        if base is None:
+            cmd = ["finetune-gui", "train", "CONFIG.toml"]  # a fresh setup is best saved first
+        for s in sets:
+            cmd += ["--set", s]
+        return shlex.join(cmd)
+
+    def copy_cli_command(self) -> None:
+        cmd = self.cli_command()
+        QGuiApplication.clipboard().setText(cmd)
+        self.statusBar().showMessage("Copied: " + cmd, 10000)
+
+    def start_training(self) -> None:
+        if self.bridge.is_training:
+            return
+        self.bridge.start_training(self.state.config)
+        self.show_page("monitor")
+
+    def toggle_pause(self) -> None:
+        if self.bridge.is_paused:
+            self.bridge.resume()
+        else:
+            self.bridge.pause()
+
+    def _training_changed(self, training: bool) -> None:
+        self.train_action.setEnabled(not training)
+        self.pause_action.setEnabled(training)
+        self.stop_action.setEnabled(training)
+        self.statusBar().showMessage("Training…" if training else "Ready")
+
+    @Slot(str, str, str)
+    def show_error(self, error_type: str, message: str, details: str = "") -> None:
+        error_box(self, title_for(error_type), message, details)
+
+    def _remember(self, key: str, value: str) -> None:
+        items = [v for v in (self.settings.value(key) or []) if v != value]
+        self.settings.setValue(key, [value, *items][:10])
+
+    # ------------------------------------------------------------ drag and drop
+    def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:  # noqa: N802
+        urls = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if urls:
+            self.accept_path(urls[0])
+
+    def accept_path(self, path: str) -> None:
+        """A dropped file or folder: a config opens, a run folder opens, anything else becomes the data."""
+        p = Path(path)
+        if p.suffix == ".toml":
+            self.open_config(p)
+        elif p.is_dir() and (p / "config.toml").exists() and (p / "checkpoints").is_dir():
+            self.open_run(p)
+        else:
+            self.state.set_value("data", "path", str(p.resolve()))
+            self.show_page("data")
+
+    # ------------------------------------------------------------ closing
+    def closeEvent(self, event) -> None:  # noqa: N802
+        if self.bridge.is_training and not self._closing:
+            answer = QMessageBox.question(
+                self, "Training is running",
+                "A run is going. Stop it and quit? A checkpoint is saved, and you can resume the run later.",
+            )
+            if answer != QMessageBox.StandardButton.Yes:
+                event.ignore()
+                return
+        self._closing = True
+        self.statusBar().showMessage("Stopping workers…")
+        self.bridge.shutdown()
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        event.accept()
+
+
+def _flatten(values: dict, prefix: str = ""):
+    for k, v in values.items():
+        if isinstance(v, dict):
+            yield from _flatten(v, f"{prefix}{k}.")
+        else:
+            yield f"{prefix}{k}", v
+
+
+def _lookup(data: dict, section: str, key: str):
+    node = data.get(section, {})
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return object()
+        node = node[part]
+    return node
+
+
+def _toml_value(value, section: str, key: str, config) -> str:
+    import tomli_w
+
+    text = tomli_w.dumps({"v": value}).strip()[4:]
+    return text

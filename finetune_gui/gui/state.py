@@ -1,0 +1,73 @@
+"""The app's one shared state: the run config every page edits, plus what the workers found."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from PySide6.QtCore import QObject, Signal
+
+from finetune_gui.config import ConfigError, RunConfig, _explain, validate_dict
+
+
+class AppState(QObject):
+    """Holds the RunConfig. Pages change it through `set_value` and listen to `changed`."""
+
+    changed = Signal(str)  # the section that changed ("" = everything, e.g. a preset was loaded)
+    config_path_changed = Signal(str)
+    scan_changed = Signal(object)  # a core.data ScanReport, or None
+    run_changed = Signal(str)  # the run folder shown on the monitor/evaluate pages
+
+    def __init__(self, config: RunConfig | None = None, parent: QObject | None = None):
+        super().__init__(parent)
+        self._config = config or RunConfig()
+        self.config_path: Path | None = None
+        self.scan = None
+        self.run_dir: Path | None = None
+
+    @property
+    def config(self) -> RunConfig:
+        return self._config
+
+    def set_config(self, config: RunConfig, path: str | Path | None = None) -> None:
+        self._config = config
+        self.config_path = Path(path) if path else None
+        self.config_path_changed.emit(str(path or ""))
+        self.changed.emit("")
+
+    def get_value(self, section: str, key: str) -> Any:
+        obj: Any = self._config if not section else getattr(self._config, section)
+        for part in key.split("."):
+            obj = getattr(obj, part)
+        return obj
+
+    def set_value(self, section: str, key: str, value: Any) -> str | None:
+        """Set one field; returns a field-level message instead of raising when the value is not allowed."""
+        target: Any = self._config if not section else getattr(self._config, section)
+        *parents, last = key.split(".")
+        for part in parents:
+            target = getattr(target, part)
+        try:
+            setattr(target, last, value)
+        except ValidationError as e:
+            return "; ".join(_explain(dict(err, loc=(section, key)), RunConfig) for err in e.errors())
+        self.changed.emit(section)
+        return None
+
+    def replace_from_dict(self, data: dict[str, Any]) -> list[str]:
+        """Validate a whole config dict; on success it becomes the config. Returns the problems, if any."""
+        try:
+            config = validate_dict(data).with_base_dir(self._config.base_dir)
+        except ConfigError as e:
+            return e.problems
+        self.set_config(config, self.config_path)
+        return []
+
+    def set_scan(self, report) -> None:
+        self.scan = report
+        self.scan_changed.emit(report)
+
+    def set_run_dir(self, path: str | Path | None) -> None:
+        self.run_dir = Path(path) if path else None
+        self.run_changed.emit(str(path or ""))

@@ -1,0 +1,1 @@
+"""Reusable widgets: config forms, plots, the layer tree, the confusion matrix."""

@@ -1,0 +1,179 @@
+"""A form built from the config model: one editor per field, tooltips from the field descriptions."""
+
+from __future__ import annotations
+
+import types
+import typing
+from typing import Any, Literal
+
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QLabel,
+    QLineEdit,
+    QSpinBox,
+    QWidget,
+)
+
+from finetune_gui.config import RunConfig
+
+
+def _bounds(field) -> tuple[float | None, float | None, bool]:
+    lo = hi = None
+    strict_lo = False
+    for m in field.metadata:
+        if getattr(m, "ge", None) is not None:
+            lo = m.ge
+        if getattr(m, "gt", None) is not None:
+            lo, strict_lo = m.gt, True
+        if getattr(m, "le", None) is not None:
+            hi = m.le
+        if getattr(m, "lt", None) is not None:
+            hi = m.lt
+    return lo, hi, strict_lo
+
+
+def _pretty(key: str) -> str:
+    return key.replace("_", " ").capitalize()
+
+
+class ConfigForm(QWidget):
+    """Editors for the fields of one config section. Edits go to AppState; bad values show beside the field."""
+
+    def __init__(self, state, section: str, keys: list[str] | None = None, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.state, self.section = state, section
+        model = RunConfig.model_fields[section].annotation
+        self._fields = {k: f for k, f in model.model_fields.items() if keys is None or k in keys}
+        if keys is not None:
+            self._fields = {k: self._fields[k] for k in keys}
+        self.editors: dict[str, QWidget] = {}
+        self.errors: dict[str, QLabel] = {}
+        self._loading = False
+        layout = QFormLayout(self)
+        layout.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.ExpandingFieldsGrow)
+        for key, field in self._fields.items():
+            editor = self._make_editor(key, field)
+            if editor is None:
+                continue
+            editor.setToolTip(field.description or "")
+            editor.setObjectName(f"{section}.{key}")
+            error = QLabel()
+            error.setStyleSheet("color: #c0392b;")
+            error.setWordWrap(True)
+            error.hide()
+            label = QLabel(_pretty(key))
+            label.setToolTip(field.description or "")
+            layout.addRow(label, editor)
+            layout.addRow("", error)
+            self.editors[key], self.errors[key] = editor, error
+        self.refresh()
+        state.changed.connect(self._on_changed)
+
+    # -- building
+    def _make_editor(self, key: str, field) -> QWidget | None:
+        ann = field.annotation
+        origin = typing.get_origin(ann)
+        args = typing.get_args(ann)
+        optional = origin in (typing.Union, types.UnionType) and type(None) in args
+        if optional:
+            ann = next(a for a in args if a is not type(None))
+            origin, args = typing.get_origin(ann), typing.get_args(ann)
+        if origin is Literal:
+            box = QComboBox()
+            box.addItems([str(a) for a in args])
+            box.currentTextChanged.connect(lambda v, k=key: self._commit(k, v))
+            return box
+        if isinstance(ann, type) and hasattr(ann, "__members__"):  # enums
+            box = QComboBox()
+            box.addItems([m.value for m in ann])
+            box.currentTextChanged.connect(lambda v, k=key: self._commit(k, v))
+            return box
+        if ann is bool:
+            check = QCheckBox()
+            check.toggled.connect(lambda v, k=key: self._commit(k, v))
+            return check
+        lo, hi, strict = _bounds(field)
+        if ann is int:
+            spin = QSpinBox()
+            spin.setRange(int(lo if lo is not None else -(2**31)) + (1 if strict else 0), int(hi if hi is not None else 2**31 - 1))
+            if optional:
+                spin.setMinimum(spin.minimum() - 1)
+                spin.setSpecialValueText("off")
+            spin.valueChanged.connect(lambda v, k=key, o=optional, s=spin: self._commit(k, None if o and v == s.minimum() else v))
+            return spin
+        if ann is float:
+            spin = QDoubleSpinBox()
+            spin.setDecimals(6 if key in ("lr",) or (hi is not None and hi <= 1) else 3)
+            low = float(lo) if lo is not None else -1e9
+            if strict:
+                low += 10 ** -spin.decimals()
+            spin.setRange(low, float(hi) if hi is not None else 1e9)
+            step = 0.05 if hi is not None and hi <= 1 else 1.0
+            spin.setSingleStep(1e-4 if key == "lr" else step)
+            if optional:
+                spin.setMinimum(spin.minimum() - step)
+                spin.setSpecialValueText("model's own")
+            spin.valueChanged.connect(lambda v, k=key, o=optional, s=spin: self._commit(k, None if o and v <= s.minimum() else v))
+            return spin
+        if ann is str:
+            line = QLineEdit()
+            line.editingFinished.connect(lambda k=key, w=line: self._commit(k, w.text()))
+            return line
+        if origin is list:
+            line = QLineEdit()
+            line.setPlaceholderText("comma-separated")
+            item_type = args[0] if args else str
+            line.editingFinished.connect(lambda k=key, w=line, t=item_type: self._commit_list(k, w.text(), t))
+            return line
+        return None
+
+    # -- syncing
+    def _commit(self, key: str, value: Any) -> None:
+        if self._loading:
+            return
+        message = self.state.set_value(self.section, key, value)
+        self.show_error(key, message)
+
+    def _commit_list(self, key: str, text: str, item_type) -> None:
+        parts = [p.strip() for p in text.split(",") if p.strip()]
+        try:
+            values = [item_type(p) for p in parts]
+        except ValueError:
+            self.show_error(key, f"{self.section}.{key}: expected a comma-separated list of {item_type.__name__}")
+            return
+        self._commit(key, values)
+
+    def show_error(self, key: str, message: str | None) -> None:
+        label = self.errors.get(key)
+        if label is None:
+            return
+        label.setText(message or "")
+        label.setVisible(bool(message))
+
+    def _on_changed(self, section: str) -> None:
+        if section in ("", self.section):
+            self.refresh()
+
+    def refresh(self) -> None:
+        """Show the config's current values."""
+        self._loading = True
+        try:
+            for key, editor in self.editors.items():
+                value = self.state.get_value(self.section, key)
+                if hasattr(value, "value"):
+                    value = value.value
+                if isinstance(editor, QComboBox):
+                    editor.setCurrentText(str(value))
+                elif isinstance(editor, QCheckBox):
+                    editor.setChecked(bool(value))
+                elif isinstance(editor, (QSpinBox, QDoubleSpinBox)):
+                    editor.setValue(editor.minimum() if value is None else value)
+                elif isinstance(editor, QLineEdit):
+                    text = ", ".join(str(v) for v in value) if isinstance(value, list) else str(value)
+                    if editor.text() != text:
+                        editor.setText(text)
+        finally:
+            self._loading = False

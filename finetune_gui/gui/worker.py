@@ -1,0 +1,244 @@
+"""THE bridge between the GUI and the engine.
+
+Training and every other long job (scanning data, loading a model for the layer tree, the LR finder,
+evaluation) run in worker QThreads. Workers only emit signals; the main thread only draws. Step-level
+events are throttled to at most 20 per second; every other engine event always arrives, in order.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable
+
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+STEP_SIGNAL_INTERVAL_S = 0.05  # ≤ 20 GUI updates per second
+
+
+class _TrainingWorker(QObject):
+    event = Signal(object)
+    done = Signal(object)
+
+    def __init__(self, job: Callable[[Callable, Any], Any], control: Any):
+        super().__init__()
+        self._job, self._control = job, control
+        self._last_step_emit = 0.0
+        self._pending_step = None
+
+    def _on_event(self, event: Any) -> None:
+        from finetune_gui.core.training.events import StepMetrics
+
+        if isinstance(event, StepMetrics):
+            now = time.monotonic()
+            if now - self._last_step_emit < STEP_SIGNAL_INTERVAL_S:
+                self._pending_step = event
+                return
+            self._last_step_emit, self._pending_step = now, None
+            self.event.emit(event)
+            return
+        if self._pending_step is not None:  # the newest step always lands before the epoch summary
+            self.event.emit(self._pending_step)
+            self._pending_step = None
+        self.event.emit(event)
+
+    @Slot()
+    def run(self) -> None:
+        result: Any = None
+        try:
+            result = self._job(self._on_event, self._control)
+        except Exception as e:  # noqa: BLE001 - a bug in the engine still reaches the user as a dialog
+            from finetune_gui.core.training.events import RunFailed
+
+            self._on_event(RunFailed("", type(e).__name__, str(e) or type(e).__name__, traceback.format_exc()))
+        finally:
+            if self._pending_step is not None:
+                self.event.emit(self._pending_step)
+            self.done.emit(result)
+
+
+class _TaskWorker(QObject):
+    succeeded = Signal(object)
+    failed = Signal(str, str, str)  # error type, message, details
+    done = Signal()
+
+    def __init__(self, fn: Callable[..., Any], args: tuple, kwargs: dict):
+        super().__init__()
+        self._fn, self._args, self._kwargs = fn, args, kwargs
+
+    @Slot()
+    def run(self) -> None:
+        from finetune_gui.config import ConfigError
+        from finetune_gui.core.errors import FinetuneError
+
+        try:
+            self.succeeded.emit(self._fn(*self._args, **self._kwargs))
+        except (FinetuneError, ConfigError) as e:
+            self.failed.emit(type(e).__name__, str(e), "")
+        except Exception as e:  # noqa: BLE001 - shown to the user with the traceback in the details
+            self.failed.emit(type(e).__name__, str(e) or type(e).__name__, traceback.format_exc())
+        finally:
+            self.done.emit()
+
+
+class WorkerBridge(QObject):
+    """Starts and steers the engine from the GUI. Connect to its signals; call its methods from the main thread."""
+
+    run_started = Signal(object)  # events.RunStarted
+    step = Signal(object)  # events.StepMetrics (throttled)
+    epoch = Signal(object)  # events.EpochMetrics
+    log = Signal(str, str)  # level, text
+    checkpoint = Signal(object)  # events.CheckpointSaved
+    early_stopped = Signal(object)  # events.EarlyStopped
+    run_finished = Signal(object)  # events.RunFinished
+    run_failed = Signal(object)  # events.RunFailed
+    training_changed = Signal(bool)  # True while a run is going
+    paused_changed = Signal(bool)
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self._train_thread: QThread | None = None
+        self._train_worker: _TrainingWorker | None = None
+        self._control = None
+        self._tasks: set[tuple[QThread, _TaskWorker]] = set()
+
+    # -------------------------------------------------------------- training
+
+    @property
+    def is_training(self) -> bool:
+        return self._train_thread is not None
+
+    @property
+    def is_paused(self) -> bool:
+        return bool(self._control is not None and self._control.paused)
+
+    def start_training(self, config, output_dir: str | Path | None = None) -> None:
+        """Train `config` (a RunConfig; copied, so later edits in the GUI do not reach the run)."""
+        snapshot = config.model_copy(deep=True).with_base_dir(config.base_dir)
+
+        def job(listener, control):
+            from finetune_gui.core.training.engine import fit
+
+            return fit(snapshot, listener, control, output_dir=output_dir)
+
+        self._start(job)
+
+    def resume_training(self, run_dir: str | Path) -> None:
+        def job(listener, control):
+            from finetune_gui.core.training.engine import resume
+
+            return resume(run_dir, listener, control)
+
+        self._start(job)
+
+    def _start(self, job) -> None:
+        if self.is_training:
+            raise RuntimeError("a run is already going; stop it first")
+        from finetune_gui.core.training.events import RunControl  # light: no torch
+
+        self._control = RunControl()
+        thread = QThread()
+        thread.setObjectName("finetune-training")
+        worker = _TrainingWorker(job, self._control)
+        worker.moveToThread(thread)
+        thread.started.connect(worker.run)
+        worker.event.connect(self._dispatch)
+        worker.done.connect(thread.quit)
+        thread.finished.connect(self._training_thread_finished)
+        self._train_thread, self._train_worker = thread, worker
+        thread.start()
+        self.training_changed.emit(True)
+
+    @Slot(object)
+    def _dispatch(self, event: Any) -> None:
+        from finetune_gui.core.training import events as ev
+
+        if isinstance(event, ev.StepMetrics):
+            self.step.emit(event)
+        elif isinstance(event, ev.EpochMetrics):
+            self.epoch.emit(event)
+        elif isinstance(event, ev.LogMessage):
+            self.log.emit(event.level, event.text)
+        elif isinstance(event, ev.RunStarted):
+            self.run_started.emit(event)
+        elif isinstance(event, ev.CheckpointSaved):
+            self.checkpoint.emit(event)
+        elif isinstance(event, ev.EarlyStopped):
+            self.early_stopped.emit(event)
+        elif isinstance(event, ev.RunFinished):
+            self.run_finished.emit(event)
+        elif isinstance(event, ev.RunFailed):
+            self.run_failed.emit(event)
+
+    @Slot()
+    def _training_thread_finished(self) -> None:
+        thread = self._train_thread
+        self._train_thread, self._train_worker, self._control = None, None, None
+        if thread is not None:
+            thread.deleteLater()
+        self.training_changed.emit(False)
+
+    def pause(self) -> None:
+        if self._control is not None:
+            self._control.pause()
+            self.paused_changed.emit(True)
+
+    def resume(self) -> None:
+        if self._control is not None:
+            self._control.resume()
+            self.paused_changed.emit(False)
+
+    def stop(self) -> None:
+        """Ask the run to stop after the current step; it saves a checkpoint and finishes by itself."""
+        if self._control is not None:
+            self._control.stop()
+            self.paused_changed.emit(False)
+
+    # -------------------------------------------------------------- other jobs
+
+    def run_task(
+        self,
+        fn: Callable[..., Any],
+        *args: Any,
+        on_result: Callable[[Any], None] | None = None,
+        on_error: Callable[[str, str, str], None] | None = None,
+        **kwargs: Any,
+    ) -> QThread:
+        """Run `fn(*args, **kwargs)` in a worker thread; `on_result` / `on_error` are called in the main thread."""
+        thread = QThread()
+        thread.setObjectName(f"finetune-task-{getattr(fn, '__name__', 'job')}")
+        worker = _TaskWorker(fn, args, kwargs)
+        worker.moveToThread(thread)
+        thread.started.connect(worker.run)
+        if on_result is not None:
+            worker.succeeded.connect(on_result)
+        if on_error is not None:
+            worker.failed.connect(on_error)
+        worker.done.connect(thread.quit)
+        entry = (thread, worker)
+        self._tasks.add(entry)
+
+        def finished() -> None:
+            self._tasks.discard(entry)
+            thread.deleteLater()
+            worker.deleteLater()
+
+        thread.finished.connect(finished)
+        thread.start()
+        return thread
+
+    @property
+    def busy(self) -> bool:
+        return self.is_training or bool(self._tasks)
+
+    def shutdown(self, timeout_ms: int = 30000) -> bool:
+        """Stop a run (it saves a checkpoint) and wait for every worker thread; True when all ended."""
+        self.stop()
+        ok = True
+        threads = [t for t, _ in list(self._tasks)]
+        if self._train_thread is not None:
+            threads.append(self._train_thread)
+        for thread in threads:
+            ok = thread.wait(timeout_ms) and ok
+        return ok
