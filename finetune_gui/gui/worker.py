@@ -15,6 +15,21 @@ from typing import Any, Callable
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 STEP_SIGNAL_INTERVAL_S = 0.05  # ≤ 20 GUI updates per second
+_LIVE_THREADS: set[QThread] = set()
+
+
+def live_worker_threads() -> list[QThread]:
+    """Worker threads started by any bridge that have not finished (tests check none is left)."""
+    import shiboken6
+
+    for t in list(_LIVE_THREADS):
+        if not shiboken6.isValid(t) or not t.isRunning():
+            _LIVE_THREADS.discard(t)
+    return list(_LIVE_THREADS)
+
+
+def _track(thread: QThread) -> None:
+    _LIVE_THREADS.add(thread)
 
 
 class _TrainingWorker(QObject):
@@ -147,6 +162,7 @@ class WorkerBridge(QObject):
         worker.done.connect(thread.quit)
         thread.finished.connect(self._training_thread_finished)
         self._train_thread, self._train_worker = thread, worker
+        _track(thread)
         thread.start()
         self.training_changed.emit(True)
 
@@ -225,6 +241,7 @@ class WorkerBridge(QObject):
             worker.deleteLater()
 
         thread.finished.connect(finished)
+        _track(thread)
         thread.start()
         return thread
 
