@@ -20,9 +20,12 @@ __all__ = [
     "apply_freeze",
     "apply_lora",
     "count_params",
+    "frozen_modules_for",
     "is_lora",
     "module_tree",
+    "own_params",
     "param_groups",
+    "planned_trainable",
     "set_frozen_batchnorm_eval",
     "unfreeze_next_block",
 ]
@@ -89,6 +92,88 @@ def count_params(model: nn.Module) -> tuple[int, int]:
 
 
 # ---------------------------------------------------------------- freezing
+
+
+def own_params(node: ModuleNode) -> int:
+    """Parameters held by the node's module itself, not by its children."""
+    return node.num_params - sum(c.num_params for c in node.children)
+
+
+def _own_under(node: ModuleNode, prefixes: list[str]) -> bool:
+    """Whether the node's own parameters fall under one of the module prefixes (the root's never do)."""
+    return bool(node.name) and _under(node.name, [p for p in prefixes if p])
+
+
+def planned_trainable(
+    tree: ModuleNode, model_cfg: "ModelConfig", head: list[str], blocks: list[str], lora: bool = False
+) -> dict[str, int]:
+    """Trainable parameters of every node (by name) once `apply_freeze(bundle, model_cfg)` has run.
+
+    Pure: works on the module tree (the GUI's copy), the bundle's head and block names, and, with LoRA,
+    the tree's own trainable counts (peft's choice). Unknown names in `frozen_modules` are ignored here.
+    """
+    nodes = list(tree.walk())  # preorder: the order of named_parameters()
+    strategy = model_cfg.freeze
+    frozen = list(model_cfg.frozen_modules)
+    own_trainable: dict[str, int] = {}
+    if lora:
+        for n in nodes:
+            base = n.trainable_params - sum(c.trainable_params for c in n.children)
+            own_trainable[n.name] = 0 if strategy == "modules" and _own_under(n, frozen) else base
+    elif strategy == "none":
+        own_trainable = {n.name: own_params(n) for n in nodes}
+    elif strategy == "modules":
+        own_trainable = {n.name: 0 if _own_under(n, frozen) else own_params(n) for n in nodes}
+    elif strategy in ("head-only", "last-n"):
+        chosen = list(head)
+        if strategy == "last-n" and model_cfg.unfreeze_last_n > 0 and blocks:
+            chosen += blocks[-model_cfg.unfreeze_last_n :]
+            holders = [n for n in nodes if own_params(n) > 0]
+            last = max((i for i, n in enumerate(holders) if _own_under(n, [blocks[-1]])), default=-1)
+            if last >= 0:  # the tail after the last block (final norm, pooler) trains with it, as in _tail
+                chosen += [n.name for n in holders[last + 1 :] if not _own_under(n, [*head, *blocks])]
+        own_trainable = {n.name: own_params(n) if _own_under(n, chosen) else 0 for n in nodes}
+    else:  # pragma: no cover - config validation prevents it
+        raise ConfigError([f"model.freeze: unknown strategy '{strategy}'"])
+
+    totals: dict[str, int] = {}
+
+    def total(node: ModuleNode) -> int:
+        totals[node.name] = own_trainable.get(node.name, 0) + sum(total(c) for c in node.children)
+        return totals[node.name]
+
+    total(tree)
+    return totals
+
+
+def frozen_modules_for(tree: ModuleNode, frozen: set[str], lora: bool = False) -> list[str]:
+    """The shortest `frozen_modules` list (strategy "modules") that freezes the own parameters of the nodes
+    named in `frozen`, and nothing else that would otherwise train.
+
+    A whole subtree is listed by its top module; parameters held directly by a module whose children differ
+    cannot be frozen on their own by a module list and stay trainable. Without LoRA everything starts
+    trainable; with LoRA, what peft left trainable (the tree's counts).
+    """
+
+    def baseline(n: ModuleNode) -> int:
+        return n.trainable_params - sum(c.trainable_params for c in n.children) if lora else own_params(n)
+
+    def nothing_to_freeze(n: ModuleNode) -> bool:
+        return all(m.name not in frozen or baseline(m) == 0 for m in n.walk())
+
+    def all_frozen(n: ModuleNode) -> bool:
+        return all(m.name in frozen or baseline(m) == 0 for m in n.walk())
+
+    def visit(n: ModuleNode) -> list[str]:
+        if nothing_to_freeze(n):
+            return []
+        if n.name and all_frozen(n):
+            return [n.name]
+        return [name for c in n.children for name in visit(c)]
+
+    return visit(tree)
+
+
 
 
 def is_lora(bundle: "ModelBundle") -> bool:
