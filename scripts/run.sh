@@ -3,7 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-if [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ] && .venv/bin/python -c "import finetune_gui.gui.app" 2>/dev/null; then
+has_display() { [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ] || [ "$(uname -s)" = Darwin ]; }
+if has_display && .venv/bin/python -c "import finetune_gui.gui.app" 2>/dev/null; then
     exec .venv/bin/finetune-gui "$@"
 fi
 echo "no display: running the headless demo preset (presets/demo-fashion.toml)" >&2

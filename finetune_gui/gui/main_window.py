@@ -57,6 +57,8 @@ class MainWindow(QMainWindow):
             page = cls(self.state, self.bridge)
             page.navigate.connect(self.show_page)
             page.error.connect(self.show_error)
+            if hasattr(page, "open_path_requested"):  # the start page's open buttons and recent items
+                page.open_path_requested.connect(self.accept_path)
             self.pages[page.key] = page
             self.stack.addWidget(page)
             self.sidebar.addItem(page.title)
@@ -71,6 +73,7 @@ class MainWindow(QMainWindow):
         self.bridge.run_failed.connect(lambda e: self.show_error(e.error_type, e.message, e.details))
         self.bridge.training_changed.connect(self._training_changed)
         self.state.config_path_changed.connect(lambda _: self._update_title())
+        self.state.run_changed.connect(lambda path: path and self._remember("recent/runs", path))
         self.statusBar().showMessage("Ready")
         geometry = self.settings.value("window/geometry")
         if geometry is not None:
