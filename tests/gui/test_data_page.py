@@ -103,7 +103,7 @@ def test_problems_separate_skipped_files_from_warnings(qtbot, make_page, state, 
     settle(qtbot, page, bridge)
     errors = page.findChild(QTableWidget, "problemErrors")
     warnings = page.findChild(QTableWidget, "problemWarnings")
-    assert table_texts(errors, 0) == ["broken.png"]
+    assert table_texts(errors, 0) == ["circle/broken.png"]  # where it is inside the data folder
     assert "not a readable image" in errors.item(0, 2).text()
     assert sorted(table_texts(warnings, 0)) == ["empty_class", "images"]
     assert page.tabs.tabText(page.tabs.indexOf(page.problems_tab)) == "Problems (3)"
@@ -198,6 +198,13 @@ def test_a_kind_chosen_by_hand_is_kept_and_the_detected_one_is_offered(qtbot, ma
     settle(qtbot, page, bridge)
     assert state.config.task.kind == TaskKind.TEXT_REGRESSION and not use.isVisible()
     assert not page.findChild(QLabel, "noClasses").isHidden() and page.class_table.isHidden()
+    combo.setCurrentIndex(combo.findData("text-classification"))
+    combo.activated.emit(combo.currentIndex())  # chosen by hand again, then other data is dropped on the window
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("one fortune\n\nanother one\n", encoding="utf-8")
+    state.set_value("data", "path", str(corpus))
+    settle(qtbot, page, bridge)
+    assert state.config.task.kind == TaskKind.CAUSAL_LM  # new data: the detected task applies again
 
 
 def test_a_preset_keeps_its_related_task_but_data_of_another_kind_switches_it(qtbot, make_page, state, bridge,

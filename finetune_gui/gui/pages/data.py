@@ -232,6 +232,7 @@ class DataPage(Page):
         self._samples_gen = 0
         self._scanned_key: tuple | None = None
         self._user_chose_kind = False
+        self._last_path = state.config.data.path
         self._loading = False
         self._waiting_for_scan = False
         self._columns_shown: tuple | None = None
@@ -259,7 +260,8 @@ class DataPage(Page):
         row.addWidget(QLabel("<b>Data</b>"))
         self.path_edit = QLineEdit()
         self.path_edit.setObjectName("dataPath")
-        self.path_edit.setPlaceholderText("a folder of images (one subfolder per class), or a CSV / TSV / JSONL / TXT file")
+        self.path_edit.setPlaceholderText(
+            "a folder of images (one subfolder per class), or a CSV / TSV / JSONL / TXT file")
         self.path_edit.editingFinished.connect(lambda: self.set_data_path(self.path_edit.text().strip()))
         row.addWidget(self.path_edit, 1)
         for text, name, slot in (("Folder…", "chooseFolder", self.choose_folder),
@@ -479,10 +481,8 @@ class DataPage(Page):
         return str(self.state.config.resolve(d.path).parent) if d.path else str(Path.home())
 
     def set_data_path(self, path: str) -> None:
-        if path == self.state.config.data.path:
-            return
-        self._user_chose_kind = False  # new data: the detected task may be applied again
-        self.state.set_value("data", "path", path)
+        if path != self.state.config.data.path:
+            self.state.set_value("data", "path", path)  # new data: the detected task may be applied again
 
     def _kind_chosen(self, index: int) -> None:
         value = self.kind_combo.itemData(index)
@@ -513,8 +513,10 @@ class DataPage(Page):
 
     # ------------------------------------------------------------ following the config
     def _on_state_changed(self, section: str) -> None:
-        if section == "":
-            self._user_chose_kind = False  # a whole new setup (a preset or run was opened)
+        path = self.state.config.data.path
+        if section == "" or path != self._last_path:
+            self._user_chose_kind = False  # a new setup or new data (picked here or dropped on the window)
+        self._last_path = path
         if section not in ("", "data", "task", "train"):
             return
         self._sync_from_state()
@@ -761,19 +763,31 @@ class DataPage(Page):
                                   (self.warnings_box, self.warnings_table, warnings)):
             table.setRowCount(len(items))
             for r, p in enumerate(items):
-                path_item = QTableWidgetItem(Path(p.path).name or p.path)
+                path_item = QTableWidgetItem(self._short_path(p.path))
                 path_item.setToolTip(p.path)
                 table.setItem(r, 0, path_item)
                 table.setItem(r, 1, QTableWidgetItem("" if p.line is None else str(p.line)))
                 reason = QTableWidgetItem(p.reason)
                 reason.setToolTip(p.reason)
                 table.setItem(r, 2, reason)
-            table.resizeRowsToContents()
+            if len(items) <= 200:  # wrapping thousands of rows would hold up the main thread
+                table.resizeRowsToContents()
             box.setTitle(box.title().split(" (")[0] + f" ({len(items)})")
             box.setVisible(bool(items))
         self.no_problems_label.setVisible(not problems)
         index = self.tabs.indexOf(self.problems_tab)
         self.tabs.setTabText(index, f"Problems ({len(problems)})" if problems else "Problems")
+
+    def _short_path(self, path: str) -> str:
+        """A problem's file relative to the data folder (cat/broken.png), else its name."""
+        source = Path(self.report.source) if self.report is not None else None
+        p = Path(path)
+        if source is not None and source.is_dir() and p != source:
+            try:
+                return str(p.relative_to(source))
+            except ValueError:
+                pass
+        return p.name or path
 
     # ------------------------------------------------------------ samples (thumbnails or first rows)
     def _load_samples(self, report) -> None:

@@ -64,7 +64,8 @@ class BarChart(QWidget):
         for label, value in self._items:
             painter.setPen(text_colour)
             shown = fm.elidedText(label, Qt.TextElideMode.ElideRight, label_w - 10)
-            painter.drawText(QRectF(0, y, label_w - 6, h), Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, shown)
+            right = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+            painter.drawText(QRectF(0, y, label_w - 6, h), right, shown)
             length = bar_w * value / top
             painter.setPen(Qt.PenStyle.NoPen)
             painter.setBrush(amber if label in self._highlighted else normal)
