@@ -97,6 +97,24 @@ class _TaskWorker(QObject):
             self.done.emit()
 
 
+class _Relay(QObject):
+    """Lives in the main thread, so the worker's signals reach the caller's callbacks there (queued)."""
+
+    def __init__(self, on_result: Callable[[Any], None] | None, on_error: Callable[[str, str, str], None] | None):
+        super().__init__()
+        self._on_result, self._on_error = on_result, on_error
+
+    @Slot(object)
+    def succeeded(self, value: Any) -> None:
+        if self._on_result is not None:
+            self._on_result(value)
+
+    @Slot(str, str, str)
+    def failed(self, error_type: str, message: str, details: str) -> None:
+        if self._on_error is not None:
+            self._on_error(error_type, message, details)
+
+
 class WorkerBridge(QObject):
     """Starts and steers the engine from the GUI. Connect to its signals; call its methods from the main thread."""
 
@@ -116,7 +134,7 @@ class WorkerBridge(QObject):
         self._train_thread: QThread | None = None
         self._train_worker: _TrainingWorker | None = None
         self._control = None
-        self._tasks: set[tuple[QThread, _TaskWorker]] = set()
+        self._tasks: set[tuple[QThread, _TaskWorker, _Relay]] = set()
 
     # -------------------------------------------------------------- training
 
@@ -227,18 +245,19 @@ class WorkerBridge(QObject):
         worker = _TaskWorker(fn, args, kwargs)
         worker.moveToThread(thread)
         thread.started.connect(worker.run)
-        if on_result is not None:
-            worker.succeeded.connect(on_result)
-        if on_error is not None:
-            worker.failed.connect(on_error)
+        # a plain function connected straight to the worker's signal would run in the worker thread
+        relay = _Relay(on_result, on_error)
+        worker.succeeded.connect(relay.succeeded)
+        worker.failed.connect(relay.failed)
         worker.done.connect(thread.quit)
-        entry = (thread, worker)
+        entry = (thread, worker, relay)
         self._tasks.add(entry)
 
         def finished() -> None:
             self._tasks.discard(entry)
             thread.deleteLater()
             worker.deleteLater()
+            relay.deleteLater()
 
         thread.finished.connect(finished)
         _track(thread)
@@ -253,7 +272,7 @@ class WorkerBridge(QObject):
         """Stop a run (it saves a checkpoint) and wait for every worker thread; True when all ended."""
         self.stop()
         ok = True
-        threads = [t for t, _ in list(self._tasks)]
+        threads = [t for t, _, _ in list(self._tasks)]
         if self._train_thread is not None:
             threads.append(self._train_thread)
         for thread in threads:

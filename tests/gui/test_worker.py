@@ -87,8 +87,11 @@ def test_run_task_returns_results_and_errors_in_the_main_thread(qtbot, bridge):
     def bad():
         raise ValueError("nope")
 
-    bridge.run_task(ok, 21, on_result=results.append)
-    bridge.run_task(bad, on_error=lambda *e: errors.append(e))
+    main = QThread.currentThread()
+    bridge.run_task(ok, 21, on_result=lambda r: results.append((r, QThread.currentThread() is main)))
+    bridge.run_task(bad, on_error=lambda *e: errors.append((e, QThread.currentThread() is main)))
     qtbot.waitUntil(lambda: bool(results and errors), timeout=10000)
-    assert results[0] == (42, "finetune-task-ok")
-    assert errors[0][0] == "ValueError" and errors[0][1] == "nope" and "Traceback" in errors[0][2]
+    assert results[0] == ((42, "finetune-task-ok"), True)  # computed in the worker, delivered in the main thread
+    (error_type, message, details), in_main = errors[0]
+    assert error_type == "ValueError" and message == "nope" and "Traceback" in details
+    assert in_main
