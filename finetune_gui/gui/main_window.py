@@ -72,7 +72,7 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self.bridge.run_failed.connect(lambda e: self.show_error(e.error_type, e.message, e.details))
         self.bridge.training_changed.connect(self._training_changed)
-        self.state.config_path_changed.connect(lambda _: self._update_title())
+        self.state.config_path_changed.connect(self._config_path_changed)
         self.state.run_changed.connect(lambda path: path and self._remember("recent/runs", path))
         self.statusBar().showMessage("Ready")
         geometry = self.settings.value("window/geometry")
@@ -125,6 +125,11 @@ class MainWindow(QMainWindow):
         self.addAction(action)
         return action
 
+    def _config_path_changed(self, path: str) -> None:
+        self._update_title()
+        if path:
+            self._remember("recent/configs", path)
+
     def _update_title(self) -> None:
         path = self.state.config_path
         self.setWindowTitle(f"finetune-gui — {path.name}" if path else "finetune-gui")
@@ -139,7 +144,6 @@ class MainWindow(QMainWindow):
             self.show_error("ConfigError", f"{path} cannot be opened:\n" + "\n".join(e.problems))
             return False
         self.state.set_config(config, path)
-        self._remember("recent/configs", str(path))
         self.statusBar().showMessage(f"Opened {path}")
         return True
 

@@ -35,6 +35,33 @@ def _bounds(field) -> tuple[float | None, float | None, bool]:
     return lo, hi, strict_lo
 
 
+class CompactDoubleSpinBox(QDoubleSpinBox):
+    """Shows 0.15 and 5e-05 instead of 0.150000 and 0.000050; typing either form works."""
+
+    def textFromValue(self, value: float) -> str:  # noqa: N802 - Qt's name
+        return format(value, ".6g")
+
+    def valueFromText(self, text: str) -> float:  # noqa: N802
+        try:
+            return float(text.strip())
+        except ValueError:
+            return self.value()
+
+    def validate(self, text: str, pos: int):
+        from PySide6.QtGui import QValidator
+
+        stripped = text.strip()
+        if stripped == self.specialValueText():
+            return QValidator.State.Acceptable, text, pos
+        try:
+            value = float(stripped)
+        except ValueError:
+            ok = all(c in "0123456789.eE+-" for c in stripped)
+            return (QValidator.State.Intermediate if ok else QValidator.State.Invalid), text, pos
+        inside = self.minimum() <= value <= self.maximum()
+        return (QValidator.State.Acceptable if inside else QValidator.State.Intermediate), text, pos
+
+
 def _pretty(key: str) -> str:
     return key.replace("_", " ").capitalize()
 
@@ -105,8 +132,8 @@ class ConfigForm(QWidget):
             spin.valueChanged.connect(lambda v, k=key, o=optional, s=spin: self._commit(k, None if o and v == s.minimum() else v))
             return spin
         if ann is float:
-            spin = QDoubleSpinBox()
-            spin.setDecimals(6 if key in ("lr",) or (hi is not None and hi <= 1) else 3)
+            spin = CompactDoubleSpinBox()
+            spin.setDecimals(10 if key in ("lr",) or (hi is not None and hi <= 1) else 4)
             low = float(lo) if lo is not None else -1e9
             if strict:
                 low += 10 ** -spin.decimals()
