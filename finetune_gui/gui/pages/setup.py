@@ -1,0 +1,481 @@
+"""The training setup page: optimiser, schedule, length, hardware and early stopping, with a plot of the
+learning rate over every planned step and an LR finder.
+
+The LR plan comes from core.training.optim.planned_lrs and the sweep from core.training.lr_find.find_lr,
+both in worker threads (they import torch). The plots (pyqtgraph) are made the first time the page shows.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFormLayout,
+    QFrame,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from finetune_gui.config import TaskKind, field_info
+from finetune_gui.gui.pages.base import Page
+from finetune_gui.gui.widgets.config_form import ConfigForm
+
+LR_DEBOUNCE_MS = 150
+ASSUMED_TRAIN_SAMPLES = 1000  # steps are estimated from this until the data has been scanned
+SCHEDULE_KNOBS = ("warmup_fraction", "step_epochs", "milestones", "gamma", "min_lr_ratio", "plateau_patience")
+KNOBS_BY_SCHEDULE = {
+    "constant": (),
+    "step": ("step_epochs", "gamma"),
+    "multistep": ("milestones", "gamma"),
+    "exponential": ("gamma",),
+    "cosine": ("min_lr_ratio",),
+    "linear-warmup": ("warmup_fraction", "min_lr_ratio"),
+    "cosine-warmup": ("warmup_fraction", "min_lr_ratio"),
+    "one-cycle": ("warmup_fraction",),
+    "plateau": ("plateau_patience", "gamma"),
+}
+KNOBS_BY_OPTIMIZER = {"sgd": ("momentum", "nesterov"), "rmsprop": ("momentum",)}
+
+
+# ---------------------------------------------------------------- worker jobs (off the main thread)
+
+
+def lr_plan_job(train, total_steps: int, steps_per_epoch: int) -> list[float]:
+    from finetune_gui.core.training.optim import planned_lrs
+
+    return planned_lrs(train, total_steps, steps_per_epoch)
+
+
+def devices_job() -> list[tuple[str, str]]:
+    from finetune_gui.core.devices import available_devices
+
+    return [(d.name, d.description) for d in available_devices()]
+
+
+def lr_finder_job(config, num_steps: int, control):
+    from finetune_gui.core.training.lr_find import find_lr
+
+    return find_lr(config, num_steps=num_steps, control=control)
+
+
+# ---------------------------------------------------------------- plain helpers
+
+
+def training_samples(config, scan) -> tuple[int, str]:
+    """(training samples, where that number comes from): the scan's train split, or an assumption."""
+    d = config.data
+    if scan is None or not getattr(scan, "num_samples", 0):
+        return ASSUMED_TRAIN_SAMPLES, f"estimated: no data scanned yet, {ASSUMED_TRAIN_SAMPLES:,} training samples assumed"
+    if scan.splits.get("train"):
+        n = scan.splits["train"]
+        if not scan.splits.get("val"):
+            n -= round(n * d.val_fraction)
+        source = "the data's train split"
+    else:
+        n = min(scan.num_samples, d.max_samples or scan.num_samples)
+        n -= round(n * d.val_fraction) + round(n * d.test_fraction)
+        source = f"{scan.num_samples:,} samples less the val/test shares"
+    if config.task.kind == TaskKind.CAUSAL_LM:
+        return max(1, n), f"estimated: {max(1, n):,} documents (training counts token blocks, usually more)"
+    return max(1, n), f"{max(1, n):,} training samples ({source})"
+
+
+def planned_steps(config, scan) -> tuple[int, int, str]:
+    """(steps per epoch, total optimiser steps, explanation) as the engine will count them."""
+    t = config.train
+    n, source = training_samples(config, scan)
+    batches = math.ceil(n / t.batch_size)
+    if n > t.batch_size and n % t.batch_size == 1:  # the engine drops a last batch of one sample
+        batches -= 1
+    per_epoch = max(1, math.ceil(batches / t.grad_accum))
+    total = per_epoch * t.epochs
+    if t.max_steps:
+        total = min(total, t.max_steps)
+    text = f"{per_epoch:,} steps per epoch × {t.epochs} epochs = {total:,} steps; from {source}."
+    if t.max_steps and total == t.max_steps:
+        text += f" Capped at max_steps = {t.max_steps:,}."
+    if t.schedule == "plateau":
+        text += " Plateau drops depend on the validation loss and cannot be drawn in advance."
+    return per_epoch, total, text
+
+
+def rounded_lr(lr: float) -> float:
+    """An LR with three significant digits, as a person would type it."""
+    return float(f"{lr:.3g}")
+
+
+class _CloseWatcher(QObject):
+    """Stops the LR finder when the window it lives in closes, so quitting does not wait for the sweep."""
+
+    def __init__(self, page: "SetupPage"):
+        super().__init__(page)
+        self.page = page
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt's name
+        if event.type() == QEvent.Type.Close:
+            self.page.stop_lr_finder()
+        return False
+
+
+# ---------------------------------------------------------------- the page
+
+
+class SetupPage(Page):
+    key = "setup"
+    title = "Training setup"
+
+    def __init__(self, state, bridge, parent: QWidget | None = None):
+        super().__init__(state, bridge, parent)
+        self.lr_curve = None  # widgets.lr_curve.LRCurve, made on first show
+        self.finder_plot = None  # widgets.lr_curve.LRFinderPlot
+        self.lr_finder_steps = 100
+        self._activated = False
+        self._lr_busy = False
+        self._lr_pending = False
+        self._lr_request: tuple[int, int] = (0, 1)
+        self._devices: list[tuple[str, str]] | None = None
+        self._devices_busy = False
+        self._finder_control = None
+        self._suggested: float | None = None
+        self._watcher = _CloseWatcher(self)
+        self._watched_window = None
+        self._lr_timer = QTimer(self)
+        self._lr_timer.setSingleShot(True)
+        self._lr_timer.setInterval(LR_DEBOUNCE_MS)
+        self._lr_timer.timeout.connect(self.redraw_lr_plan)
+        self._build()
+        state.changed.connect(self._on_changed)
+        state.scan_changed.connect(lambda _: self._on_changed("data"))
+        self._on_changed("")
+
+    # ------------------------------------------------------------ layout
+    def _build(self) -> None:
+        train = "train"
+        self.optimizer_form = ConfigForm(self.state, train, ["optimizer", "lr", "momentum", "nesterov", "weight_decay", "l1"])
+        self.schedule_form = ConfigForm(self.state, train, ["schedule", *SCHEDULE_KNOBS])
+        self.length_form = ConfigForm(self.state, train, ["epochs", "batch_size", "grad_accum", "max_steps", "grad_clip", "log_every"])
+        self.device_combo = QComboBox()
+        self.device_combo.setObjectName("train.device")
+        self.device_combo.setToolTip(field_info("train", "device")[0])
+        self.device_combo.activated.connect(self._device_chosen)
+        self.hardware_form = ConfigForm(self.state, train, ["precision", "seed", "deterministic"])
+        self.hardware_form.layout().insertRow(0, "Device", self.device_combo)
+        self.loss_form = ConfigForm(self.state, train, ["label_smoothing", "class_weights"])
+        self.stopping_form = ConfigForm(self.state, "early_stopping")
+        self.forms = [self.optimizer_form, self.schedule_form, self.length_form, self.hardware_form,
+                      self.loss_form, self.stopping_form]
+
+        grid = QGridLayout()
+        grid.setContentsMargins(0, 0, 6, 0)
+        groups = [("Optimiser", self.optimizer_form), ("Learning-rate schedule", self.schedule_form),
+                  ("Length and batches", self.length_form), ("Hardware and repeatability", self.hardware_form),
+                  ("Early stopping", self.stopping_form), ("Loss", self.loss_form)]
+        for i, (title, form) in enumerate(groups):
+            box = QGroupBox(title)
+            box_layout = QVBoxLayout(box)
+            box_layout.setContentsMargins(8, 4, 8, 4)
+            form.layout().setContentsMargins(0, 0, 0, 0)
+            box_layout.addWidget(form)
+            box_layout.addStretch(1)
+            grid.addWidget(box, i // 2, i % 2)
+        grid.setRowStretch(3, 1)
+        forms = QWidget()
+        forms.setLayout(grid)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidget(forms)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+
+        plan_box = QGroupBox("Learning rate over the run")
+        self._plan_layout = QVBoxLayout(plan_box)
+        self.steps_label = QLabel()
+        self.steps_label.setObjectName("stepsLabel")
+        self.steps_label.setWordWrap(True)
+        self._plan_layout.addWidget(self.steps_label)
+
+        finder_box = QGroupBox("LR finder")
+        self._finder_layout = QVBoxLayout(finder_box)
+        self.find_button = QPushButton("Find learning rate")
+        self.find_button.setObjectName("findLR")
+        self.find_button.setToolTip("Train a throwaway copy of the model for a short sweep of rising learning rates "
+                                    "on your data, and suggest the LR where the loss falls fastest.")
+        self.find_button.clicked.connect(self.start_lr_finder)
+        self.finder_steps_spin = QSpinBox()
+        self.finder_steps_spin.setObjectName("lrFinderSteps")
+        self.finder_steps_spin.setRange(10, 1000)
+        self.finder_steps_spin.setValue(self.lr_finder_steps)
+        self.finder_steps_spin.setSuffix(" steps")
+        self.finder_steps_spin.setToolTip("Training steps in the sweep (more is smoother, and slower).")
+        self.stop_finder_button = QPushButton("Stop")
+        self.stop_finder_button.setObjectName("stopLRFinder")
+        self.stop_finder_button.clicked.connect(self.stop_lr_finder)
+        self.stop_finder_button.hide()
+        self.finder_busy = QProgressBar()
+        self.finder_busy.setObjectName("lrFinderBusy")
+        self.finder_busy.setRange(0, 0)
+        self.finder_busy.setMaximumHeight(14)
+        self.finder_busy.hide()
+        self.finder_steps_spin.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
+        self.find_button.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
+        finder_row = QHBoxLayout()
+        finder_row.addWidget(self.find_button)
+        finder_row.addWidget(self.finder_steps_spin)
+        finder_row.addWidget(self.stop_finder_button)
+        finder_row.addWidget(self.finder_busy, 4)
+        finder_row.addStretch(1)
+        self._finder_layout.addLayout(finder_row)
+        self.finder_status = QLabel()
+        self.finder_status.setObjectName("lrFinderStatus")
+        self.finder_status.setWordWrap(True)
+        self.finder_status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.use_suggested_button = QPushButton("Use suggested LR")
+        self.use_suggested_button.setObjectName("useSuggestedLR")
+        self.use_suggested_button.setEnabled(False)
+        self.use_suggested_button.clicked.connect(self.use_suggested_lr)
+        suggestion_row = QHBoxLayout()
+        suggestion_row.addWidget(self.finder_status, 1)
+        suggestion_row.addWidget(self.use_suggested_button, 0, Qt.AlignmentFlag.AlignTop)
+        self._finder_layout.addLayout(suggestion_row)
+
+        plots = QVBoxLayout()
+        plots.addWidget(plan_box, 1)
+        plots.addWidget(finder_box, 1)
+
+        heading = QLabel("<h2>Training setup</h2>")
+        body = QHBoxLayout()
+        body.addWidget(scroll, 11)
+        body.addLayout(plots, 9)
+        layout = QVBoxLayout(self)
+        layout.addWidget(heading)
+        layout.addLayout(body, 1)
+
+    def _ensure_plots(self) -> None:
+        """Make the pyqtgraph plots (importing pyqtgraph) once the page is first shown."""
+        if self.lr_curve is not None:
+            return
+        from finetune_gui.gui.widgets.lr_curve import LRCurve, LRFinderPlot
+
+        self.lr_curve = LRCurve()
+        self._plan_layout.insertWidget(0, self.lr_curve, 1)
+        self.finder_plot = LRFinderPlot()
+        self._finder_layout.insertWidget(1, self.finder_plot, 1)
+
+    # ------------------------------------------------------------ showing and syncing
+    def on_shown(self) -> None:
+        self._activate()
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().showEvent(event)
+        self._activate()
+
+    def _activate(self) -> None:
+        self._ensure_plots()
+        window = self.window()
+        if window is not self and window is not self._watched_window:
+            window.installEventFilter(self._watcher)
+            self._watched_window = window
+        if not self._activated:
+            self._activated = True
+            self.refresh_devices()
+            self.redraw_lr_plan()
+
+    def _on_changed(self, section: str) -> None:
+        if section in ("", "train"):
+            self._show_relevant_knobs()
+            self._sync_device_combo()
+        if section in ("", "train", "data", "task"):
+            self._update_steps_label()
+            if self._activated:
+                self._lr_timer.start()
+
+    def _show_relevant_knobs(self) -> None:
+        t = self.state.config.train
+        wanted = set(KNOBS_BY_SCHEDULE.get(t.schedule, SCHEDULE_KNOBS)) | set(KNOBS_BY_OPTIMIZER.get(t.optimizer, ()))
+        for form, keys in ((self.schedule_form, SCHEDULE_KNOBS), (self.optimizer_form, ("momentum", "nesterov"))):
+            layout: QFormLayout = form.layout()
+            for key in keys:
+                visible = key in wanted
+                layout.setRowVisible(form.editors[key], visible)
+                error = form.errors[key]
+                layout.setRowVisible(error, visible and bool(error.text()))
+
+    def knob_visible(self, key: str) -> bool:
+        """Whether the editor of train.`key` is shown (schedule and optimiser knobs depend on the choice)."""
+        for form in self.forms:
+            if key in form.editors:
+                return not form.editors[key].isHidden()
+        raise KeyError(key)
+
+    def _update_steps_label(self) -> None:
+        _, _, text = planned_steps(self.state.config, self.state.scan)
+        self.steps_label.setText(text)
+
+    # ------------------------------------------------------------ the LR plan
+    def redraw_lr_plan(self) -> None:
+        """Work out the LR at every planned step in a worker and plot it (one job at a time; the newest wins)."""
+        if self._lr_busy:
+            self._lr_pending = True
+            return
+        config = self.state.config
+        per_epoch, total, _ = planned_steps(config, self.state.scan)
+        self._lr_busy, self._lr_pending = True, False
+        self._lr_request = (total, per_epoch)
+        train = config.train.model_copy(deep=True)
+        self.bridge.run_task(lr_plan_job, train, total, per_epoch, on_result=self._lr_plan_ready,
+                             on_error=self._lr_plan_failed)
+
+    def _lr_plan_ready(self, lrs: list[float]) -> None:
+        self._lr_busy = False
+        if self._lr_pending:
+            self.redraw_lr_plan()
+            return
+        self._ensure_plots()
+        self.lr_curve.set_lrs(lrs, self._lr_request[1])
+
+    def _lr_plan_failed(self, error_type: str, message: str, details: str) -> None:
+        self._lr_busy = False
+        if self._lr_pending:
+            self.redraw_lr_plan()
+            return
+        self._ensure_plots()
+        self.lr_curve.show_hint(f"The learning-rate plan cannot be drawn: {message}")
+        self.error.emit(error_type, message, details)
+
+    @property
+    def lr_plan_pending(self) -> bool:
+        """True while a redraw is waiting or computing (tests wait for it to end)."""
+        return self._lr_busy or self._lr_pending or self._lr_timer.isActive()
+
+    # ------------------------------------------------------------ devices
+    def refresh_devices(self) -> None:
+        if self._devices_busy:
+            return
+        self._devices_busy = True
+        self.bridge.run_task(devices_job, on_result=self._devices_found, on_error=self._devices_failed)
+
+    def _devices_found(self, devices: list[tuple[str, str]]) -> None:
+        self._devices_busy = False
+        self._devices = devices
+        self._sync_device_combo()
+
+    def _devices_failed(self, error_type: str, message: str, details: str) -> None:
+        self._devices_busy = False
+        self._devices = []
+        self._sync_device_combo()
+        self.error.emit(error_type, f"The devices of this machine could not be listed: {message}", details)
+
+    def _sync_device_combo(self) -> None:
+        """Items: auto, then the devices found; the configured device is added if it is not among them."""
+        current = self.state.config.train.device
+        items = [("auto", "auto (cuda, else mps, else cpu)")]
+        if self._devices is None:
+            items.append(("", "looking for devices…"))
+        else:
+            items += [(name, f"{name} — {desc}") for name, desc in self._devices]
+        names = [n for n, _ in items]
+        if current not in names:
+            found = self._devices is not None
+            items.append((current, f"{current} — not found on this machine" if found else current))
+        self.device_combo.blockSignals(True)
+        try:
+            self.device_combo.clear()
+            for name, text in items:
+                self.device_combo.addItem(text, name)
+                if not name:
+                    self.device_combo.model().item(self.device_combo.count() - 1).setEnabled(False)
+            self.device_combo.setCurrentIndex(self.device_combo.findData(current))
+        finally:
+            self.device_combo.blockSignals(False)
+
+    def device_names(self) -> list[str]:
+        return [self.device_combo.itemData(i) for i in range(self.device_combo.count()) if self.device_combo.itemData(i)]
+
+    def _device_chosen(self, index: int) -> None:
+        name = self.device_combo.itemData(index)
+        if name:
+            message = self.state.set_value("train", "device", name)
+            if message:
+                self.error.emit("ConfigError", message, "")
+
+    # ------------------------------------------------------------ LR finder
+    def start_lr_finder(self) -> None:
+        """Run find_lr on a copy of the config in a worker; the plot and the suggestion come back."""
+        if self._finder_control is not None:
+            return
+        from finetune_gui.core.training.events import RunControl  # light: no torch
+
+        self._ensure_plots()
+        config = self.state.config.model_copy(deep=True).with_base_dir(self.state.config.base_dir)
+        self._finder_control = RunControl()
+        self._finder_started = time.monotonic()
+        self.find_button.setEnabled(False)
+        self.finder_steps_spin.setEnabled(False)
+        self.stop_finder_button.show()
+        self.stop_finder_button.setEnabled(True)
+        self.finder_busy.show()
+        self.use_suggested_button.setEnabled(False)
+        self.finder_status.setStyleSheet("")
+        self.finder_status.setText(
+            f"Sweeping the learning rate over {self.finder_steps_spin.value()} steps of {config.model.name} "
+            "(building the model and the data first)…")
+        self.bridge.run_task(lr_finder_job, config, self.finder_steps_spin.value(), self._finder_control,
+                             on_result=self._finder_done, on_error=self._finder_failed)
+
+    def stop_lr_finder(self) -> None:
+        if self._finder_control is not None:
+            self._finder_control.stop()
+            self.stop_finder_button.setEnabled(False)
+            self.finder_status.setText("Stopping the sweep after the current step…")
+
+    @property
+    def lr_finder_running(self) -> bool:
+        return self._finder_control is not None
+
+    def _finder_ended(self) -> None:
+        self._finder_control = None
+        self.find_button.setEnabled(True)
+        self.finder_steps_spin.setEnabled(True)
+        self.stop_finder_button.hide()
+        self.finder_busy.hide()
+
+    def _finder_done(self, result: Any) -> None:
+        seconds = time.monotonic() - self._finder_started
+        self._finder_ended()
+        self.finder_plot.set_result(result.lrs, result.losses, result.raw_losses, result.suggested_lr)
+        self._suggested = result.suggested_lr
+        if result.suggested_lr is not None:
+            value = rounded_lr(result.suggested_lr)
+            self.use_suggested_button.setText(f"Use suggested LR ({value:g})")
+            self.use_suggested_button.setEnabled(True)
+            text = f"Suggested learning rate: <b>{value:g}</b> — {result.reason}."
+        else:
+            self.use_suggested_button.setText("Use suggested LR")
+            text = f"No suggestion: {result.reason}."
+        self.finder_status.setText(f"{text} ({len(result.lrs)} steps in {seconds:.0f} s)")
+
+    def _finder_failed(self, error_type: str, message: str, details: str) -> None:
+        self._finder_ended()
+        self.finder_status.setText(f"The LR finder failed: {message}")
+        self.finder_status.setStyleSheet("color: #c0392b;")
+        self.error.emit(error_type, message, details)
+
+    def use_suggested_lr(self) -> None:
+        if self._suggested is None:
+            return
+        message = self.state.set_value("train", "lr", rounded_lr(self._suggested))
+        if message:
+            self.error.emit("ConfigError", message, "")

@@ -1,0 +1,164 @@
+"""The training setup page: the LR plan plot follows the knobs, steps come from the scan, the device combo
+lists this machine's devices, knobs show for the chosen schedule, and the LR finder runs off the main thread."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+
+from finetune_gui.config import TaskKind
+from finetune_gui.gui.pages.setup import ASSUMED_TRAIN_SAMPLES, SetupPage, planned_steps
+from tests.conftest import make_image_folder
+
+
+def open_page(qtbot, state, bridge) -> SetupPage:
+    page = SetupPage(state, bridge)
+    qtbot.addWidget(page)
+    page.resize(1110, 740)
+    page.show()  # the first show makes the plots, lists the devices and draws the LR plan
+    return page
+
+
+def wait_plan(qtbot, page: SetupPage) -> None:
+    qtbot.waitUntil(lambda: not page.lr_plan_pending and not page.bridge.busy, timeout=60000)
+
+
+def expected_lrs(config, total: int, per_epoch: int) -> list[float]:
+    from finetune_gui.core.training.optim import planned_lrs
+
+    return planned_lrs(config.train, total, per_epoch)
+
+
+def test_lr_plot_shows_the_planned_lrs_and_redraws_when_the_schedule_changes(qtbot, state, bridge):
+    page = open_page(qtbot, state, bridge)
+    wait_plan(qtbot, page)
+    per_epoch = math.ceil(ASSUMED_TRAIN_SAMPLES / 32)  # no scan yet: an assumed dataset, said so
+    assert planned_steps(state.config, None)[:2] == (per_epoch, per_epoch * 10)
+    assert "estimated" in page.steps_label.text()
+    cosine = page.lr_curve.lrs()
+    assert np.allclose(cosine, expected_lrs(state.config, per_epoch * 10, per_epoch))
+    assert cosine[0] == pytest.approx(1e-3) and cosine[-1] == pytest.approx(0.0)
+
+    page.schedule_form.editors["schedule"].setCurrentText("step")
+    page.schedule_form.editors["step_epochs"].setValue(3)
+    assert np.array_equal(page.lr_curve.lrs(), cosine)  # debounced: not redrawn on every keystroke
+    wait_plan(qtbot, page)
+    step = page.lr_curve.lrs()
+    assert np.allclose(step, expected_lrs(state.config, per_epoch * 10, per_epoch))
+    assert sorted(set(np.round(step, 12))) == pytest.approx([1e-6, 1e-5, 1e-4, 1e-3])  # drops every 3 epochs
+
+
+def test_steps_per_epoch_come_from_the_scanned_training_split(qtbot, state, bridge):
+    from finetune_gui.core.data.common import ScanReport
+
+    page = open_page(qtbot, state, bridge)
+    wait_plan(qtbot, page)
+    state.set_scan(ScanReport("x", "folder", TaskKind.IMAGE_CLASSIFICATION, 200, {"a": 100, "b": 100}))
+    state.set_value("train", "grad_accum", 2)
+    wait_plan(qtbot, page)
+    # 200 samples less 15 % val and 15 % test = 140; 5 batches of 32; 3 optimiser steps with accumulation 2
+    assert planned_steps(state.config, state.scan)[:2] == (3, 30)
+    assert len(page.lr_curve.lrs()) == 30
+    assert "estimated" not in page.steps_label.text() and "140 training samples" in page.steps_label.text()
+
+
+def test_only_the_knobs_of_the_chosen_schedule_and_optimiser_show(qtbot, state, bridge):
+    page = open_page(qtbot, state, bridge)
+    assert page.knob_visible("min_lr_ratio") and not page.knob_visible("step_epochs")
+    assert not page.knob_visible("momentum")  # adamw has no momentum knob
+    state.set_value("train", "schedule", "multistep")
+    assert page.knob_visible("milestones") and page.knob_visible("gamma") and not page.knob_visible("min_lr_ratio")
+    page.optimizer_form.editors["optimizer"].setCurrentText("sgd")
+    assert state.config.train.optimizer == "sgd"
+    assert page.knob_visible("momentum") and page.knob_visible("nesterov")
+    wait_plan(qtbot, page)
+
+
+def test_device_combo_lists_the_devices_of_this_machine(qtbot, state, bridge):
+    import torch
+
+    page = open_page(qtbot, state, bridge)
+    wait_plan(qtbot, page)
+    names = page.device_names()
+    assert names[:2] == ["auto", "cpu"]
+    assert ("cuda:0" in names) == torch.cuda.is_available()
+    combo = page.device_combo
+    combo.setCurrentIndex(combo.findData("cpu"))
+    combo.activated.emit(combo.currentIndex())  # what picking an item does
+    assert state.config.train.device == "cpu"
+    state.set_value("train", "device", "cuda:7")  # e.g. from a preset made on a bigger machine
+    assert "cuda:7 — not found on this machine" in [combo.itemText(i) for i in range(combo.count())]
+    assert combo.currentData() == "cuda:7"
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One intra-op thread: on a small shared CPU, OpenMP threads spinning against other processes make each
+    step many times slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def tiny_image_state(state, tmp_path, one_torch_thread):
+    make_image_folder(tmp_path / "images")
+    for section, key, value in [
+        ("data", "path", str(tmp_path / "images")), ("data", "image_size", 32),
+        ("model", "pretrained", False), ("model", "freeze", "none"),
+        ("train", "batch_size", 8), ("train", "device", "cpu"),
+    ]:
+        assert state.set_value(section, key, value) is None
+    return state
+
+
+def test_lr_finder_plots_loss_against_lr_and_the_suggestion_can_be_used(qtbot, tiny_image_state, bridge):
+    state = tiny_image_state
+    page = open_page(qtbot, state, bridge)
+    wait_plan(qtbot, page)
+    page.finder_steps_spin.setValue(20)
+    qtbot.mouseClick(page.find_button, Qt.MouseButton.LeftButton)
+    assert page.lr_finder_running and not page.find_button.isEnabled() and page.finder_busy.isVisibleTo(page)
+    qtbot.waitUntil(lambda: not page.lr_finder_running, timeout=180000)
+    assert page.find_button.isEnabled() and not page.finder_busy.isVisibleTo(page)
+    lrs, losses = page.finder_plot.curve()
+    assert len(lrs) >= 8 and np.all(np.diff(lrs) > 0) and np.all(np.isfinite(losses))
+    assert page.finder_plot.showing_plot
+    suggested = page.finder_plot.suggested
+    assert suggested is not None and lrs[0] <= suggested <= lrs[-1]
+    assert page.use_suggested_button.isEnabled()
+    assert f"{float(f'{suggested:.3g}'):g}" in page.use_suggested_button.text()
+
+    qtbot.mouseClick(page.use_suggested_button, Qt.MouseButton.LeftButton)
+    assert state.config.train.lr == pytest.approx(suggested, rel=5e-3)
+    wait_plan(qtbot, page)
+    assert page.lr_curve.lrs().max() == pytest.approx(state.config.train.lr)  # the plan follows the new LR
+
+
+def test_lr_finder_failure_shows_on_the_page_and_as_a_signal(qtbot, state, bridge, tmp_path):
+    state.set_value("data", "path", str(tmp_path / "missing"))
+    state.set_value("model", "pretrained", False)
+    page = open_page(qtbot, state, bridge)
+    wait_plan(qtbot, page)
+    with qtbot.waitSignal(page.error, timeout=120000) as signal:
+        page.start_lr_finder()
+    assert signal.args[0] == "DataError"
+    assert "The LR finder failed" in page.finder_status.text() and "missing" in page.finder_status.text()
+    assert page.find_button.isEnabled() and not page.lr_finder_running
+
+
+def test_stopping_the_lr_finder_ends_the_sweep_early(qtbot, tiny_image_state, bridge):
+    page = open_page(qtbot, tiny_image_state, bridge)
+    wait_plan(qtbot, page)
+    page.finder_steps_spin.setValue(1000)
+    page.start_lr_finder()
+    qtbot.mouseClick(page.stop_finder_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not page.lr_finder_running, timeout=180000)
+    assert "stopped by request" in page.finder_status.text() or "only 0 points" in page.finder_status.text()
+    assert not page.use_suggested_button.isEnabled()
