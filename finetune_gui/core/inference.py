@@ -270,7 +270,9 @@ def _sorted_scores(labels: list[str], probs: list[float]) -> dict[str, float]:
 
 def read_labels(run: RunDir) -> tuple[TaskKind, list[str]]:
     if not run.labels.exists():
-        raise RunStateError(f"{run.root}: labels.json missing; the run ended before it read its data, so it has no model")
+        raise RunStateError(
+            f"{run.root}: labels.json missing; the run ended before it read its data, so it has no model"
+        )
     try:
         data = json.loads(run.labels.read_text(encoding="utf-8"))
         return TaskKind(data["task"]), [str(x) for x in data["labels"]]
@@ -450,7 +452,9 @@ def sample_predictions(
     return SampleSet(split, p.task, p.labels, records)
 
 
-def _records(p: Predictor, outputs: torch.Tensor, targets: torch.Tensor, names: list[str], offset: int) -> list[SampleRecord]:
+def _records(
+    p: Predictor, outputs: torch.Tensor, targets: torch.Tensor, names: list[str], offset: int
+) -> list[SampleRecord]:
     preds = p.to_predictions(outputs)
     out = []
     if p.task.is_classification:

@@ -1,0 +1,429 @@
+"""The Train page: start, pause, stop and resume runs; progress, live curves and the run's log.
+
+Live events come from the worker bridge (steps throttled to ≤ 20 per second). Opening a previous run (the
+state's run_changed while it is not the live run) re-plots its per-epoch curves from metrics.jsonl, read in a
+worker thread. The plots (pyqtgraph) are made the first time they are needed.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QFont
+from PySide6.QtWidgets import (
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from finetune_gui.gui.pages.base import Page
+
+#: The task metric plotted per epoch: the first of these the run logs (val_ before train_).
+METRIC_PREFERENCE = ("accuracy", "f1_macro", "f1_micro", "mae", "rmse", "r2", "perplexity")
+LOG_LINES = 5000
+RESUMABLE_STATES = ("stopped", "running", "failed")
+
+
+def task_metric(metrics: dict[str, float]) -> str | None:
+    for prefix in ("val_", "train_"):
+        for name in METRIC_PREFERENCE:
+            if prefix + name in metrics:
+                return prefix + name
+    return None
+
+
+def format_duration(seconds: float) -> str:
+    if not seconds == seconds or seconds < 0 or seconds > 1e7:  # NaN, negative or absurd
+        return "–"
+    s = int(round(seconds))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+def format_metrics(metrics: dict[str, float]) -> str:
+    return " · ".join(f"{k} {v:.4g}" for k, v in metrics.items())
+
+
+# ---------------------------------------------------------------- worker job (off the main thread)
+
+
+def load_run_history(run_dir: str) -> dict[str, Any]:
+    """Epoch rows, the test row, status, the log's tail and whether the run can be resumed."""
+    from finetune_gui.core.runs import RunDir, list_checkpoints
+
+    run = RunDir(Path(run_dir))
+    if not run.root.is_dir():
+        raise FileNotFoundError(f"{run_dir}: run folder not found")
+    rows = run.read_metrics()
+    status = run.read_status()
+    log_tail: list[str] = []
+    if run.log.exists():
+        log_tail = run.log.read_text(encoding="utf-8", errors="replace").splitlines()[-300:]
+    resumable = status.get("state") in RESUMABLE_STATES and bool(list_checkpoints(run))
+    return {
+        "run_dir": run_dir,
+        "epochs": [r for r in rows if "split" not in r],
+        "test": next((r for r in reversed(rows) if "split" in r), None),
+        "status": status,
+        "log": log_tail,
+        "resumable": resumable,
+    }
+
+
+class MonitorPage(Page):
+    key = "monitor"
+    title = "Train"
+
+    def __init__(self, state, bridge, parent: QWidget | None = None):
+        super().__init__(state, bridge, parent)
+        self.plots: dict[str, Any] = {}
+        self._live_run: str | None = None  # the run folder of the run going now
+        self._ended: str | None = None  # how the live run ended, once it has
+        self._history_for: str | None = None
+        self._resumable = False
+        self._metric: str | None = None
+        self._build()
+        bridge.run_started.connect(self._on_run_started)
+        bridge.step.connect(self._on_step)
+        bridge.epoch.connect(self._on_epoch)
+        bridge.log.connect(self._on_log)
+        bridge.checkpoint.connect(self._on_checkpoint)
+        bridge.early_stopped.connect(self._on_early_stopped)
+        bridge.run_finished.connect(self._on_finished)
+        bridge.run_failed.connect(self._on_failed)
+        bridge.training_changed.connect(self._on_training_changed)
+        bridge.paused_changed.connect(self._on_paused)
+        state.run_changed.connect(self._on_run_changed)
+        self._update_buttons()
+
+    # ------------------------------------------------------------ layout
+
+    def _build(self) -> None:
+        self.start_button = self._button("Start training", "monitor-start", self.start)
+        self.start_button.setToolTip("Train the model set up on the previous pages (Ctrl+R)")
+        self.pause_button = self._button("Pause", "monitor-pause", self.toggle_pause)
+        self.pause_button.setToolTip("Pause after the current step; the run waits until you resume it")
+        self.stop_button = self._button("Stop", "monitor-stop", self.bridge.stop)
+        self.stop_button.setToolTip("Stop after the current step and save a checkpoint; the run can be resumed later")
+        self.resume_run_button = self._button("Resume run", "monitor-resume-run", self.resume_run)
+        self.resume_run_button.setToolTip("Continue the stopped run shown here from its newest checkpoint")
+        self.run_label = QLabel("No run yet")
+        self.run_label.setObjectName("monitor-run")
+        self.run_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.run_label.setStyleSheet("color: palette(dark);")
+        top = QHBoxLayout()
+        for b in (self.start_button, self.pause_button, self.stop_button, self.resume_run_button):
+            top.addWidget(b)
+        top.addSpacing(12)
+        top.addWidget(self.run_label, 1)
+
+        self.progress = QProgressBar()
+        self.progress.setObjectName("monitor-progress")
+        self.progress.setRange(0, 1000)
+        self.progress.setValue(0)
+        self.progress.setTextVisible(True)
+        self.progress.setFormat("%p%")
+        self.epoch_label = self._stat("monitor-epoch", "Epoch –")
+        self.step_label = self._stat("monitor-step", "Step –")
+        self.speed_label = self._stat("monitor-speed", "– samples/s")
+        self.eta_label = self._stat("monitor-eta", "ETA –")
+        stats = QHBoxLayout()
+        for w in (self.epoch_label, self.step_label, self.speed_label, self.eta_label):
+            stats.addWidget(w)
+        stats.addStretch(1)
+        self.info_label = QLabel("")
+        self.info_label.setObjectName("monitor-info")
+        self.info_label.setStyleSheet("color: palette(dark);")
+        stats.addWidget(self.info_label)
+
+        self.plot_area = QWidget()
+        self.plot_grid = QGridLayout(self.plot_area)
+        self.plot_grid.setContentsMargins(0, 0, 0, 0)
+        self.plot_grid.setSpacing(8)
+
+        self.log_view = QPlainTextEdit()
+        self.log_view.setObjectName("monitor-log")
+        self.log_view.setReadOnly(True)
+        self.log_view.setMaximumBlockCount(LOG_LINES)
+        self.log_view.setPlaceholderText("The run's messages appear here.")
+        mono = QFont("monospace")
+        mono.setStyleHint(QFont.StyleHint.Monospace)
+        self.log_view.setFont(mono)
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter.addWidget(self.plot_area)
+        splitter.addWidget(self.log_view)
+        splitter.setStretchFactor(0, 4)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([520, 140])
+        splitter.setChildrenCollapsible(False)
+
+        self.status_label = QLabel("Set up data, model and training, then press Start training.")
+        self.status_label.setObjectName("monitor-status")
+        self.status_label.setWordWrap(True)
+        self.status_label.setStyleSheet("font-weight: 600;")
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(16, 12, 16, 12)
+        layout.addLayout(top)
+        layout.addWidget(self.progress)
+        layout.addLayout(stats)
+        layout.addWidget(splitter, 1)
+        layout.addWidget(self.status_label)
+
+    def _button(self, text: str, name: str, slot) -> QPushButton:
+        b = QPushButton(text)
+        b.setObjectName(name)
+        b.clicked.connect(slot)
+        return b
+
+    def _stat(self, name: str, text: str) -> QLabel:
+        label = QLabel(text)
+        label.setObjectName(name)
+        label.setMinimumWidth(110)
+        return label
+
+    def ensure_plots(self) -> None:
+        """Make the four plots (imports pyqtgraph) the first time they are needed."""
+        if self.plots:
+            return
+        from finetune_gui.gui.widgets.live_plot import LivePlot
+
+        loss = LivePlot("Loss", "step", "loss", "Training and validation loss appear once a run starts.")
+        loss.setObjectName("monitor-plot-loss")
+        loss.add_series("train")
+        loss.add_series("train (epoch mean)", points=True, dashed=True)
+        loss.add_series("validation", points=True)
+        metric = LivePlot("Validation metric", "epoch", "metric", "The task's metric appears after each epoch.")
+        metric.setObjectName("monitor-plot-metric")
+        metric.add_series("metric", points=True, legend=False)
+        lr = LivePlot("Learning rate", "step", "learning rate", "The learning rate appears once a run starts.")
+        lr.setObjectName("monitor-plot-lr")
+        lr.add_series("lr", legend=False)
+        grad = LivePlot("Gradient norm", "step", "norm", "Gradient norms appear while a run is going.")
+        grad.setObjectName("monitor-plot-grad")
+        grad.add_series("grad norm", legend=False)
+        self.plots = {"loss": loss, "metric": metric, "lr": lr, "grad": grad}
+        for i, plot in enumerate(self.plots.values()):
+            self.plot_grid.addWidget(plot, i // 2, i % 2)
+
+    def on_shown(self) -> None:
+        self.ensure_plots()
+
+    # ------------------------------------------------------------ actions
+
+    def start(self) -> None:
+        if self.bridge.is_training:
+            return
+        self._ended = None
+        self.status_label.setText("Preparing the data and the model…")
+        self._log_line("info", "starting a new run")
+        self.bridge.start_training(self.state.config)
+
+    def toggle_pause(self) -> None:
+        if self.bridge.is_paused:
+            self.bridge.resume()
+        else:
+            self.bridge.pause()
+
+    def resume_run(self) -> None:
+        run = self.state.run_dir
+        if run is None or self.bridge.is_training:
+            return
+        self._ended = None
+        self.status_label.setText(f"Resuming {run.name} from its newest checkpoint…")
+        self._log_line("info", f"resuming {run}")
+        self.bridge.resume_training(run)
+
+    def _update_buttons(self) -> None:
+        training = self.bridge.is_training
+        self.start_button.setEnabled(not training)
+        self.pause_button.setEnabled(training)
+        self.stop_button.setEnabled(training)
+        self.resume_run_button.setEnabled(not training and self._resumable and self.state.run_dir is not None)
+
+    # ------------------------------------------------------------ live events
+
+    def _on_run_started(self, e) -> None:
+        self.ensure_plots()
+        self._live_run, self._ended, self._resumable = e.run_dir, None, False
+        self._epochs, self._total = e.epochs, max(1, e.total_steps)
+        if e.resumed_from_step:  # the resumed run redoes what came after its checkpoint
+            for name, plot in self.plots.items():
+                done = e.resumed_from_step // max(1, e.steps_per_epoch) if name == "metric" else e.resumed_from_step
+                for series in plot.series.values():
+                    series.drop_after(done)
+        else:
+            self._clear_plots()
+            self._metric = None
+        self.progress.setValue(int(1000 * e.resumed_from_step / self._total))
+        self.run_label.setText(f"Run folder: {e.run_dir}")
+        self.run_label.setToolTip(e.run_dir)
+        trainable = f"{e.trainable_params:,} of {e.total_params:,} parameters train"
+        self.info_label.setText(f"{e.device} · {e.precision} · {e.num_train}/{e.num_val}/{e.num_test} samples "
+                                f"(train/val/test) · {trainable}")
+        self.status_label.setText(f"Training on {e.device}…")
+        self._log_line("info", f"run started in {e.run_dir}" + (f" (resumed at step {e.resumed_from_step})"
+                                                                    if e.resumed_from_step else ""))
+        self.state.set_run_dir(e.run_dir)
+
+    def _on_step(self, e) -> None:
+        if not self.plots:
+            self.ensure_plots()
+        self.progress.setValue(int(1000 * e.step / max(1, e.total_steps)))
+        self.epoch_label.setText(f"Epoch {e.epoch + 1}/{getattr(self, '_epochs', '?')}")
+        self.step_label.setText(f"Step {e.step}/{e.total_steps}")
+        self.speed_label.setText(f"{e.samples_per_s:,.1f} samples/s")
+        self.eta_label.setText(f"ETA {format_duration(e.eta_s)}")
+        self.plots["loss"].series["train"].append(e.step, e.loss)
+        self.plots["lr"].series["lr"].append(e.step, e.lr)
+        self.plots["grad"].series["grad norm"].append(e.step, e.grad_norm)
+
+    def _on_epoch(self, e) -> None:
+        self.ensure_plots()
+        self._plot_epoch(e.epoch + 1, e.step, e.metrics)
+        self.epoch_label.setText(f"Epoch {e.epoch + 1}/{getattr(self, '_epochs', '?')}")
+        self._log_line("info", f"epoch {e.epoch + 1}: {format_metrics(e.metrics)} ({format_duration(e.elapsed_s)})")
+
+    def _plot_epoch(self, epoch: int, step: int, metrics: dict[str, float]) -> None:
+        loss = self.plots["loss"].series
+        if "train_loss" in metrics:
+            loss["train (epoch mean)"].append(step, metrics["train_loss"])
+        if "val_loss" in metrics:
+            loss["validation"].append(step, metrics["val_loss"])
+        if self._metric is None:
+            self._metric = task_metric(metrics)
+            if self._metric:
+                self.plots["metric"].plot.setLabel("left", self._metric)
+        if self._metric in metrics:
+            self.plots["metric"].series["metric"].append(epoch, metrics[self._metric])
+            axis = self.plots["metric"].plot.getAxis("bottom")
+            if epoch <= 20:
+                axis.setTickSpacing(5, 1)  # whole epochs while there are few
+            else:
+                axis.setTickSpacing()
+
+    def _on_log(self, level: str, text: str) -> None:
+        self._log_line(level, text)
+
+    def _on_checkpoint(self, e) -> None:
+        what = "best checkpoint" if e.is_best else "checkpoint"
+        self._log_line("info", f"{what} saved at step {e.step}: {Path(e.path).name}")
+
+    def _on_early_stopped(self, e) -> None:
+        self._log_line("info", f"early stop after epoch {e.epoch + 1}: {e.metric} best {e.best_value:.4g} "
+                               f"at epoch {e.best_epoch + 1}")
+
+    def _on_finished(self, e) -> None:
+        self._ended = e.status
+        self.progress.setValue(1000)
+        tested = format_metrics(e.test_metrics) or "no test split"
+        self.status_label.setText(f"Run {e.status}. Test: {tested}")
+        self._log_line("info", f"run {e.status}; test: {tested}")
+
+    def _on_failed(self, e) -> None:
+        self._ended = "failed"
+        self.status_label.setText(f"Run failed ({e.error_type}): {e.message}")
+        self._log_line("error", f"{e.error_type}: {e.message}")
+
+    def _on_training_changed(self, training: bool) -> None:
+        if not training:
+            if self._live_run and self._ended is None:
+                self._ended = "stopped"
+                self.status_label.setText("Run stopped. A checkpoint was saved; Resume run continues it.")
+                self._log_line("info", "run stopped; a checkpoint was saved")
+                self._resumable = True
+            self.pause_button.setText("Pause")
+            self._live_run = None
+        self._update_buttons()
+
+    def _on_paused(self, paused: bool) -> None:
+        self.pause_button.setText("Resume" if paused else "Pause")
+        if self.bridge.is_training:
+            self.status_label.setText("Paused. Press Resume to go on." if paused else "Training…")
+
+    # ------------------------------------------------------------ previous runs
+
+    def _on_run_changed(self, path: str) -> None:
+        if not path:
+            self._resumable = False
+            self._update_buttons()
+            return
+        if self._live_run and Path(path) == Path(self._live_run):
+            return  # our own run, being drawn live
+        if self.bridge.is_training:
+            return  # the live curves stay; the run can be looked at once training ends
+        self._history_for = path
+        self.status_label.setText(f"Loading the curves of {Path(path).name}…")
+        self.bridge.run_task(load_run_history, path, on_result=self._show_history, on_error=self._history_failed)
+
+    def _show_history(self, history: dict[str, Any]) -> None:
+        if history["run_dir"] != self._history_for or self.bridge.is_training:
+            return
+        self.ensure_plots()
+        self._clear_plots()
+        self._metric = None
+        epochs = history["epochs"]
+        for row in epochs:
+            self._plot_epoch(int(row.get("epoch", 0)), int(row.get("step", 0)), row)
+        lr = self.plots["lr"].series["lr"]
+        lr.set([r.get("step", 0) for r in epochs if "lr" in r], [r["lr"] for r in epochs if "lr" in r])
+        self.plots["grad"].clear("Gradient norms are shown only while a run is going; they are not saved.")
+        status = history["status"]
+        state = status.get("state", "unknown")
+        step, total = int(status.get("step", 0) or 0), int(status.get("total_steps", 0) or 0)
+        self.progress.setValue(1000 if state in ("completed", "early-stopped") else int(1000 * step / max(1, total)))
+        self.epoch_label.setText(f"Epoch {epochs[-1]['epoch']}" if epochs else "Epoch –")
+        self.step_label.setText(f"Step {step}/{total}" if total else f"Step {step}")
+        self.speed_label.setText("– samples/s")
+        self.eta_label.setText("ETA –")
+        self.info_label.setText("")
+        run = history["run_dir"]
+        self.run_label.setText(f"Run folder: {run}")
+        self.run_label.setToolTip(run)
+        summary = [f"epoch {r.get('epoch')}: " + format_metrics({k: v for k, v in r.items()
+                                                                 if k.startswith(("train_", "val_"))})
+                   for r in epochs]
+        self.log_view.setPlainText("\n".join(history["log"] + ["— metrics per epoch (metrics.jsonl) —"] + summary))
+        self.log_view.moveCursor(self.log_view.textCursor().MoveOperation.End)
+        self._resumable = bool(history["resumable"])
+        test = history["test"]
+        tested = format_metrics({k: v for k, v in test.items() if k.startswith("test_")}) if test else ""
+        text = f"Previous run, {state}."
+        if tested:
+            text += f" Test: {tested}"
+        if state == "failed" and status.get("message"):
+            text += f" Error: {status['message']}"
+        if self._resumable:
+            text += " Resume run continues it from its newest checkpoint."
+        self.status_label.setText(text)
+        self._update_buttons()
+
+    def _history_failed(self, error_type: str, message: str, details: str) -> None:
+        self._resumable = False
+        self._update_buttons()
+        self.status_label.setText(f"Could not read the run: {message}")
+        self.error.emit(error_type, message, details)
+
+    # ------------------------------------------------------------ helpers
+
+    def _clear_plots(self) -> None:
+        for plot in self.plots.values():
+            plot.clear()
+        if "metric" in self.plots:
+            self.plots["metric"].plot.setLabel("left", "metric")
+        self.progress.setValue(0)
+
+    def _log_line(self, level: str, text: str) -> None:
+        stamp = time.strftime("%H:%M:%S")
+        colour = {"warning": "#b8860b", "error": "#d62728"}.get(level)
+        body = html.escape(f"{stamp} [{level}] {text}").replace("\n", "<br>")
+        self.log_view.appendHtml(f'<span style="color:{colour}">{body}</span>' if colour else body)
