@@ -41,6 +41,7 @@ from PySide6.QtWidgets import (
 
 from finetune_gui.config import LoraConfig, TaskKind
 from finetune_gui.gui.pages.base import Page
+from finetune_gui.gui.pages.setup import widen_number_editors
 from finetune_gui.gui.widgets.config_form import ConfigForm
 from finetune_gui.gui.widgets.layer_tree import LayerTree
 
@@ -293,6 +294,7 @@ class ModelPage(Page):
         self.backbone_form = ConfigForm(
             self.state, "model", ["gradual_unfreeze_every", "backbone_lr_mult", "head_dropout", "backbone_dropout"])
         self.backbone_form.layout().setContentsMargins(0, 0, 0, 0)
+        widen_number_editors(self.backbone_form)
         backbone_layout.addWidget(self.backbone_form)
         self.lora_box = LoraBox(self.state)
         bottom = QHBoxLayout()

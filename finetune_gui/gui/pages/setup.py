@@ -13,6 +13,7 @@ from typing import Any
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer
 from PySide6.QtWidgets import (
+    QAbstractSpinBox,
     QComboBox,
     QFormLayout,
     QFrame,
@@ -117,6 +118,13 @@ def rounded_lr(lr: float) -> float:
     return float(f"{lr:.3g}")
 
 
+def widen_number_editors(form: ConfigForm, chars: int = 9) -> None:
+    """Room for values such as 0.0003 or 5e-05 (a spin box sizes itself from its minimum and maximum only)."""
+    for editor in form.editors.values():
+        if isinstance(editor, QAbstractSpinBox):
+            editor.setMinimumWidth(max(editor.sizeHint().width(), editor.fontMetrics().horizontalAdvance("0" * chars) + 28))
+
+
 class _CloseWatcher(QObject):
     """Stops the LR finder when the window it lives in closes, so quitting does not wait for the sweep."""
 
@@ -177,6 +185,8 @@ class SetupPage(Page):
         self.stopping_form = ConfigForm(self.state, "early_stopping")
         self.forms = [self.optimizer_form, self.schedule_form, self.length_form, self.hardware_form,
                       self.loss_form, self.stopping_form]
+        for form in self.forms:
+            widen_number_editors(form)
 
         grid = QGridLayout()
         grid.setContentsMargins(0, 0, 6, 0)
