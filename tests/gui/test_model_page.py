@@ -7,10 +7,11 @@ import pytest
 from PySide6.QtCore import Qt
 
 from finetune_gui.config import TaskKind
-from finetune_gui.gui.pages.model import ModelPage
+from finetune_gui.gui.pages.model import TREE_DEBOUNCE_MS, ModelPage
 from tests.factories import tiny_bert_dir
 
 RESNET18_BACKBONE = 11_176_512  # torchvision resnet18 without its fc layer
+TREE_WAIT_MS = 2 * TREE_DEBOUNCE_MS
 
 
 def fc(outputs: int) -> int:
@@ -205,4 +206,16 @@ def test_a_weights_file_sets_weights_path_and_a_plain_folder_is_refused(qtbot, r
     assert "no config.json" in signal.args[1]
     qtbot.mouseClick(page.clear_weights_button, Qt.MouseButton.LeftButton)
     assert resnet_state.config.model.weights_path == ""
+    wait_idle(qtbot, page)
+
+
+def test_a_hidden_page_rebuilds_the_tree_only_when_shown_again(qtbot, resnet_state, bridge):
+    page = open_page(qtbot, resnet_state, bridge)
+    wait_idle(qtbot, page)
+    page.hide()
+    resnet_state.set_value("model", "name", "resnet34")
+    qtbot.wait(TREE_WAIT_MS)
+    assert not page.tree_loading and page.trainable_count()[1] == RESNET18_BACKBONE + fc(2)
+    page.show()
+    qtbot.waitUntil(lambda: page.trainable_count()[1] == 21_284_672 + fc(2), timeout=60000)
     wait_idle(qtbot, page)

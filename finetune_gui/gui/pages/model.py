@@ -623,7 +623,8 @@ class ModelPage(Page):
                 num_outputs_for(c.task.kind, self.state.scan), str(c.base_dir))
 
     def _schedule_tree(self, now: bool = False) -> None:
-        if not self._activated or self._structure_key() == self._loaded_key:
+        """Rebuild the tree when the model's structure changed; a hidden page waits until it shows again."""
+        if not self._activated or not self.isVisible() or self._structure_key() == self._loaded_key:
             return
         if now:
             self._tree_timer.stop()
