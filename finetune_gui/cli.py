@@ -2,7 +2,8 @@
 
 Exit codes: 0 done (also early-stopped), 1 unexpected error (a bug; traceback shown), 2 bad config or usage,
 3 data problem, 4 model or weights could not be loaded (incl. offline), 5 training diverged (NaN/Inf loss),
-6 out of memory, 7 damaged or missing run/checkpoint, 130 stopped by Ctrl+C (a checkpoint was saved; resume it).
+6 out of memory, 7 damaged or missing run/checkpoint, 8 the run folder cannot be written (disk full, read-only),
+130 stopped by Ctrl+C (a checkpoint was saved; resume it).
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from typing import TextIO
 from finetune_gui import __version__
 from finetune_gui.config import ConfigError, RunConfig, load_config
 
-EXIT_OK, EXIT_BUG, EXIT_CONFIG, EXIT_DATA, EXIT_MODEL, EXIT_DIVERGED, EXIT_OOM, EXIT_RUN, EXIT_STOPPED = (
-    0, 1, 2, 3, 4, 5, 6, 7, 130,
+EXIT_OK, EXIT_BUG, EXIT_CONFIG, EXIT_DATA, EXIT_MODEL, EXIT_DIVERGED, EXIT_OOM, EXIT_RUN, EXIT_STORAGE = (
+    0, 1, 2, 3, 4, 5, 6, 7, 8,
 )
+EXIT_STOPPED = 130
 
 
 def _exit_code_for(error_type: str) -> int:
@@ -33,6 +35,7 @@ def _exit_code_for(error_type: str) -> int:
         "Diverged": EXIT_DIVERGED,
         "OutOfMemory": EXIT_OOM,
         "RunStateError": EXIT_RUN,
+        "StorageError": EXIT_STORAGE,
     }.get(error_type, EXIT_BUG)
 
 

@@ -13,6 +13,7 @@ __all__ = [
     "OfflineError",
     "OutOfMemory",
     "RunStateError",
+    "StorageError",
 ]
 
 
@@ -42,3 +43,7 @@ class Diverged(FinetuneError):
 
 class RunStateError(FinetuneError):
     """A run folder or checkpoint is missing, damaged or incompatible."""
+
+
+class StorageError(FinetuneError):
+    """The run folder cannot be written: the disk is full, a quota is reached, or it is read-only."""

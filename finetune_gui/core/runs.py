@@ -10,7 +10,7 @@ Layout of a run folder::
     metrics.csv        the same epoch lines as a table
     log.txt            what the run reported, with times
     status.json        running / completed / stopped / failed, and the latest checkpoint
-    checkpoints/       step-NNNNNNNN.safetensors + step-NNNNNNNN.state.pt, best.*
+    checkpoints/       step-NNNNNNNN.safetensors + .state.pt + .sha256 (hash manifest), best.* the same
     model.safetensors  the final weights (best ones if early stopping restored them)
     evaluation.json    test metrics, per-class table, confusion matrix
 """
@@ -251,6 +251,14 @@ def environment_record(device: str) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- checkpoints
+#
+# A checkpoint is three files: TAG.safetensors (weights), TAG.state.pt (training state, tensors and plain data
+# only) and TAG.sha256, a hash manifest in `sha256sum` format naming both. The manifest is written last and
+# removed first when a checkpoint is overwritten, so it marks a complete checkpoint: one without it was cut
+# off while saving and never counts. Every load checks both files against it, so a truncated or bit-flipped
+# file is detected before anything uses it (torch.load alone reads most bit flips in a state file silently).
+
+MANIFEST_SUFFIX = ".sha256"
 
 
 @dataclass(frozen=True)
@@ -258,6 +266,18 @@ class CheckpointInfo:
     weights: Path
     state: Path
     step: int
+
+    @property
+    def tag(self) -> str:
+        return self.weights.name.removesuffix(".safetensors")
+
+    @property
+    def manifest(self) -> Path:
+        return self.weights.with_name(self.tag + MANIFEST_SUFFIX)
+
+    @property
+    def files(self) -> tuple[Path, Path, Path]:
+        return (self.weights, self.state, self.manifest)
 
 
 def checkpoint_paths(run: RunDir, tag: str) -> CheckpointInfo:
@@ -268,36 +288,87 @@ def step_tag(step: int) -> str:
     return f"step-{step:08d}"
 
 
-def save_checkpoint(run: RunDir, tag: str, weights: dict[str, Any], state: dict[str, Any]) -> CheckpointInfo:
-    """Save weights (safetensors) and training state (tensors and plain data only) atomically.
+def _step_of(tag: str) -> int | None:
+    try:
+        return int(tag.split("-", 1)[1]) if tag.startswith("step-") else None
+    except (IndexError, ValueError):
+        return None
 
-    The weights are written first and the state second: a checkpoint counts only once its state file
-    exists, and the state records the weights' hash, so a crash in between leaves nothing usable-looking.
+
+def save_checkpoint(run: RunDir, tag: str, weights: dict[str, Any], state: dict[str, Any]) -> CheckpointInfo:
+    """Save weights (safetensors), training state (tensors and plain data only) and their hash manifest.
+
+    Each file is written atomically; the manifest comes last, so a crash part-way leaves no checkpoint that
+    looks complete. Overwriting a tag (the best checkpoint) first removes its manifest for the same reason.
     """
     import torch
     from safetensors.torch import save
 
     paths = checkpoint_paths(run, tag)
+    with contextlib.suppress(FileNotFoundError):
+        paths.manifest.unlink()
     contiguous = {k: v.detach().contiguous().cpu() for k, v in weights.items()}
-    atomic_write_bytes(paths.weights, save(contiguous))
-    state = dict(state, weights_sha256=sha256_file(paths.weights))
+    data = save(contiguous)
+    weights_hash = hashlib.sha256(data).hexdigest()
+    atomic_write_bytes(paths.weights, data)
+    del data
+    state = dict(state, weights_sha256=weights_hash)
     buf = io.BytesIO()
     torch.save(state, buf)
+    state_hash = hashlib.sha256(buf.getbuffer()).hexdigest()
     atomic_write_bytes(paths.state, buf.getvalue())
+    atomic_write_text(paths.manifest, f"{weights_hash}  {paths.weights.name}\n{state_hash}  {paths.state.name}\n")
     return CheckpointInfo(paths.weights, paths.state, int(state.get("step", -1)))
 
 
+def read_manifest(path: Path) -> dict[str, str]:
+    """File name -> SHA-256 from a `sha256sum`-format manifest."""
+    out: dict[str, str] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        digest, _, name = line.strip().partition("  ")
+        if len(digest) == 64 and name:
+            out[name.lstrip("*")] = digest.lower()
+    return out
+
+
+def verify_checkpoint(info: CheckpointInfo) -> None:
+    """Raise RunStateError unless both files of a checkpoint exist and match its hash manifest."""
+    if not info.manifest.exists():
+        raise RunStateError(
+            f"{info.weights}: checkpoint incomplete (no hash manifest {info.manifest.name}; it was cut off while "
+            "saving); an earlier checkpoint is used instead"
+        )
+    try:
+        expected = read_manifest(info.manifest)
+    except (OSError, UnicodeDecodeError) as e:
+        raise RunStateError(f"{info.manifest}: hash manifest unreadable ({e}); the checkpoint cannot be trusted") from None
+    for f in (info.weights, info.state):
+        if f.name not in expected:
+            raise RunStateError(f"{info.manifest}: hash manifest does not list {f.name}; the checkpoint cannot be trusted")
+        if not f.exists():
+            raise RunStateError(f"{f}: checkpoint incomplete (file missing)")
+        if sha256_file(f) != expected[f.name]:
+            raise RunStateError(
+                f"{f}: checkpoint damaged (SHA-256 differs from {info.manifest.name}: the file was truncated or "
+                "changed on disk); use an earlier checkpoint"
+            )
+
+
 def load_checkpoint(info: CheckpointInfo) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Load and check one checkpoint: safetensors weights and a state file read with weights_only=True."""
+    """Check one checkpoint against its hash manifest, then load it: safetensors weights, and a state file
+    read with weights_only=True (never unpickled code)."""
     import torch
     from safetensors.torch import load_file
 
     if not info.state.exists() or not info.weights.exists():
         raise RunStateError(f"{info.weights}: checkpoint incomplete (weights or state file missing)")
+    verify_checkpoint(info)
     try:
         state = torch.load(info.state, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unreadable state is the same problem to the user
         raise RunStateError(f"{info.state}: checkpoint state unreadable ({type(e).__name__}: {e})") from None
+    if not isinstance(state, dict):
+        raise RunStateError(f"{info.state}: checkpoint state is not a dictionary; the file is not a checkpoint")
     expected = state.get("weights_sha256")
     if expected and sha256_file(info.weights) != expected:
         raise RunStateError(f"{info.weights}: checkpoint damaged (hash mismatch); use an earlier checkpoint")
@@ -309,23 +380,27 @@ def load_checkpoint(info: CheckpointInfo) -> tuple[dict[str, Any], dict[str, Any
 
 
 def list_checkpoints(run: RunDir) -> list[CheckpointInfo]:
-    """Step checkpoints whose state file exists, oldest first."""
+    """Complete step checkpoints (hash manifest written), oldest first. Whether they check out is for
+    load_checkpoint to say."""
     found = []
-    for state in run.checkpoints.glob("step-*.state.pt"):
-        tag = state.name.removesuffix(".state.pt")
-        try:
-            step = int(tag.split("-")[1])
-        except (IndexError, ValueError):
+    for manifest in run.checkpoints.glob("step-*" + MANIFEST_SUFFIX):
+        tag = manifest.name.removesuffix(MANIFEST_SUFFIX)
+        step = _step_of(tag)
+        if step is None:
             continue
-        weights = run.checkpoints / f"{tag}.safetensors"
-        if weights.exists():
-            found.append(CheckpointInfo(weights, state, step))
+        info = checkpoint_paths(run, tag)
+        found.append(CheckpointInfo(info.weights, info.state, step))
     return sorted(found, key=lambda c: c.step)
 
 
 def latest_usable_checkpoint(run: RunDir) -> tuple[CheckpointInfo, dict[str, Any], dict[str, Any], list[str]]:
     """Newest checkpoint that loads and checks out; also returns why newer ones were passed over."""
     skipped: list[str] = []
+    newest_complete = max((c.step for c in list_checkpoints(run)), default=-1)
+    for f in sorted(run.checkpoints.glob("step-*.safetensors")):
+        step = _step_of(f.name.removesuffix(".safetensors"))
+        if step is not None and step > newest_complete:
+            skipped.append(f"{f}: checkpoint incomplete (cut off while saving)")
     for info in reversed(list_checkpoints(run)):
         try:
             weights, state = load_checkpoint(info)
@@ -337,10 +412,27 @@ def latest_usable_checkpoint(run: RunDir) -> tuple[CheckpointInfo, dict[str, Any
 
 
 def rotate_checkpoints(run: RunDir, keep_last: int) -> list[Path]:
-    """Delete step checkpoints beyond the newest `keep_last`. The best checkpoint is kept separately."""
+    """Keep the newest `keep_last` complete step checkpoints; delete older ones and the leftovers of saves
+    that were cut off before the newest complete one. The best checkpoint (tag "best") is never touched.
+
+    Call it only after a save has completed: the kept checkpoints then include the new one.
+    """
+    complete = list_checkpoints(run)
+    if keep_last <= 0 or not complete:
+        return []
+    kept = {c.tag for c in complete[-keep_last:]}
+    newest = complete[-1].step
+    doomed: dict[str, CheckpointInfo] = {}
+    for c in complete[:-keep_last]:
+        doomed[c.tag] = c
+    for f in run.checkpoints.glob("step-*"):
+        tag = f.name.split(".", 1)[0]
+        step = _step_of(tag)
+        if step is not None and step < newest and tag not in kept and tag not in doomed:
+            doomed[tag] = checkpoint_paths(run, tag)  # a save that was cut off
     removed = []
-    for info in list_checkpoints(run)[:-keep_last] if keep_last > 0 else []:
-        for p in (info.state, info.weights):  # state first: a half-deleted one no longer counts
+    for info in sorted(doomed.values(), key=lambda c: c.tag):
+        for p in (info.manifest, info.state, info.weights):  # manifest first: a half-deleted one no longer counts
             with contextlib.suppress(FileNotFoundError):
                 p.unlink()
                 removed.append(p)

@@ -208,4 +208,4 @@ def test_an_infinite_loss_stops_the_run_as_diverged_with_a_suggestion(tmp_path, 
     err = capsys.readouterr().err
     assert "at step 1" in err and "learning rate" in err
     status = json.loads((only_run(tmp_path / "runs") / "status.json").read_text())
-    assert status["state"] == "failed" and status["error"] == "Diverged"
+    assert status["state"] == "diverged" and status["error"] == "Diverged"

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -93,28 +94,54 @@ def _offline_error(name: str, detail: str = "") -> OfflineError:
     )
 
 
-def check_remote_code(source: str, is_local: bool, trust: bool) -> None:
-    """Refuse a model whose config asks for its own Python code unless the user trusts it."""
-    if trust:
-        return
-    cfg_file = Path(source) / "config.json" if is_local else cached_file(source)
+def _auto_map_modules(cfg_file: Path | None) -> set[str]:
+    """Python files named by the auto_map of a config.json / tokenizer_config.json (empty when none)."""
     if cfg_file is None or not cfg_file.is_file():
-        return
+        return set()
     try:
         cfg = json.loads(cfg_file.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return
-    auto_map = cfg.get("auto_map")
+        return set()
+    auto_map = cfg.get("auto_map") if isinstance(cfg, dict) else None
     if not auto_map:
-        return
+        return set()
     modules: set[str] = set()
-    for ref in auto_map.values():
+    refs = auto_map.values() if isinstance(auto_map, dict) else [auto_map]
+    for ref in refs:
         for item in ref if isinstance(ref, (list, tuple)) else [ref]:
             if isinstance(item, str) and "." in item:
                 modules.add(item.split("--")[-1].rsplit(".", 1)[0] + ".py")
-    folder = cfg_file.parent
-    present = sorted(p.name for p in folder.glob("*.py"))
-    files = sorted(modules | set(present)) or ["(the model's own .py files)"]
+    return modules or {"(the model's own .py files)"}
+
+
+def remote_code_files(source: str, is_local: bool) -> tuple[list[str], Path | None]:
+    """The Python files a model folder (or cached hub model) would run with trust_remote_code, and where."""
+    found: set[str] = set()
+    folder: Path | None = None
+    for name in ("config.json", "tokenizer_config.json"):
+        cfg_file = Path(source) / name if is_local else cached_file(source, name)
+        modules = _auto_map_modules(cfg_file)
+        if modules:
+            found |= modules
+            folder = cfg_file.parent  # type: ignore[union-attr]
+    if not found or folder is None:
+        return [], None
+    present = {p.name for p in folder.glob("*.py")}
+    named = {m for m in found if not m.startswith("(")}
+    return sorted(named | present) or sorted(found), folder
+
+
+def check_remote_code(source: str, is_local: bool, trust: bool) -> str | None:
+    """Refuse a model whose config or tokenizer config asks for its own Python code unless the user trusts it.
+
+    Returns a warning naming the code that will run when trust_remote_code is on, else None.
+    """
+    files, folder = remote_code_files(source, is_local)
+    if not files:
+        return None
+    if trust:
+        return (f"model.trust_remote_code is on: '{source}' runs its own Python code ({', '.join(files)} in "
+                f"{folder}). Only do this for sources you trust.")
     raise ModelLoadError(
         f"'{source}' needs to run its own Python code ({', '.join(files)} in {folder}), which is off for safety. "
         "If you trust where this model comes from, set model.trust_remote_code = true (Model page: "
@@ -213,7 +240,11 @@ def load_tokenizer(config: "RunConfig") -> Any:
     local_only = is_local or offline_mode()
     if not is_local and offline_mode() and cached_file(source) is None:
         raise _offline_error(source, "offline mode is on (HF_HUB_OFFLINE or FINETUNE_GUI_OFFLINE)")
-    check_remote_code(source, is_local, config.model.trust_remote_code)
+    remote_warning = check_remote_code(source, is_local, config.model.trust_remote_code)
+    if remote_warning:
+        import logging
+
+        logging.getLogger(__name__).warning("%s", remote_warning)
     try:
         tokenizer = _load_tokenizer(source, config, local_only)
     except OSError as e:
@@ -238,14 +269,14 @@ def build_hf(config: "RunConfig", num_outputs: int) -> "ModelBundle":
     local_only = is_local or offline_mode()
     if not is_local and offline_mode() and cached_file(source) is None:
         raise _offline_error(source, "offline mode is on (HF_HUB_OFFLINE or FINETUNE_GUI_OFFLINE)")
-    check_remote_code(source, is_local, mc.trust_remote_code)
+    remote_warning = check_remote_code(source, is_local, mc.trust_remote_code)
     if mc.weights_path:
         raise ModelLoadError(
             "model.weights_path is for image models; for Hugging Face models point model.name at a local folder "
             "written by save_pretrained"
         )
 
-    warnings: list[str] = []
+    warnings: list[str] = [remote_warning] if remote_warning else []
     try:
         hf_config = _load_config(source, config, local_only)
         _apply_dropout(hf_config, mc.backbone_dropout, mc.head_dropout)
@@ -272,6 +303,11 @@ def build_hf(config: "RunConfig", num_outputs: int) -> "ModelBundle":
         tokenizer = _load_tokenizer(source, config, local_only)
     except (OfflineError, ModelLoadError):
         raise
+    except pickle.UnpicklingError as e:
+        raise ModelLoadError(
+            f"the weights of '{source}' (a pickled .bin/.pt file) hold Python objects besides tensors, which are "
+            "refused for safety. Ask for, or convert to, model.safetensors."
+        ) from None
     except OSError as e:
         text = str(e).lower()
         if not is_local and (offline_mode() or any(w in text for w in _OFFLINE_WORDS)):

@@ -6,6 +6,7 @@ newest usable checkpoint. Both can be called from a script, the CLI, a test or t
 
 from __future__ import annotations
 
+import errno
 import gc
 import math
 import time
@@ -17,13 +18,13 @@ from typing import Any, Iterator
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from finetune_gui.config import RunConfig, TaskKind, load_config
 from finetune_gui.core import devices
 from finetune_gui.core.data import DataBundle, build_data
 from finetune_gui.core.data.augment import build_batch_mixer
-from finetune_gui.core.errors import ConfigError, FinetuneError, OutOfMemory, RunStateError
+from finetune_gui.core.errors import ConfigError, Diverged, FinetuneError, OutOfMemory, RunStateError, StorageError
 from finetune_gui.core.models import ModelBundle, build_model
 from finetune_gui.core.models.freezing import (
     apply_freeze,
@@ -37,7 +38,9 @@ from finetune_gui.core.runs import (
     atomic_write_json,
     atomic_write_text,
     environment_record,
+    CheckpointInfo,
     latest_usable_checkpoint,
+    list_checkpoints,
     load_checkpoint,
     new_run_dir,
     open_run_dir,
@@ -80,8 +83,11 @@ class RunResult:
 # ---------------------------------------------------------------- sampling
 
 
-class EpochSampler(Sampler[int]):
-    """A seeded shuffle per epoch that can start part-way through, so a resumed run sees the same order."""
+class EpochSampler(Sampler[tuple[int, int]]):
+    """A seeded shuffle per epoch that can start part-way through, so a resumed run sees the same order.
+
+    It yields (index, epoch) keys; `SeededSamples` turns them into samples with their own random streams.
+    """
 
     def __init__(self, n: int, seed: int, shuffle: bool = True):
         self.n, self.seed, self.shuffle = n, seed, shuffle
@@ -96,11 +102,38 @@ class EpochSampler(Sampler[int]):
         g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
         return torch.randperm(self.n, generator=g).tolist()
 
-    def __iter__(self) -> Iterator[int]:
-        return iter(self.order()[self.start :])
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        epoch = self.epoch
+        return iter([(i, epoch) for i in self.order()[self.start :]])
 
     def __len__(self) -> int:
-        return self.n - self.start
+        return max(0, self.n - self.start)
+
+
+def sample_seed(seed: int, epoch: int, index: int) -> int:
+    """The seed of one sample's augmentation in one epoch."""
+    return ((seed * 1_000_003 + epoch) * 1_000_000_007 + index) % (2**63 - 1)
+
+
+class SeededSamples(Dataset):
+    """Training samples, each drawn with its own random stream seeded from (seed, epoch, index).
+
+    Augmentation then draws the same numbers whichever DataLoader worker loads a sample and wherever a
+    resumed run starts within an epoch, so num_workers and interruptions do not change the result. The
+    global torch RNG (dropout, MixUp) is left as it was.
+    """
+
+    def __init__(self, dataset: Dataset, seed: int):
+        self.dataset, self.seed = dataset, seed
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, key: tuple[int, int]) -> Any:
+        index, epoch = key
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(sample_seed(self.seed, epoch, index))
+            return self.dataset[index]
 
 
 # ---------------------------------------------------------------- setup
@@ -200,7 +233,7 @@ def prepare(config: RunConfig, log: Listener | None = None) -> Prepared:
 
     bs = config.train.batch_size
     sampler = EpochSampler(len(data.train), config.train.seed)
-    train_loader = _loader(data.train, bs, data, config, sampler=sampler, train=True)
+    train_loader = _loader(SeededSamples(data.train, config.train.seed), bs, data, config, sampler=sampler, train=True)
     val_loader = _loader(data.val, bs, data, config) if len(data.val) else None
     test_loader = _loader(data.test, bs, data, config) if len(data.test) else None
 
@@ -374,11 +407,13 @@ class _Trainer:
         best = BestTracker(monitor, mode, es.min_delta)
 
         epoch, batch_in_epoch, step, unfrozen = 0, 0, 0, 0
+        epoch_trained = False  # True between the epoch's last step and the end of its evaluation
         train_sum, train_count = 0.0, 0
         if resume_from is not None:
             weights, state = resume_from
             load_model_weights(bundle.model, weights, str(run.root))
             epoch, batch_in_epoch, step = int(state["epoch"]), int(state["batch_in_epoch"]), int(state["step"])
+            epoch_trained = bool(state.get("epoch_trained", False))
             for _ in range(int(state.get("unfrozen", 0))):
                 unfreeze_next_block(bundle)
             unfrozen = int(state.get("unfrozen", 0))
@@ -406,6 +441,7 @@ class _Trainer:
             return {
                 "epoch": epoch,
                 "batch_in_epoch": batch_in_epoch,
+                "epoch_trained": epoch_trained,
                 "step": step,
                 "unfrozen": unfrozen,
                 "optimizer": optimizer.state_dict(),
@@ -419,6 +455,7 @@ class _Trainer:
 
         def save() -> None:
             weights, tied = model_weights(bundle.model)
+            _check_finite_weights(weights, step, schedule.current_lrs()[0])  # never save a diverged model
             info = save_checkpoint(run, step_tag(step), weights, dict(state_now(), tied=tied))
             rotate_checkpoints(run, cfg.checkpoint.keep_last)
             run.write_status(latest_checkpoint=info.weights.name, step=step)
@@ -431,7 +468,7 @@ class _Trainer:
         started = time.monotonic()
         samples_seen, last_report, first_step = 0, 0.0, step
         try:
-            while epoch < tc.epochs and step < p.total_steps:
+            while epoch < tc.epochs and (step < p.total_steps or epoch_trained):
                 every = cfg.model.gradual_unfreeze_every
                 if every and epoch > 0 and batch_in_epoch == 0 and epoch % every == 0 and unfrozen < epoch // every:
                     name = unfreeze_next_block(bundle)
@@ -445,7 +482,7 @@ class _Trainer:
                 epoch_start = time.monotonic()
                 pending = 0
                 n_batches = p.batches_per_epoch
-                for batch in p.train_loader:
+                for batch in ([] if epoch_trained else p.train_loader):  # trained already: stopped in its evaluation
                     loss, _, _, n = forward_batch(p, batch, train=True)
                     if tc.l1 > 0:
                         loss = loss + tc.l1 * sum(q.abs().sum() for q in params if q.requires_grad and q.dim() > 1)
@@ -479,12 +516,13 @@ class _Trainer:
                     if step >= p.total_steps:
                         break
                     self.control.checkpoint(on_pause=lambda: self.emit(LogMessage("info", "paused")))
-                # ---- end of epoch
-                batch_in_epoch = 0
+                # ---- end of epoch (a stop during the evaluation saves "trained, not yet evaluated")
+                epoch_trained = True
                 train_loss = train_sum / max(train_count, 1)
-                train_sum, train_count = 0.0, 0
                 metrics = {"train_loss": train_loss}
                 val = evaluate(p, p.val_loader, self.control)
+                batch_in_epoch, epoch_trained = 0, False
+                train_sum, train_count = 0.0, 0
                 if val is not None:
                     val_metrics = {f"val_{k}": v for k, v in val.compute().items()}
                     metrics.update(val_metrics)
@@ -502,6 +540,7 @@ class _Trainer:
                     )
                 if best.update(metrics[monitor], epoch_done):
                     weights, tied = model_weights(model)
+                    _check_finite_weights(weights, step, lr)
                     info = save_checkpoint(
                         run, "best", weights, {"epoch": epoch_done, "step": step, "metric": monitor,
                                                "value": metrics[monitor], "tied": tied},
@@ -524,14 +563,17 @@ class _Trainer:
         restore = es.restore_best if es.enabled else True
         best_ckpt = run.checkpoints / "best.safetensors"
         if restore and best_ckpt.exists() and best.best_epoch >= 0:
-            from finetune_gui.core.runs import CheckpointInfo
-
-            weights, _ = load_checkpoint(CheckpointInfo(best_ckpt, run.checkpoints / "best.state.pt", step))
-            load_model_weights(model, weights, str(best_ckpt))
-            self.emit(LogMessage("info", f"restored the best weights (epoch {best.best_epoch + 1}, {monitor})"))
-            best_val = evaluate(p, p.val_loader)
-            if best_val is not None:
-                val_metrics = {f"val_{k}": v for k, v in best_val.compute().items()}
+            try:
+                weights, _ = load_checkpoint(CheckpointInfo(best_ckpt, run.checkpoints / "best.state.pt", step))
+            except RunStateError as e:
+                self.emit(LogMessage("warning", f"the best checkpoint cannot be used ({e}); the final weights are "
+                                                "the last epoch's"))
+            else:
+                load_model_weights(model, weights, str(best_ckpt))
+                self.emit(LogMessage("info", f"restored the best weights (epoch {best.best_epoch + 1}, {monitor})"))
+                best_val = evaluate(p, p.val_loader)
+                if best_val is not None:
+                    val_metrics = {f"val_{k}": v for k, v in best_val.compute().items()}
         split, loader = ("test", p.test_loader) if p.test_loader is not None else ("val", p.val_loader)
         test_metrics: dict[str, float] = {}
         ev = evaluate(p, loader)
@@ -585,11 +627,71 @@ def _snapshot_config(config: RunConfig) -> RunConfig:
     return snap
 
 
+def _check_finite_weights(weights: dict[str, torch.Tensor], step: int, lr: float) -> None:
+    """Raise Diverged when any weight is NaN or infinite (a finite loss can hide that for a step)."""
+    bad = [k for k, t in weights.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        raise Diverged(
+            f"the weights became NaN or infinite by step {step} (learning rate {lr:.3g}; {bad[0]}"
+            f"{f' and {len(bad) - 1} more' if len(bad) > 1 else ''}); training was stopped and the last finite "
+            "checkpoint kept. Try a learning rate 3-10x lower, gradient clipping (train.grad_clip = 1.0), or fp32 "
+            "precision."
+        )
+
+
+_STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
+
+
+def _last_checkpoint_note(run: RunDir, diverged: bool = False) -> str:
+    try:
+        complete = list_checkpoints(run)
+    except OSError:
+        complete = []
+    if diverged:
+        if not complete:
+            return "No checkpoint was saved before it diverged."
+        return f"The last finite checkpoint is checkpoints/{complete[-1].weights.name}."
+    if not complete:
+        return "No checkpoint was complete yet, so the run cannot be resumed; start it again."
+    return (f"The last complete checkpoint, checkpoints/{complete[-1].weights.name}, is intact: "
+            f"`finetune-gui resume {run.root}` continues from it.")
+
+
+def storage_error(e: OSError, run: RunDir) -> StorageError:
+    what = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up",
+            errno.EFBIG: "the file is larger than this file system or process allows",
+            errno.EROFS: "the disk is read-only"}.get(e.errno or 0, e.strerror or str(e))
+    where = f" ({e.filename})" if e.filename else ""
+    return StorageError(
+        f"cannot write to the run folder {run.root}: {what}{where}. Free some space (checkpoints of this model "
+        f"need about {_checkpoint_size_note(run)}) or set checkpoint.output_dir to another disk. "
+        + _last_checkpoint_note(run)
+    )
+
+
+def _checkpoint_size_note(run: RunDir) -> str:
+    sizes = []
+    for info in list_checkpoints(run)[-1:]:
+        for f in (info.weights, info.state):
+            try:
+                sizes.append(f.stat().st_size)
+            except OSError:
+                pass
+    return f"{sum(sizes) / 2**20:.0f} MB each" if sizes else "as much as the model's weights, twice over"
+
+
 def _guarded(trainer: _Trainer, resume_from=None) -> RunResult:
     try:
         return trainer.run_fit(resume_from)
+    except Diverged as e:
+        return _failed(trainer, Diverged(f"{e} {_last_checkpoint_note(trainer.run, diverged=True)}"), "")
     except (FinetuneError, ConfigError) as e:
         return _failed(trainer, e, "")
+    except OSError as e:
+        if e.errno in _STORAGE_ERRNOS:
+            return _failed(trainer, storage_error(e, trainer.run), "")
+        _failed(trainer, e, traceback.format_exc())
+        raise
     except Exception as e:  # noqa: BLE001 - turned into a report, then re-raised as a bug
         if devices.is_oom(e):
             err = OutOfMemory(
@@ -609,7 +711,8 @@ def _failed(trainer: _Trainer, e: BaseException, details: str) -> RunResult:
     run = trainer.run
     message = str(e)
     try:
-        run.write_status(state="failed", error=type(e).__name__, message=message)
+        state = "diverged" if isinstance(e, Diverged) else "failed"
+        run.write_status(state=state, error=type(e).__name__, message=message)
         run.log_line(f"[error] {type(e).__name__}: {message}\n{details}")
     except OSError:
         pass
@@ -627,9 +730,13 @@ def fit(
     """Train a model as the config says, in a new run folder. Failures the user can act on are returned
     as a RunResult with status "failed" (and a RunFailed event); bugs are reported and re-raised."""
     out = Path(output_dir) if output_dir is not None else Path(config.checkpoint.output_dir)
-    run = new_run_dir(out, config.checkpoint.run_name or config.name)
     snap = _snapshot_config(config)
-    atomic_write_text(run.config, snap.to_toml())
+    try:
+        run = new_run_dir(out, config.checkpoint.run_name or config.name)
+        atomic_write_text(run.config, snap.to_toml())
+    except OSError as e:
+        raise StorageError(f"cannot make a run folder in {out.resolve()}: {e.strerror or e}; free some space or set "
+                           "checkpoint.output_dir to a folder you can write to") from None
     return _guarded(_Trainer(snap, run, listener, control))
 
 
