@@ -47,6 +47,14 @@ class CompactDoubleSpinBox(QDoubleSpinBox):
         except ValueError:
             return self.value()
 
+    def sizeHint(self):  # noqa: N802 - Qt sizes spin boxes from min/max text only; leave room for 0.0003
+        hint = super().sizeHint()
+        hint.setWidth(max(hint.width(), self.fontMetrics().horizontalAdvance("0" * 9) + 28))
+        return hint
+
+    def minimumSizeHint(self):  # noqa: N802
+        return self.sizeHint()
+
     def validate(self, text: str, pos: int):
         from PySide6.QtGui import QValidator
 
