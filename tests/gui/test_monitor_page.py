@@ -40,7 +40,8 @@ def page(qtbot, state, bridge):
     p = MonitorPage(state, bridge)
     qtbot.addWidget(p)
     p.resize(1110, 740)
-    return p
+    yield p
+    qtbot.waitUntil(lambda: not bridge.busy, timeout=60000)  # tasks end before the bridge shuts down
 
 
 def only_run(tmp_path):
