@@ -1,0 +1,135 @@
+"""The Try it page: a trained run's model predicts a dropped image, typed text, and writes on from a prompt."""
+
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+
+from finetune_gui.core.inference import load_predictor
+from finetune_gui.gui.pages.try_it import INPUT_IMAGE, INPUT_NONE, INPUT_PROMPT, INPUT_TEXT, TryItPage
+from tests.conftest import make_image_folder, make_reviews_csv
+from tests.unit.test_inference import TINY_TRAIN, image_sections, train
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """One intra-op thread: on this shared 2-core machine two threads contend and run ~10x slower."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def image_run(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("try-image")
+    make_image_folder(root / "images")
+    return train(root, image_sections())
+
+
+@pytest.fixture
+def page(qtbot, state, bridge):
+    p = TryItPage(state, bridge)
+    qtbot.addWidget(p)
+    p.resize(1110, 740)
+    p.show()
+    yield p
+    qtbot.waitUntil(lambda: not bridge.busy, timeout=60000)  # tasks end before the bridge shuts down
+
+
+def open_run(qtbot, page, run):
+    errors = []
+    page.error.connect(lambda *a: errors.append(a))
+    page.state.set_run_dir(run)
+    qtbot.waitUntil(lambda: page.predictor is not None and not page._busy, timeout=60000)
+    assert errors == []
+
+
+def drop(page, path: Path) -> None:
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path))])
+    event = QDropEvent(QPointF(20, 20), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                       Qt.KeyboardModifier.NoModifier)
+    page.dropEvent(event)
+
+
+def test_a_dropped_image_is_predicted_with_sorted_probabilities(qtbot, page, image_run):
+    open_run(qtbot, page, image_run)
+    assert page.inputs.currentIndex() == INPUT_IMAGE and "model.safetensors" in page.status_label.text()
+    picture = sorted((image_run.parent.parent / "images" / "square").glob("*.png"))[0]
+    drop(page, picture)
+    assert not page.choose_button.isEnabled()  # one prediction at a time
+    assert page.predict_file(picture) is False
+    qtbot.waitUntil(lambda: page.last_prediction is not None, timeout=30000)
+    expected = load_predictor(image_run).predict_images([picture])[0]
+    assert page.result_label.text() == expected.label
+    values = [v for _, v in page.bars.scores]
+    assert [n for n, _ in page.bars.scores] == list(expected.scores)  # highest first
+    assert values == pytest.approx(list(expected.scores.values()), abs=1e-5)
+    assert math.fsum(values) == pytest.approx(1.0, abs=1e-5)
+    assert not page.drop_area.pixmap().isNull() and page.choose_button.isEnabled()
+
+
+def test_typed_text_is_classified(qtbot, page, tmp_path):
+    from tests.factories import tiny_bert_dir
+
+    model_dir = tiny_bert_dir(tmp_path / "bert")
+    make_reviews_csv(tmp_path / "reviews.csv")
+    run = train(tmp_path, {
+        "task": {"kind": "text-classification"},
+        "data": {"path": "reviews.csv", "max_length": 16},
+        "model": {"name": str(model_dir), "freeze": "none"},
+        "train": dict(TINY_TRAIN),
+    })
+    open_run(qtbot, page, run)
+    assert page.inputs.currentIndex() == INPUT_TEXT
+    qtbot.keyClicks(page.text_edit, "the film was great and lovely")
+    qtbot.mouseClick(page.predict_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: page.last_prediction is not None, timeout=30000)
+    expected = load_predictor(run).predict_texts(["the film was great and lovely"])[0]
+    assert page.result_label.text() == expected.label
+    assert sorted(n for n, _ in page.bars.scores) == ["negative", "positive"]
+
+
+def test_a_language_model_writes_on_from_the_prompt(qtbot, page, tmp_path):
+    from tests.factories import tiny_gpt2_dir, tiny_text_corpus
+
+    model_dir = tiny_gpt2_dir(tmp_path / "gpt2")
+    (tmp_path / "corpus.txt").write_text("\n%\n".join(tiny_text_corpus() * 3) + "\n", encoding="utf-8")
+    run = train(tmp_path, {
+        "task": {"kind": "causal-lm"},
+        "data": {"path": "corpus.txt", "max_length": 16, "val_fraction": 0.2, "test_fraction": 0.1},
+        "model": {"name": str(model_dir), "freeze": "none"},
+        "train": dict(TINY_TRAIN, lr=5e-3),
+    })
+    open_run(qtbot, page, run)
+    assert page.inputs.currentIndex() == INPUT_PROMPT and not page.results.isVisible()
+    page.prompt_edit.setPlainText("the dog")
+    page.temperature.setValue(0.0)
+    page.max_tokens.setValue(6)
+    qtbot.mouseClick(page.generate_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(page.generate_button.isEnabled, timeout=30000)
+    text = page.generated.toPlainText()
+    assert text.startswith("the dog") and len(text) > len("the dog")
+
+
+def test_a_run_without_weights_says_so_and_the_next_run_loads(qtbot, page, image_run, tmp_path):
+    empty = Path(shutil.copytree(image_run, tmp_path / "no-weights"))
+    (empty / "model.safetensors").unlink()
+    shutil.rmtree(empty / "checkpoints")
+    (empty / "checkpoints").mkdir()
+    errors = []
+    page.error.connect(lambda *a: errors.append(a))
+    page.state.set_run_dir(empty)
+    qtbot.waitUntil(lambda: "No model to try" in page.status_label.text(), timeout=30000)
+    assert "no trained weights" in page.status_label.text() and errors == []
+    assert page.inputs.currentIndex() == INPUT_NONE
+    open_run(qtbot, page, image_run)  # another run: its model replaces the failed attempt
+    assert page.inputs.currentIndex() == INPUT_IMAGE
