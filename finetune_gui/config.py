@@ -13,7 +13,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 import tomli_w
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 SCHEMA_VERSION = 1
 
@@ -26,6 +35,17 @@ class ConfigError(ValueError):
         self.source = source
         where = f"{source}: " if source else ""
         super().__init__(where + "invalid config\n  " + "\n  ".join(problems))
+
+    def by_field(self) -> dict[str, list[str]]:
+        """Problems keyed by the dotted field they are about ("train.lr"), for showing them beside the fields;
+        problems about no one field (a file that is not TOML) are under ""."""
+        out: dict[str, list[str]] = {}
+        for line in self.problems:
+            key, sep, message = line.partition(": ")
+            if not sep or not key or " " in key:
+                key, message = "", line
+            out.setdefault(key, []).append(message)
+        return out
 
 
 class TaskKind(str, Enum):
@@ -53,8 +73,20 @@ class TaskKind(str, Enum):
         return self in (TaskKind.IMAGE_CLASSIFICATION, TaskKind.TEXT_CLASSIFICATION)
 
 
+def _no_bool_for_numbers(cls: type[BaseModel], value: Any, info: ValidationInfo) -> Any:
+    """true/false where a number belongs is a mistake, not 1/0 (pydantic would quietly convert it)."""
+    if isinstance(value, bool) and info.field_name:
+        annotation = cls.model_fields[info.field_name].annotation
+        numeric = (int, float, int | None, float | None)
+        if annotation in numeric:
+            raise ValueError(f"must be a number, got {str(value).lower()}")
+    return value
+
+
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, use_enum_values=False)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, use_enum_values=False, allow_inf_nan=False)
+
+    _numbers_not_bools = field_validator("*", mode="before")(classmethod(_no_bool_for_numbers))
 
 
 class TaskConfig(_Section):
@@ -191,7 +223,9 @@ class CheckpointConfig(_Section):
 class RunConfig(BaseModel):
     """A whole run: what to learn, from which data, with which model and how."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+    _numbers_not_bools = field_validator("*", mode="before")(classmethod(_no_bool_for_numbers))
 
     schema_version: int = Field(SCHEMA_VERSION, ge=1, description="Version of this file's layout.")
     name: str = Field("run", description="Short name of this setup.")
@@ -271,6 +305,8 @@ def _explain(err: dict[str, Any], model: type[BaseModel]) -> str:
 
 def validate_dict(data: dict[str, Any], source: str | None = None) -> RunConfig:
     """Build a RunConfig from plain data, raising ConfigError with field-level messages."""
+    if not isinstance(data, dict):
+        raise ConfigError([f"(top level): a config is a table of sections, got {type(data).__name__}"], source)
     data = migrate(dict(data), source)
     try:
         return RunConfig.model_validate(data)
@@ -281,7 +317,12 @@ def validate_dict(data: dict[str, Any], source: str | None = None) -> RunConfig:
 def migrate(data: dict[str, Any], source: str | None = None) -> dict[str, Any]:
     """Bring an older config layout up to SCHEMA_VERSION; refuse a newer one."""
     version = data.get("schema_version", SCHEMA_VERSION)
-    if isinstance(version, int) and version > SCHEMA_VERSION:
+    if isinstance(version, (str, float)) and not isinstance(version, bool):
+        try:  # "2" or 2.0 would be read as 2 later: check them as the number they will be
+            version = int(float(version)) if float(version) == int(float(version)) else version
+        except (ValueError, OverflowError):
+            pass
+    if isinstance(version, int) and not isinstance(version, bool) and version > SCHEMA_VERSION:
         raise ConfigError(
             [f"schema_version: this file is version {version}, but this finetune-gui reads up to "
              f"{SCHEMA_VERSION}; update finetune-gui to open it"],
@@ -299,6 +340,10 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConf
         raise ConfigError([f"file not found: {path}"], str(path)) from None
     except UnicodeDecodeError as e:
         raise ConfigError([f"not UTF-8 text (byte {e.start}); save the file as UTF-8"], str(path)) from None
+    except IsADirectoryError:
+        raise ConfigError([f"{path} is a folder; give a config .toml file"], str(path)) from None
+    except OSError as e:
+        raise ConfigError([f"cannot be read ({e.strerror or e})"], str(path)) from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:

@@ -207,6 +207,8 @@ def read_table(path: Path, fmt: str) -> Table:
     first = text.split("\n", 1)[0]
     if fmt == "csv" and "," not in first:  # tab- or semicolon-separated files saved as .csv
         delimiter = "\t" if "\t" in first else ";" if ";" in first else ","
+    # one cell may hold a whole document; the csv module's default cap (128 KiB) would refuse it
+    csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
         header = next(reader, None)
@@ -265,13 +267,29 @@ def require_columns(table: Table, needed: Sequence[str], setting: str) -> None:
 
 
 def cell(row: dict[str, Any], column: str) -> str:
-    """A cell as stripped text ('' for missing / null)."""
+    """A cell as stripped text ('' for missing / null). JSON values of mixed types read the same way whatever
+    their type: 1, 1.0 and "1" are all "1"; true/false are "true"/"false"."""
     v = row.get(column)
     if v is None:
         return ""
-    if isinstance(v, float) and v != v:
-        return ""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        if v != v:
+            return ""
+        if v.is_integer() and abs(v) < 2**53:
+            return str(int(v))
     return str(v).strip()
+
+
+def nested_cell(row: dict[str, Any], column: str) -> str | None:
+    """'a list' / 'an object' when a JSON cell holds one (not a single value), else None."""
+    v = row.get(column)
+    if isinstance(v, (list, tuple)):
+        return "a list"
+    if isinstance(v, dict):
+        return "an object"
+    return None
 
 
 def parse_number(text: str, path: Path, line: int | None, column: str) -> float:

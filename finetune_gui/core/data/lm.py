@@ -19,6 +19,7 @@ from finetune_gui.core.data.common import (
     ScanReport,
     cell,
     need_tokenizer,
+    nested_cell,
     pad_id_of,
     random_split_indices,
     read_table,
@@ -103,6 +104,11 @@ def collect_documents(config: RunConfig) -> Documents:
         require_columns(table, [d.text_column], "data.text_column")
         out = Documents(path, fmt, files=1, problems=list(table.problems), columns=table.columns)
         for line, row in table.rows:
+            nested = nested_cell(row, d.text_column)
+            if nested:
+                out.problems.append(Problem(str(path), f"column '{d.text_column}' holds {nested}, not text; row "
+                                            "skipped", line))
+                continue
             text = cell(row, d.text_column)
             if not text:
                 out.problems.append(Problem(str(path), f"empty text in column '{d.text_column}'; row skipped", line))

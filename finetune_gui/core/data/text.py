@@ -20,6 +20,7 @@ from finetune_gui.core.data.common import (
     class_counts,
     format_from_suffix,
     need_tokenizer,
+    nested_cell,
     pad_id_of,
     parse_number,
     random_split_indices,
@@ -96,6 +97,12 @@ def collect_text(config: RunConfig, kind: TaskKind, table: Table | None = None) 
     fmt = format_from_suffix(table.path) or d.format
     rec = TextRecords(table.path, fmt, problems=list(table.problems), columns=table.columns)
     for line, row in table.rows:
+        nested = nested_cell(row, d.text_column) or nested_cell(row, label_col)
+        if nested:
+            column = d.text_column if nested_cell(row, d.text_column) else label_col
+            rec.problems.append(Problem(str(table.path), f"column '{column}' holds {nested}, not a single value; "
+                                        "row skipped", line))
+            continue
         text = cell(row, d.text_column)
         if not text:
             rec.problems.append(Problem(str(table.path), f"empty text in column '{d.text_column}'; row skipped", line))

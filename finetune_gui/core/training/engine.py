@@ -212,8 +212,15 @@ def prepare(config: RunConfig, log: Listener | None = None) -> Prepared:
         if (tuple(bundle.mean), tuple(bundle.std)) != (IMAGENET_MEAN, IMAGENET_STD):
             data = build_data(config, image_size=bundle.image_size, mean=bundle.mean, std=bundle.std)
     elif task == TaskKind.CAUSAL_LM:
+        # read the data with the tokenizer alone first, so data that cannot train is refused before the model
+        # loads; read it again only if the model's tokenizer pads differently (a [PAD] token was added)
+        from finetune_gui.core.data.common import pad_id_of
+
+        tokenizer = _tokenizer_only(config)
+        data = build_data(config, tokenizer=tokenizer)
         bundle = build_model(config, 0)
-        data = build_data(config, tokenizer=bundle.tokenizer)
+        if pad_id_of(bundle.tokenizer) != pad_id_of(tokenizer) or len(bundle.tokenizer) != len(tokenizer):
+            data = build_data(config, tokenizer=bundle.tokenizer)
     else:
         # the tokenizer comes with the model, the label count with the data: read the data with the tokenizer first
         data = build_data(config, tokenizer=_tokenizer_only(config))
