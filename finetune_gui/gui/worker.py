@@ -12,7 +12,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 STEP_SIGNAL_INTERVAL_S = 0.05  # ≤ 20 GUI updates per second
 _LIVE_THREADS: set[QThread] = set()
@@ -177,7 +177,8 @@ class WorkerBridge(QObject):
         worker.moveToThread(thread)
         thread.started.connect(worker.run)
         worker.event.connect(self._dispatch)
-        worker.done.connect(thread.quit)
+        # direct: the thread ends even while the main thread is blocked waiting for it (shutdown)
+        worker.done.connect(thread.quit, Qt.ConnectionType.DirectConnection)
         thread.finished.connect(self._training_thread_finished)
         self._train_thread, self._train_worker = thread, worker
         _track(thread)
@@ -249,7 +250,7 @@ class WorkerBridge(QObject):
         relay = _Relay(on_result, on_error)
         worker.succeeded.connect(relay.succeeded)
         worker.failed.connect(relay.failed)
-        worker.done.connect(thread.quit)
+        worker.done.connect(thread.quit, Qt.ConnectionType.DirectConnection)
         entry = (thread, worker, relay)
         self._tasks.add(entry)
 

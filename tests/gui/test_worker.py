@@ -95,3 +95,11 @@ def test_run_task_returns_results_and_errors_in_the_main_thread(qtbot, bridge):
     (error_type, message, details), in_main = errors[0]
     assert error_type == "ValueError" and message == "nope" and "Traceback" in details
     assert in_main
+
+
+def test_shutdown_waits_for_a_task_without_needing_the_event_loop(bridge):
+    """Closing the window blocks the main thread in shutdown(); a task that finishes meanwhile must end its thread."""
+    started = time.perf_counter()
+    bridge.run_task(time.sleep, 0.2)
+    assert bridge.shutdown(timeout_ms=10000)
+    assert time.perf_counter() - started < 5
