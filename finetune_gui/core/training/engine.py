@@ -7,7 +7,6 @@ newest usable checkpoint. Both can be called from a script, the CLI, a test or t
 from __future__ import annotations
 
 import errno
-import gc
 import math
 import time
 import traceback
@@ -132,7 +131,8 @@ class SeededSamples(Dataset):
     def __getitem__(self, key: tuple[int, int]) -> Any:
         index, epoch = key
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(sample_seed(self.seed, epoch, index))
+            # the CPU generator only: torch.manual_seed would also seed CUDA, outside what fork_rng restores
+            torch.default_generator.manual_seed(sample_seed(self.seed, epoch, index))
             return self.dataset[index]
 
 
@@ -710,7 +710,6 @@ def _guarded(trainer: _Trainer, resume_from=None) -> RunResult:
         raise
     finally:
         trainer.p = None  # type: ignore[assignment]
-        gc.collect()
         devices.release_memory()
 
 

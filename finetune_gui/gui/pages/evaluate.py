@@ -334,7 +334,9 @@ class EvaluatePage(Page):
         self._fill_per_class(rows)
         self.tabs.setTabVisible(TAB_PER_CLASS, bool(rows))
         self.tabs.setTabVisible(TAB_CELL, classification)
-        self.tabs.setTabText(TAB_PER_CLASS, "Per label" if self.task == "image-multilabel" else "Per class")
+        multilabel = self.task == "image-multilabel"
+        self.tabs.setTabText(TAB_PER_CLASS, "Per label" if multilabel else "Per class")
+        self.per_class.setHorizontalHeaderItem(0, QTableWidgetItem("Label" if multilabel else "Class"))
         if classification:
             self.matrix.set_matrix(ev.get("confusion_matrix", []), ev.get("labels", self.labels))
             self.left.setCurrentWidget(self.matrix)
@@ -395,6 +397,8 @@ class EvaluatePage(Page):
             self.scatter.setObjectName("evaluate-scatter")
             self.scatter.setLabel("bottom", "true value")
             self.scatter.setLabel("left", "predicted value")
+            for side in ("left", "bottom"):
+                self.scatter.getAxis(side).enableAutoSIPrefix(False)  # the values as they are in the data
             self.scatter_points = pg.ScatterPlotItem(size=7, brush=pg.mkBrush(31, 119, 180, 160), pen=None)
             self.scatter_line = pg.PlotCurveItem(pen=pg.mkPen((150, 150, 150), width=1, style=Qt.PenStyle.DashLine))
             self.scatter.addItem(self.scatter_line)
