@@ -78,12 +78,32 @@ def check_image(path: Path) -> str | None:
         return "empty file (0 bytes); delete it or replace it with the real image"
     try:
         with _open_checked(path) as im:
-            im.verify()
+            im.verify()  # PNG: every chunk's checksum; JPEG: nothing, hence the check below
+            jpeg = im.format == "JPEG"
+        if jpeg and not _ends_with_jpeg_eoi(path):
+            _decode_small(path)  # cut off, or data after the image (motion photos): decoding tells which
     except (_Bomb, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         return f"too large to open safely ({e}); possibly a decompression bomb — shrink it or remove it"
     except Exception as e:  # noqa: BLE001 - any decoder failure means a skipped file
         return f"not a readable image ({type(e).__name__}: {e}); delete or replace it"
     return None
+
+
+def _ends_with_jpeg_eoi(path: Path) -> bool:
+    """True when a JPEG file ends with its end-of-image marker (what a file cut off while copying lacks)."""
+    with open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        f.seek(max(0, size - 32))
+        tail = f.read().rstrip(b"\x00\r\n ")
+    return tail.endswith(b"\xff\xd9")
+
+
+def _decode_small(path: Path) -> None:
+    """Decode a JPEG at 1/8 scale (fast), which still reads all of its data: raises if it is cut off."""
+    with _open_checked(path) as im:
+        im.draft("RGB", (max(1, im.size[0] // 8), max(1, im.size[1] // 8)))
+        im.load()
 
 
 def to_rgb(im: Image.Image) -> Image.Image:
