@@ -229,6 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"finetune-gui {__version__}")
+    parser.add_argument("--self-test", action="store_true",
+                        help="check this installation offscreen (imports, window, one training step, ONNX export)")
     sub = parser.add_subparsers(dest="command")
 
     def with_config(p):
@@ -268,6 +270,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.self_test:
+        from finetune_gui.selftest import main as self_test  # noqa: PLC0415
+
+        return self_test()
     if args.command is None:
         return _run_gui_or_help(parser)
     from finetune_gui.core.errors import FinetuneError
