@@ -525,6 +525,8 @@ class _Trainer:
                     self.control.checkpoint(on_pause=lambda: self.emit(LogMessage("info", "paused")))
                 # ---- end of epoch (a stop during the evaluation saves "trained, not yet evaluated")
                 epoch_trained = True
+                # a finite loss can still hide NaN weights (a NaN gradient): stop here, before evaluating them
+                _check_finite_weights(model_weights(model)[0], step, schedule.current_lrs()[0])
                 train_loss = train_sum / max(train_count, 1)
                 metrics = {"train_loss": train_loss}
                 val = evaluate(p, p.val_loader, self.control)
