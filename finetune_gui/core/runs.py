@@ -48,8 +48,8 @@ def _fsync_dir(folder: Path) -> None:
             os.close(fd)
 
 
-def atomic_write(path: str | Path, write: Callable[[io.BufferedWriter], None]) -> Path:
-    """Write a file so that `path` holds either the old content or the complete new one, never a part."""
+def write_temp(path: str | Path, write: Callable[[io.BufferedWriter], None]) -> Path:
+    """Write and fsync a temp file next to `path` (removed again if writing fails); returns its path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX + path.name + ".", dir=path.parent)
@@ -58,6 +58,18 @@ def atomic_write(path: str | Path, write: Callable[[io.BufferedWriter], None]) -
             write(f)
             f.flush()
             os.fsync(f.fileno())
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return Path(tmp)
+
+
+def atomic_write(path: str | Path, write: Callable[[io.BufferedWriter], None]) -> Path:
+    """Write a file so that `path` holds either the old content or the complete new one, never a part."""
+    path = Path(path)
+    tmp = write_temp(path, write)
+    try:
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -298,26 +310,38 @@ def _step_of(tag: str) -> int | None:
 def save_checkpoint(run: RunDir, tag: str, weights: dict[str, Any], state: dict[str, Any]) -> CheckpointInfo:
     """Save weights (safetensors), training state (tensors and plain data only) and their hash manifest.
 
-    Each file is written atomically; the manifest comes last, so a crash part-way leaves no checkpoint that
-    looks complete. Overwriting a tag (the best checkpoint) first removes its manifest for the same reason.
+    All three files are first written in full to temp files, so a full disk or any other write failure
+    leaves the previous files of this tag (the best checkpoint is overwritten) untouched. Only then are
+    they renamed into place, manifest last; an overwritten tag loses its old manifest first, so a crash
+    during the renames leaves no checkpoint that looks complete.
     """
     import torch
     from safetensors.torch import save
 
     paths = checkpoint_paths(run, tag)
+    temps: list[tuple[Path, Path]] = []
+    try:
+        data = save({k: v.detach().contiguous().cpu() for k, v in weights.items()})
+        weights_hash = hashlib.sha256(data).hexdigest()
+        temps.append((write_temp(paths.weights, lambda f: f.write(data)), paths.weights))
+        del data
+        buf = io.BytesIO()
+        torch.save(dict(state, weights_sha256=weights_hash), buf)
+        state_hash = hashlib.sha256(buf.getbuffer()).hexdigest()
+        temps.append((write_temp(paths.state, lambda f: f.write(buf.getbuffer())), paths.state))
+        del buf
+        manifest = f"{weights_hash}  {paths.weights.name}\n{state_hash}  {paths.state.name}\n".encode()
+        temps.append((write_temp(paths.manifest, lambda f: f.write(manifest)), paths.manifest))
+    except BaseException:
+        for tmp, _ in temps:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+        raise
     with contextlib.suppress(FileNotFoundError):
         paths.manifest.unlink()
-    contiguous = {k: v.detach().contiguous().cpu() for k, v in weights.items()}
-    data = save(contiguous)
-    weights_hash = hashlib.sha256(data).hexdigest()
-    atomic_write_bytes(paths.weights, data)
-    del data
-    state = dict(state, weights_sha256=weights_hash)
-    buf = io.BytesIO()
-    torch.save(state, buf)
-    state_hash = hashlib.sha256(buf.getbuffer()).hexdigest()
-    atomic_write_bytes(paths.state, buf.getvalue())
-    atomic_write_text(paths.manifest, f"{weights_hash}  {paths.weights.name}\n{state_hash}  {paths.state.name}\n")
+    for tmp, final in temps:
+        os.replace(tmp, final)
+    _fsync_dir(run.checkpoints)
     return CheckpointInfo(paths.weights, paths.state, int(state.get("step", -1)))
 
 
