@@ -8,6 +8,7 @@ __all__ = [
     "ConfigError",
     "DataError",
     "Diverged",
+    "ExportError",
     "FinetuneError",
     "ModelLoadError",
     "OfflineError",
@@ -47,3 +48,8 @@ class RunStateError(FinetuneError):
 
 class StorageError(FinetuneError):
     """The run folder cannot be written: the disk is full, a quota is reached, or it is read-only."""
+
+
+class ExportError(FinetuneError):
+    """A trained model cannot be exported as asked: an unusable run, a format the task does not support, or an
+    export folder that already holds files."""

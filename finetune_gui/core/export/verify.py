@@ -1,0 +1,173 @@
+"""Verification: run each exported artefact against the trained eager model on real validation samples.
+
+For every verification batch (batch 1 and batch N, see source.py) the artefact's outputs must satisfy
+|exported - eager| <= atol + rtol * |eager| element by element (torch.allclose). Reported per format: the max abs
+difference, top-1 agreement (classification), the batch sizes, pass/fail and a message that says why.
+
+Tolerances (rtol, atol) per format:
+  torchscript, pt2, safetensors, hf   1e-3, 1e-5  the same PyTorch CPU kernels as the eager model; differences
+                                                  come only from operator fusion and the LoRA merge (~1e-7)
+  onnx                                1e-3, 1e-4  ONNX Runtime runs its own kernels (MLAS GEMM/conv, fused
+                                                  attention and layer norm) with another summation order; on
+                                                  fp32 logits near zero that gives absolute differences of a
+                                                  few 1e-5, above 1e-5 but far below anything that moves a
+                                                  prediction (the benchmark models measure it)
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from finetune_gui.core.errors import ExportError
+from finetune_gui.core.export.formats import FILES
+from finetune_gui.core.export.report import ExportReport, FormatResult
+
+DEFAULT_TOLERANCE = (1e-3, 1e-5)
+TOLERANCES = {
+    "torchscript": DEFAULT_TOLERANCE,
+    "pt2": DEFAULT_TOLERANCE,
+    "safetensors": DEFAULT_TOLERANCE,
+    "hf": DEFAULT_TOLERANCE,
+    "onnx": (1e-3, 1e-4),
+}
+LOADERS = {
+    "torchscript": "finetune_gui.core.export.torchscript",
+    "onnx": "finetune_gui.core.export.onnx",
+    "pt2": "finetune_gui.core.export.pt2",
+    "safetensors": "finetune_gui.core.export.weights",
+    "hf": "finetune_gui.core.export.hf",
+}
+LOADED_WITH = {
+    "torchscript": "torch.jit.load",
+    "onnx": "onnxruntime",
+    "pt2": "torch.export.load",
+    "safetensors": "the run's architecture + safetensors",
+    "hf": "transformers Auto classes",
+}
+
+
+def format_module(fmt: str):
+    """The module that saves and loads one format (save(source, path), load(path, source))."""
+    return importlib.import_module(LOADERS[fmt])
+
+
+def reference_outputs(source) -> list[torch.Tensor]:
+    """The eager model's outputs on each verification batch (fp32, CPU)."""
+    with torch.no_grad():
+        return [source.eager(*batch).float() for batch in source.batches]
+
+
+def _top1(task, expected: list[torch.Tensor], got: list[torch.Tensor]) -> float | None:
+    if task.is_regression or task.value == "causal-lm":
+        return None
+    same = total = 0
+    for e, g in zip(expected, got):
+        same += int((e.argmax(dim=-1) == g.argmax(dim=-1)).sum())
+        total += int(e.shape[0])
+    return same / total if total else None
+
+
+def compare(fmt: str, path: Path, run: Callable[..., torch.Tensor], source, expected: list[torch.Tensor]) -> FormatResult:
+    """Run `run` on the verification batches and judge it against `expected` with the format's tolerance."""
+    rtol, atol = TOLERANCES.get(fmt, DEFAULT_TOLERANCE)
+    sizes = source.batch_sizes
+    got: list[torch.Tensor] = []
+    try:
+        for batch in source.batches:
+            got.append(run(*batch).float())
+    except Exception as e:  # noqa: BLE001 - any failure of the artefact is a verification failure
+        return FormatResult(fmt, path, math.inf, None, sizes, False,
+                            f"{path.name} loaded but failed on the verification samples ({type(e).__name__}: "
+                            f"{_first_line(e)})", rtol, atol)
+    worst, failing = 0.0, []
+    for size, e, g in zip(sizes, expected, got):
+        if e.shape != g.shape:
+            return FormatResult(fmt, path, math.inf, None, sizes, False,
+                                f"{path.name} gives outputs of shape {tuple(g.shape)} at batch {size}, the trained "
+                                f"model {tuple(e.shape)}", rtol, atol)
+        diff = float((g - e).abs().max()) if e.numel() else 0.0
+        if not math.isfinite(diff):
+            diff = math.inf
+        worst = max(worst, diff)
+        if not torch.allclose(g, e, rtol=rtol, atol=atol):
+            failing.append(size)
+    top1 = _top1(source.task, expected, got)
+    tol = f"rtol {rtol:g}, atol {atol:g}"
+    if failing:
+        where = " and ".join(str(s) for s in failing)
+        message = (f"{path.name} does NOT give the trained model's outputs: max abs diff {worst:.3g} exceeds the "
+                   f"tolerance ({tol}) at batch {where}; do not deploy it")
+        return FormatResult(fmt, path, worst, top1, sizes, False, message, rtol, atol)
+    agree = f", top-1 agreement {top1:.0%}" if top1 is not None else ""
+    message = (f"{path.name} ({LOADED_WITH[fmt]}) matches the trained model: max abs diff {worst:.2g} within "
+               f"{tol}{agree}")
+    return FormatResult(fmt, path, worst, top1, sizes, True, message, rtol, atol)
+
+
+def verify_artefact(fmt: str, path: Path, source, expected: list[torch.Tensor] | None = None) -> FormatResult:
+    """Load one artefact the way a deployment would and compare it with the eager model."""
+    start = time.perf_counter()
+    rtol, atol = TOLERANCES.get(fmt, DEFAULT_TOLERANCE)
+    expected = expected if expected is not None else reference_outputs(source)
+    if not path.exists():
+        return FormatResult(fmt, path, math.inf, None, source.batch_sizes, False, f"{path.name} is missing",
+                            rtol, atol)
+    try:
+        run = format_module(fmt).load(path, source)
+    except ExportError as e:
+        return FormatResult(fmt, path, math.inf, None, source.batch_sizes, False, str(e), rtol, atol)
+    except Exception as e:  # noqa: BLE001 - a damaged or incompatible file, reported as a failed check
+        return FormatResult(fmt, path, math.inf, None, source.batch_sizes, False,
+                            f"cannot load {path.name} with {LOADED_WITH[fmt]} ({type(e).__name__}: {_first_line(e)}); "
+                            "the file is damaged or was not written by this export", rtol, atol)
+    result = compare(fmt, path, run, source, expected)
+    result.seconds = round(time.perf_counter() - start, 3)
+    return result
+
+
+def verify_export(folder: str | Path, progress: Callable[[str], None] | None = None, save: bool = True) -> ExportReport:
+    """Check an existing export folder again against its run (named in export.json); with `save`, rewrite its
+    verification.json. A tampered or damaged artefact fails with a message naming it."""
+    from finetune_gui.core.export.source import load_source
+    from finetune_gui.core.runs import atomic_write_json
+
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    say = progress or (lambda _text: None)
+    say(f"loading the trained model of {manifest['run']}")
+    source = load_source(manifest["run"])
+    expected = reference_outputs(source)
+    report = ExportReport(folder, [], Path(manifest["run"]), manifest.get("task", ""), source.samples_note())
+    for fmt in manifest["formats"]:
+        say(f"verifying {fmt}")
+        result = verify_artefact(fmt, folder / FILES[fmt], source, expected)
+        say(result.message)
+        report.results.append(result)
+    if save:
+        atomic_write_json(folder / "verification.json", report.to_json())
+    return report
+
+
+def read_manifest(folder: Path) -> dict:
+    """export.json of an export folder: the run it came from, the task and the formats."""
+    path = Path(folder) / "export.json"
+    if not path.is_file():
+        raise ExportError(f"{folder}: not an export folder (export.json missing); export a run first")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        data["run"], data["formats"]  # noqa: B018 - both must be there
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ExportError(f"{path}: unreadable ({type(e).__name__}: {e})") from None
+    return data
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip() or type(e).__name__
+    return text.splitlines()[0][:300]
