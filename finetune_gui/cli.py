@@ -1,9 +1,11 @@
-"""The `finetune-gui` command: train, resume, lr-find, validate and presets, headless.
+"""The `finetune-gui` command: train, resume, lr-find, validate, presets, export and predict, headless.
 
 Exit codes: 0 done (also early-stopped), 1 unexpected error (a bug; traceback shown), 2 bad config or usage,
-3 data problem, 4 model or weights could not be loaded (incl. offline), 5 training diverged (NaN/Inf loss),
-6 out of memory, 7 damaged or missing run/checkpoint, 8 the run folder cannot be written (disk full, read-only),
-130 stopped by Ctrl+C (a checkpoint was saved; resume it).
+3 data problem (also an unreadable input to predict), 4 model or weights could not be loaded (incl. offline),
+5 training diverged (NaN/Inf loss), 6 out of memory, 7 damaged or missing run/checkpoint, 8 the run folder cannot
+be written (disk full, read-only), 9 cannot export (format not for this task, output folder not empty, damaged
+export folder), 10 an exported model failed verification (see the table), 130 stopped by Ctrl+C (a checkpoint
+was saved; resume it).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from finetune_gui.config import ConfigError, RunConfig, load_config
 EXIT_OK, EXIT_BUG, EXIT_CONFIG, EXIT_DATA, EXIT_MODEL, EXIT_DIVERGED, EXIT_OOM, EXIT_RUN, EXIT_STORAGE = (
     0, 1, 2, 3, 4, 5, 6, 7, 8,
 )
+EXIT_EXPORT, EXIT_VERIFY = 9, 10
 EXIT_STOPPED = 130
 
 
@@ -36,6 +39,7 @@ def _exit_code_for(error_type: str) -> int:
         "OutOfMemory": EXIT_OOM,
         "RunStateError": EXIT_RUN,
         "StorageError": EXIT_STORAGE,
+        "ExportError": EXIT_EXPORT,
     }.get(error_type, EXIT_BUG)
 
 
@@ -221,6 +225,103 @@ def cmd_lr_find(args) -> int:
     return EXIT_OK
 
 
+def cmd_export(args) -> int:
+    from finetune_gui.core.export import export_run, run_task, supported_formats
+
+    formats = args.format or ",".join(supported_formats(run_task(args.run)))
+    report = export_run(args.run, formats, output=args.output,
+                        progress=None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True)))
+    if args.json:
+        print(json.dumps(dict(report.to_json(), folder=str(report.folder)), indent=2))
+    else:
+        print(report.table())
+        print(f"\nexport folder: {report.folder}")
+    if not report.ok:
+        print("error: verification failed for " + ", ".join(r.format for r in report.results if not r.passed)
+              + "; do not deploy those files (reasons above)", file=sys.stderr)
+        return EXIT_VERIFY
+    return EXIT_OK
+
+
+def _predict_inputs(values: list[str]) -> list[str]:
+    """INPUT arguments, with `-` read as one input per line of stdin and `@FILE` as one per line of FILE."""
+    out: list[str] = []
+    for value in values:
+        if value == "-":
+            out += [line.rstrip("\n") for line in sys.stdin if line.strip()]
+        elif value.startswith("@") and len(value) > 1:
+            from finetune_gui.core.errors import DataError
+
+            try:
+                text = Path(value[1:]).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as e:
+                raise DataError(f"{value[1:]}: cannot read the inputs ({e})") from None
+            out += [line for line in text.splitlines() if line.strip()]
+        else:
+            out.append(value)
+    return out
+
+
+def _prediction_json(item: str, prediction) -> dict:
+    return {"input": item, "label": prediction.label, "scores": prediction.scores, "value": prediction.value,
+            "labels": list(prediction.labels)}
+
+
+def _print_prediction(item: str, prediction) -> None:
+    if prediction.value is not None:
+        print(f"{item}\t{prediction.value:.6g}")
+        return
+    top = ", ".join(f"{k} {v:.1%}" for k, v in list(prediction.scores.items())[:3])
+    print(f"{item}\t{prediction.label or '(no label)'}\t{top}")
+
+
+def cmd_predict(args) -> int:
+    from finetune_gui.core.errors import DataError
+    from finetune_gui.core.export.predict import is_export_folder
+
+    inputs = _predict_inputs(args.inputs)
+    if not inputs:
+        raise DataError("nothing to predict: give image files, texts (`-` reads lines from stdin) or a prompt")
+    if is_export_folder(args.source):
+        from finetune_gui.core.export.predict import load_export
+
+        model = load_export(args.source, args.backend)
+        task, using, backend = model.task, model.describe(), model.backend
+    else:
+        if args.backend:
+            raise DataError("--backend picks an artefact of an export folder; a run folder predicts with its own model")
+        from finetune_gui.core.inference import load_predictor
+
+        model = load_predictor(args.source)
+        task, using, backend = model.task.value, f"the run's model ({model.weights_source})", "eager"
+    print(f"predicting with {using}", file=sys.stderr)
+    if task.startswith("image-"):
+        missing = [p for p in inputs if not Path(p).is_file()]
+        if missing:
+            raise DataError(f"{missing[0]}: no such image file" + (f" (and {len(missing) - 1} more)" if len(missing) > 1
+                                                                   else ""))
+        items = model.predict_images(inputs)
+        results = [_prediction_json(i, p) for i, p in zip(inputs, items)]
+    elif task == "causal-lm":
+        texts = [model.generate(prompt, args.max_new_tokens, args.temperature, args.seed) for prompt in inputs]
+        results = [{"input": prompt, "text": text} for prompt, text in zip(inputs, texts)]
+    else:
+        if any(not text.strip() for text in inputs):
+            raise DataError("empty text: give something to predict from")
+        items = model.predict_texts(inputs)
+        results = [_prediction_json(i, p) for i, p in zip(inputs, items)]
+    if args.json:
+        print(json.dumps({"source": str(args.source), "backend": backend, "task": task, "predictions": results},
+                         indent=2, ensure_ascii=False))
+    elif task == "causal-lm":
+        for r in results:
+            print(r["input"] + r["text"])
+    else:
+        for i, p in zip(inputs, items):
+            _print_prediction(i, p)
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="finetune-gui",
@@ -264,6 +365,27 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("presets", help="list the presets")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_presets)
+
+    p = sub.add_parser("export", help="export a run's model and verify it against the trained model")
+    p.add_argument("run", help="the run folder")
+    p.add_argument("--format", metavar="F1,F2",
+                   help="comma-separated: torchscript, onnx, pt2, safetensors, hf (default: all the task supports)")
+    p.add_argument("--output", help="export folder to create; must not hold files (default: RUN/exports/DATE-TIME)")
+    p.add_argument("--json", action="store_true", help="print the verification report as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("predict", help="predict with a run's model or an exported one")
+    p.add_argument("source", metavar="RUN_OR_EXPORT", help="a run folder, or an export folder (uses its ONNX, else "
+                   "TorchScript, else .pt2 artefact)")
+    p.add_argument("inputs", metavar="INPUT", nargs="+",
+                   help="image files; texts (`-` = one per line from stdin, @FILE = one per line of FILE); or prompts")
+    p.add_argument("--json", action="store_true", help="print the predictions as JSON")
+    p.add_argument("--backend", choices=["onnx", "torchscript", "pt2", "hf"], help="which artefact of an export runs")
+    p.add_argument("--max-new-tokens", type=int, default=30, help="causal LM: tokens to write (default 30)")
+    p.add_argument("--temperature", type=float, default=0.0, help="causal LM: 0 = greedy (default), higher = freer")
+    p.add_argument("--seed", type=int, default=None, help="causal LM: seed for sampling")
+    p.set_defaults(func=cmd_predict)
     return parser
 
 
