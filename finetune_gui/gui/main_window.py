@@ -32,6 +32,7 @@ PAGES = [
     ("monitor", "MonitorPage"),
     ("evaluate", "EvaluatePage"),
     ("try_it", "TryItPage"),
+    ("export", "ExportPage"),
 ]
 MIN_SIZE = (1100, 700)
 
