@@ -275,6 +275,22 @@ def _print_prediction(item: str, prediction) -> None:
     print(f"{item}\t{prediction.label or '(no label)'}\t{top}")
 
 
+def _check_images(paths: list[str]) -> None:
+    """Every input must be a readable image file; the first that is not is named (exit 3)."""
+    from finetune_gui.core.data.images import load_rgb
+    from finetune_gui.core.errors import DataError
+
+    missing = [p for p in paths if not Path(p).is_file()]
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise DataError(f"{missing[0]}: no such image file{more}")
+    for p in paths:
+        try:
+            load_rgb(p)
+        except Exception as e:  # noqa: BLE001 - any decoder failure is the same problem to the user
+            raise DataError(f"{p}: not a readable image ({type(e).__name__}: {e})") from None
+
+
 def cmd_predict(args) -> int:
     from finetune_gui.core.errors import DataError
     from finetune_gui.core.export.predict import is_export_folder
@@ -296,10 +312,7 @@ def cmd_predict(args) -> int:
         task, using, backend = model.task.value, f"the run's model ({model.weights_source})", "eager"
     print(f"predicting with {using}", file=sys.stderr)
     if task.startswith("image-"):
-        missing = [p for p in inputs if not Path(p).is_file()]
-        if missing:
-            raise DataError(f"{missing[0]}: no such image file" + (f" (and {len(missing) - 1} more)" if len(missing) > 1
-                                                                   else ""))
+        _check_images(inputs)
         items = model.predict_images(inputs)
         results = [_prediction_json(i, p) for i, p in zip(inputs, items)]
     elif task == "causal-lm":

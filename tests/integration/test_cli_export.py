@@ -123,8 +123,12 @@ def test_a_failed_verification_exits_10_naming_the_formats(text_run_dir, tmp_pat
     assert "verification failed for safetensors; do not deploy those files" in captured.err
 
 
-def test_predict_names_a_missing_image_and_the_wrong_kind_of_input(image_run, text_run_dir, capsys):
+def test_predict_names_a_missing_or_broken_image_and_an_empty_text(image_run, text_run_dir, tmp_path, capsys):
     assert main(["predict", str(image_run), "nothere.png"]) == EXIT_DATA
     assert "nothere.png: no such image file" in capsys.readouterr().err
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    assert main(["predict", str(image_run), str(broken)]) == EXIT_DATA
+    assert f"{broken}: not a readable image" in capsys.readouterr().err
     assert main(["predict", str(text_run_dir), "  "]) == EXIT_DATA
     assert "empty text" in capsys.readouterr().err
