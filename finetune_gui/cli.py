@@ -303,6 +303,8 @@ def cmd_predict(args) -> int:
 
         model = load_export(args.source, args.backend)
         task, using, backend = model.task, model.describe(), model.backend
+        if model.warning:
+            print(f"warning: {model.warning}", file=sys.stderr)
     else:
         if args.backend:
             raise DataError("--backend picks an artefact of an export folder; a run folder predicts with its own model")

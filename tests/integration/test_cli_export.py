@@ -116,11 +116,16 @@ def test_a_failed_verification_exits_10_naming_the_formats(text_run_dir, tmp_pat
 
     real = verify.reference_outputs
     monkeypatch.setattr(verify, "reference_outputs", lambda source: [t + 1.0 for t in real(source)])
-    assert main(["export", str(text_run_dir), "--format", "safetensors", "--output", str(tmp_path / "x"),
+    assert main(["export", str(text_run_dir), "--format", "torchscript", "--output", str(tmp_path / "x"),
                  "--quiet"]) == EXIT_VERIFY
     captured = capsys.readouterr()
     assert "FAIL" in captured.out and "exceeds the tolerance" in captured.out
-    assert "verification failed for safetensors; do not deploy those files" in captured.err
+    assert "verification failed for torchscript; do not deploy those files" in captured.err
+
+    assert main(["predict", str(tmp_path / "x"), "the film was great"]) == EXIT_EXPORT  # a failed file is not used
+    assert "every runnable artefact failed verification (torchscript)" in capsys.readouterr().err
+    assert main(["predict", str(tmp_path / "x"), "the film was great", "--backend", "torchscript"]) == EXIT_OK
+    assert "warning: model.torchscript.pt FAILED verification" in capsys.readouterr().err
 
 
 def test_predict_names_a_missing_or_broken_image_and_an_empty_text(image_run, text_run_dir, tmp_path, capsys):

@@ -62,6 +62,7 @@ class ExportedModel:
 
     def __init__(self, folder: Path, backend: str, run: Callable[..., torch.Tensor], manifest: dict[str, Any]):
         self.folder, self.backend, self._run = folder, backend, run
+        self.warning = ""  # set when the artefact failed verification but was asked for by name
         self.task: str = manifest["task"]
         self.labels: list[str] = [str(x) for x in _read_json(folder / "labels.json").get("labels", [])]
         self.preprocessing: dict[str, Any] = _read_json(folder / "preprocessing.json")
@@ -182,14 +183,23 @@ def load_export(folder: str | Path, backend: str | None = None) -> ExportedModel
         raise ExportError(f"{folder}: not an export folder (export.json missing); export a run first")
     manifest = _read_json(folder / "export.json")
     present = [fmt for fmt, _ in BACKENDS if fmt in manifest.get("formats", []) and (folder / FILES[fmt]).exists()]
+    failed = _failed_verification(folder)
+    warning = ""
     if backend is not None:
         if backend not in dict(BACKENDS):
             raise ExportError(f"unknown backend {backend!r}; choose from {', '.join(f for f, _ in BACKENDS)}")
         if backend not in present:
             raise ExportError(f"{folder}: has no {backend} artefact; it has {', '.join(present) or 'none that runs'}")
+        if backend in failed:
+            warning = f"{FILES[backend]} FAILED verification when it was exported; its predictions may be wrong"
         present = [backend]
-    elif "onnx" in present and importlib.util.find_spec("onnxruntime") is None:
-        present.remove("onnx")  # without onnxruntime the next format does the work
+    else:
+        if "onnx" in present and importlib.util.find_spec("onnxruntime") is None:
+            present.remove("onnx")  # without onnxruntime the next format does the work
+        if present and all(fmt in failed for fmt in present):
+            raise ExportError(f"{folder}: every runnable artefact failed verification ({', '.join(present)}); export "
+                              "again, or pick one anyway with --backend")
+        present = [fmt for fmt in present if fmt not in failed]
     if not present:
         raise ExportError(
             f"{folder}: no runnable artefact (it holds {', '.join(manifest.get('formats', [])) or 'nothing'}); "
@@ -205,7 +215,18 @@ def load_export(folder: str | Path, backend: str | None = None) -> ExportedModel
     except Exception as e:  # noqa: BLE001 - a damaged file, said in words
         raise ExportError(f"cannot load {path} ({type(e).__name__}: {str(e).strip().splitlines()[0][:300] if str(e).strip() else ''}); "
                           "the file is damaged: export the run again") from None
-    return ExportedModel(folder, fmt, run, manifest)
+    model = ExportedModel(folder, fmt, run, manifest)
+    model.warning = warning
+    return model
+
+
+def _failed_verification(folder: Path) -> set[str]:
+    """The formats verification.json marks as failed (none when it is missing or unreadable)."""
+    try:
+        results = json.loads((folder / "verification.json").read_text(encoding="utf-8"))["results"]
+        return {r["format"] for r in results if not r.get("passed")}
+    except (OSError, ValueError, KeyError, TypeError):
+        return set()
 
 
 class _HfContext:
