@@ -53,15 +53,19 @@ def check_torch(ctx: Context) -> str:
 
 def check_torchvision_ops(ctx: Context) -> str:
     import torch
-    import torchvision
-    from torchvision.ops import nms
+
+    try:
+        import torchvision
+        from torchvision.ops import nms
+    except RuntimeError as e:  # torchvision registers its ops when imported: the same message, earlier
+        raise CheckFailed(f"torchvision's compiled ops are missing ({e}); bundle torchvision/_C*") from e
 
     boxes = torch.tensor([[0.0, 0.0, 10.0, 10.0], [1.0, 1.0, 11.0, 11.0], [50.0, 50.0, 60.0, 60.0]])
     scores = torch.tensor([0.9, 0.8, 0.7])
     try:
         kept = nms(boxes, scores, iou_threshold=0.5).tolist()
     except RuntimeError as e:  # "operator torchvision::nms does not exist": the compiled ops were not bundled
-        raise CheckFailed(f"torchvision's compiled ops are missing ({e}); bundle torchvision/_C") from e
+        raise CheckFailed(f"torchvision's compiled ops are missing ({e}); bundle torchvision/_C*") from e
     if kept != [0, 2]:
         raise CheckFailed(f"torchvision.ops.nms kept boxes {kept}, expected [0, 2]")
     return f"torchvision {torchvision.__version__}, ops.nms ran"
@@ -337,7 +341,12 @@ def _reason(error: BaseException) -> str:
         return str(error)
     where = traceback.extract_tb(error.__traceback__)[-1] if error.__traceback__ else None
     at = f" (at {Path(where.filename).name}:{where.lineno})" if where else ""
-    return f"{type(error).__name__}: {error}{at}"
+    root, seen = error, {id(error)}
+    while (inner := root.__cause__ or root.__context__) is not None and id(inner) not in seen:
+        root = inner  # the first error, e.g. the one behind transformers' "Could not import module ..."
+        seen.add(id(root))
+    cause = f"; caused by {type(root).__name__}: {root}" if root is not error else ""
+    return f"{type(error).__name__}: {error}{at}{cause}"
 
 
 def run_checks(checks=None, out: TextIO | None = None, workdir: Path | None = None) -> int:

@@ -12,14 +12,6 @@ from finetune_gui import selftest
 from finetune_gui.cli import main
 
 
-def _export_api_available() -> bool:
-    try:
-        from finetune_gui.core.export import export_run  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def test_the_self_test_from_source_imports_opens_the_window_trains_and_exports(monkeypatch, capsys):
     for name in ("QT_QPA_PLATFORM", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "TOKENIZERS_PARALLELISM"):
         monkeypatch.delenv(name, raising=False)  # restored afterwards; the self-test sets what it needs itself
@@ -28,15 +20,11 @@ def test_the_self_test_from_source_imports_opens_the_window_trains_and_exports(m
     assert lines[0].startswith("finetune-gui ") and "self-test (from source" in lines[0]
     results = {line[6:].split()[0]: line[:4].strip() for line in lines[1:-1]}
     assert list(results) == [name for name, _ in selftest.CHECKS]
-    failed = {name for name, verdict in results.items() if verdict != "ok"}
-    if _export_api_available():
-        assert failed == set(), lines
-        assert code == 0
-        assert lines[-1].startswith("self-test: all checks passed")
-    else:  # until core.export lands, its check must fail loudly, never pass or be skipped
-        assert failed == {"export-onnx"}, lines
-        assert code == 1
-        assert "1 of 10 checks FAILED" in lines[-1]
+    assert set(results.values()) == {"ok"}, lines
+    assert code == 0
+    assert lines[-1].startswith("self-test: all checks passed")
+    export_line = next(line for line in lines if line[6:].startswith("export-onnx"))
+    assert "verified against the eager model" in export_line
 
 
 def test_a_failing_check_prints_its_reason_and_the_later_checks_still_run(tmp_path):
@@ -50,7 +38,7 @@ def test_a_failing_check_prints_its_reason_and_the_later_checks_still_run(tmp_pa
         raise selftest.CheckFailed("the widget is missing; bundle it")
 
     def crashes(ctx):
-        raise ValueError("unexpected")
+        raise ValueError("unexpected") from OSError("libfoo.so: cannot open")
 
     out = io.StringIO()
     failed = selftest.run_checks([("one", good), ("two", refuses), ("three", crashes), ("four", good)],
@@ -61,6 +49,7 @@ def test_a_failing_check_prints_its_reason_and_the_later_checks_still_run(tmp_pa
     assert lines[1].startswith("ok    one    fine  [")
     assert lines[2] == "FAIL  two    the widget is missing; bundle it"
     assert lines[3].startswith("FAIL  three  ValueError: unexpected (at test_selftest.py:")
+    assert lines[3].endswith("; caused by OSError: libfoo.so: cannot open")
     assert lines[4].startswith("ok    four")
     assert lines[5].startswith("self-test: 2 of 4 checks FAILED in ")
     assert list(tmp_path.iterdir()) == []  # the scratch folder is removed afterwards
