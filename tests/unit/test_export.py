@@ -152,6 +152,23 @@ def test_a_causal_lm_with_lora_exports_its_logits_graph_with_the_adapters_merged
     card = (report.folder / "MODEL_CARD.md").read_text()
     assert "merged" in card and "logits graph only" in card
     assert json.loads((report.folder / "export.json").read_text())["lora_merged"] is True
+    # the merge itself is checked once against the trained model with its adapters
+    assert report.merge["passed"] and 0 < report.merge["max_abs_diff"] < 1e-5
+    assert "LoRA merge: the merged weights give the trained model's outputs" in card
+    assert json.loads((report.folder / "verification.json").read_text())["lora_merge"]["passed"] is True
+
+
+def test_a_lora_merge_outside_its_tolerance_fails_every_format(lm_export, tmp_path, monkeypatch):
+    from finetune_gui.core.export import verify
+
+    run, first, _ = lm_export
+    assert first.merge["max_abs_diff"] > 0  # merging rounds the weights, so a zero tolerance must fail
+    monkeypatch.setattr(verify, "MERGE_TOLERANCE", (0.0, 0.0))
+    report = export_run(run, ["safetensors"], output=tmp_path / "out")
+    [result] = report.results
+    assert not report.ok and not result.passed and not report.merge["passed"]
+    assert "matches the trained model" in result.message  # the file is a faithful copy of the merged model...
+    assert result.message.endswith("EXCEEDS rtol 0, atol 0): do not deploy it")  # ...but the merge was not
 
 
 # ---------------------------------------------------------------- what lies next to the artefacts

@@ -152,6 +152,8 @@ def model_card(source, report, version: str) -> str:
         rows.append((r.format, f"`{FILES[r.format]}`", DESCRIPTIONS[r.format].split(":")[0], diff, top1,
                      "pass" if r.passed else "FAIL"))
     lines += _table(rows, ("format", "file", "what", "max abs diff", "top-1 agreement", "verified"))
+    if report.merge is not None:
+        lines += ["", f"{report.merge['message']}. The differences above compare each file with the merged model."]
     lines += ["", "Details in verification.json. Check a deployment with `finetune-gui predict THIS_FOLDER INPUT`.",
               "", "## Limitations", "",
               "The model learned from the data above only; check it on data like yours before relying on it.", ""]

@@ -76,7 +76,15 @@ def export_run(
     from finetune_gui import __version__
     from finetune_gui.core.export.card import model_card
     from finetune_gui.core.export.source import load_source
-    from finetune_gui.core.export.verify import LOADED_WITH, TOLERANCES, format_module, reference_outputs, verify_artefact
+    from finetune_gui.core.export.verify import (
+        LOADED_WITH,
+        TOLERANCES,
+        format_module,
+        merge_check,
+        reference_outputs,
+        verify_artefact,
+        with_merge,
+    )
 
     say = progress or (lambda _text: None)
     run_dir = Path(run_dir).resolve() if Path(run_dir).exists() else Path(run_dir)
@@ -88,9 +96,12 @@ def export_run(
     say(f"loading the trained model of {run_dir.name} and its validation samples")
     source = load_source(run_dir)
     expected = reference_outputs(source)
+    merge = merge_check(source, expected)
+    if merge is not None:
+        say(merge["message"])
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}export-{final.name}-", dir=final.parent))
-    report = ExportReport(final, [], source.run_dir, task, source.samples_note())
+    report = ExportReport(final, [], source.run_dir, task, source.samples_note(), merge=merge)
     try:
         atomic_write_json(tmp / "labels.json", {"task": task, "labels": source.labels})
         atomic_write_json(tmp / "preprocessing.json", source.preprocessing)
@@ -113,7 +124,7 @@ def export_run(
                                       details="" if isinstance(e, ExportError) else traceback.format_exc())
             else:
                 say(f"verifying {fmt} with {LOADED_WITH[fmt]}…")
-                result = verify_artefact(fmt, target, source, expected)
+                result = with_merge(verify_artefact(fmt, target, source, expected), merge)
                 result.path = final / FILES[fmt]
             result.seconds = round(time.perf_counter() - start, 3)
             say(("✓ " if result.passed else "✗ ") + f"{fmt}: {result.message}")

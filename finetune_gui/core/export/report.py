@@ -46,6 +46,7 @@ class ExportReport:
     run_dir: Path | None = None
     task: str = ""
     samples: str = ""  # which samples were checked, in words
+    merge: dict[str, Any] | None = None  # LoRA runs: the merged model against the trained one (see verify.py)
 
     @property
     def ok(self) -> bool:
@@ -63,6 +64,8 @@ class ExportReport:
         lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
         lines.insert(1, "  ".join("-" * w for w in widths))
         notes = [f"{r.format}: {r.message}" for r in self.results]
+        if self.merge is not None:
+            notes.append(self.merge["message"])
         return "\n".join(lines + [""] + notes)
 
     def to_json(self) -> dict[str, Any]:
@@ -71,5 +74,6 @@ class ExportReport:
             "run": str(self.run_dir) if self.run_dir else None,
             "task": self.task,
             "samples": self.samples,
+            "lora_merge": self.merge,
             "results": [r.to_json() for r in self.results],
         }

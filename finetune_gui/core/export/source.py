@@ -67,8 +67,8 @@ class ExportSource:
     labels: list[str]
     kind: str  # "vision" | "hf-sequence" | "hf-causal"
     model: nn.Module  # the deployable model itself (LoRA merged): what safetensors and hf save
-    eager: nn.Module  # the trained model as it was trained (adapters unmerged), wrapped: the reference
-    deployable: nn.Module  # `model` wrapped: what torchscript, onnx and pt2 export
+    eager: nn.Module  # the trained model as it was trained (LoRA adapters unmerged), wrapped
+    deployable: nn.Module  # `model` wrapped: what torchscript, onnx and pt2 export, and the artefacts' reference
     tokenizer: Any
     input_names: tuple[str, ...]
     batches: list[tuple[torch.Tensor, ...]]  # the verification batches (batch 1, batch N)

@@ -253,7 +253,8 @@ class ExportPage(Page):
             self.summary_label.setText(f"All {len(report.results)} file(s) give the trained model's outputs. "
                                        f"Folder: {report.folder}")
             self.summary_label.setStyleSheet(f"color: {PASS_COLOUR.name()}; font-weight: 600;")
-        self.status_label.setText(f"Exported to {report.folder} ({report.samples}).")
+        merge = f" {report.merge['message']}." if report.merge else ""
+        self.status_label.setText(f"Exported to {report.folder} ({report.samples}).{merge}")
         self.output_edit.clear()  # that folder now holds files; the next export needs another
         self._update_buttons()
 
