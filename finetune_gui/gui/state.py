@@ -53,7 +53,17 @@ class AppState(QObject):
         except ValidationError as e:
             return "; ".join(_explain(dict(err, loc=(section, key)), RunConfig) for err in e.errors())
         self.changed.emit(section)
+        if section == "task" and key == "kind":
+            self._fit_freezing_to_task()
         return None
+
+    def _fit_freezing_to_task(self) -> None:
+        """A causal LM has no separate head (its output layer shares the embeddings), so "head only" would
+        train nothing: such a setup switches to training the last two blocks."""
+        model = self._config.model
+        if self._config.task.kind.value == "causal-lm" and model.freeze == "head-only" and not model.lora.enabled:
+            model.freeze, model.unfreeze_last_n = "last-n", max(model.unfreeze_last_n, 2)
+            self.changed.emit("model")
 
     def replace_from_dict(self, data: dict[str, Any]) -> list[str]:
         """Validate a whole config dict; on success it becomes the config. Returns the problems, if any."""
