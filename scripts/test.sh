@@ -3,5 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# the real-weights tests (tests/real) need assets listed in ../shared; elsewhere they skip with the reason
+if [ -f "${FINETUNE_GUI_SHARED:-../shared}/OFFLINE_ASSETS.md" ]; then bash scripts/setup_real_assets.sh; fi
 export QT_QPA_PLATFORM=offscreen HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 exec .venv/bin/python -m pytest "$@"
