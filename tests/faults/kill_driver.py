@@ -8,6 +8,8 @@ PAUSE_AT names the moment, as `what:file-name`:
     written:NAME     NAME's temp file complete, before anything else happens
     renamed:NAME     NAME just renamed into place (its temp file gone)
 A `#N` suffix pauses at the Nth time only (`renamed:best.safetensors#2`: when epoch 2's best replaces epoch 1's).
+A `slow-` prefix (`slow-written:NAME`) makes it a slow save instead: it prints PAUSED, sleeps 0.5 s and goes on.
+`steps:SECONDS` makes every training batch take that long and print `STEP` (to stop a run mid-epoch).
 The child prints `PAUSED <PAUSE_AT>` and sleeps until killed. Every write and rename is printed as it
 happens (`WRITE name`, `RENAME name`), so a test can also kill at random moments and know what was going on.
 """
@@ -23,13 +25,16 @@ from pathlib import Path
 
 def _pause(label: str) -> None:
     print(f"PAUSED {label}", flush=True)
-    time.sleep(600)
+    time.sleep(0.5 if label.startswith("slow-") else 600)
 
 
 def install(pause_at: str) -> None:
     from finetune_gui.core import runs
 
-    what, _, target = pause_at.partition(":")
+    what, _, target = pause_at.removeprefix("slow-").partition(":")
+    if what == "steps":
+        _slow_steps(float(target))
+        return
     target, _, nth = target.partition("#")
     wanted, seen = int(nth or 1), {"n": 0}
     real_write_temp, real_replace = runs.write_temp, os.replace
@@ -68,6 +73,20 @@ def install(pause_at: str) -> None:
 
     runs.write_temp = write_temp
     os.replace = replace
+
+
+def _slow_steps(seconds: float) -> None:
+    from finetune_gui.core.training import engine
+
+    real_forward = engine.forward_batch
+
+    def forward_batch(p, batch, *, train):
+        if train:
+            print("STEP", flush=True)
+            time.sleep(seconds)
+        return real_forward(p, batch, train=train)
+
+    engine.forward_batch = forward_batch
 
 
 def main(argv: list[str]) -> int:
