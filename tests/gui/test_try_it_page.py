@@ -66,7 +66,6 @@ def test_a_dropped_image_is_predicted_with_sorted_probabilities(qtbot, page, ima
     picture = sorted((image_run.parent.parent / "images" / "square").glob("*.png"))[0]
     drop(page, picture)
     assert not page.choose_button.isEnabled()  # one prediction at a time
-    assert page.predict_file(picture) is False
     qtbot.waitUntil(lambda: page.last_prediction is not None, timeout=30000)
     expected = load_predictor(image_run).predict_images([picture])[0]
     assert page.result_label.text() == expected.label
@@ -75,6 +74,20 @@ def test_a_dropped_image_is_predicted_with_sorted_probabilities(qtbot, page, ima
     assert values == pytest.approx(list(expected.scores.values()), abs=1e-5)
     assert math.fsum(values) == pytest.approx(1.0, abs=1e-5)
     assert not page.drop_area.pixmap().isNull() and page.choose_button.isEnabled()
+
+
+def test_images_dropped_while_busy_wait_their_turn(qtbot, page, image_run):
+    pictures = sorted((image_run.parent.parent / "images" / "circle").glob("*.png"))[:2]
+    page.state.set_run_dir(image_run)  # the model starts loading
+    assert page.predict_file(pictures[0]) is True
+    assert "next" in page.result_note.text()
+    qtbot.waitUntil(lambda: page.last_prediction is not None, timeout=60000)
+    assert page.image_path_label.text() == pictures[0].name
+    drop(page, pictures[0])
+    assert page.predict_file(pictures[1]) is True  # while the first prediction runs
+    qtbot.waitUntil(lambda: page.image_path_label.text() == pictures[1].name and not page._busy, timeout=60000)
+    expected = load_predictor(image_run).predict_images([pictures[1]])[0]
+    assert page.result_label.text() == expected.label
 
 
 def test_typed_text_is_classified(qtbot, page, tmp_path):

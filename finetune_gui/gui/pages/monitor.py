@@ -205,6 +205,8 @@ class MonitorPage(Page):
         metric = LivePlot("Validation metric", "epoch", "metric", "The task's metric appears after each epoch.")
         metric.setObjectName("monitor-plot-metric")
         metric.add_series("metric", points=True, legend=False)
+        for plot in (loss, metric):  # accuracy 0.64 reads as 0.64, not "640 (x0.001)"
+            plot.plot.getAxis("left").enableAutoSIPrefix(False)
         lr = LivePlot("Learning rate", "step", "learning rate", "The learning rate appears once a run starts.")
         lr.setObjectName("monitor-plot-lr")
         lr.add_series("lr", legend=False)

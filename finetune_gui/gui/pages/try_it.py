@@ -155,6 +155,7 @@ class TryItPage(Page):
         self._run: str | None = None  # the run whose predictor is loaded or loading
         self._stale = True
         self._busy = False
+        self._pending_image: str | None = None  # dropped while the model loaded or another prediction ran
         self._token = 0
         self.setAcceptDrops(True)
         self._build()
@@ -344,11 +345,18 @@ class TryItPage(Page):
         self.status_label.setText(f"{task} model with the weights in {predictor.weights_source}, on "
                                   f"{predictor.device}. {what}")
         self._set_busy(False)
+        self._predict_pending()
+
+    def _predict_pending(self) -> None:
+        path, self._pending_image = self._pending_image, None
+        if path:
+            self.predict_file(path)
 
     def _load_failed(self, token: int, error_type: str, message: str, details: str) -> None:
         if token != self._token:
             return
         self._set_busy(False)
+        self._pending_image = None
         self.inputs.setCurrentIndex(INPUT_NONE)
         self.status_label.setText(f"No model to try: {message}")
         if error_type != "RunStateError":  # an unfinished run has no weights yet: said above, no dialog
@@ -364,8 +372,13 @@ class TryItPage(Page):
             self.predict_file(path)
 
     def predict_file(self, path: str) -> bool:
-        """Predict an image file; False when no image model is ready or a prediction is running."""
-        if self._busy or self.predictor is None or self.inputs.currentIndex() != INPUT_IMAGE:
+        """Predict an image file; while the model loads or another prediction runs, it waits its turn.
+        False when there is no image model to predict with."""
+        if self._busy and self._run is not None:
+            self._pending_image = str(path)
+            self.result_note.setText(f"{Path(path).name} is next: predicted as soon as the model is ready.")
+            return True
+        if self.predictor is None or self.inputs.currentIndex() != INPUT_IMAGE:
             return False
         self.image_path_label.setText(Path(path).name)
         self.image_path_label.setToolTip(str(path))
@@ -392,6 +405,7 @@ class TryItPage(Page):
         if preview is not None and not preview.isNull():
             self.drop_area.setPixmap(QPixmap.fromImage(preview))
         self.show_prediction(prediction)
+        self._predict_pending()
 
     def show_prediction(self, prediction) -> None:
         self.last_prediction = prediction
