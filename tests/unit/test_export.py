@@ -167,7 +167,7 @@ def test_a_lora_merge_outside_its_tolerance_fails_every_format(lm_export, tmp_pa
     report = export_run(run, ["safetensors"], output=tmp_path / "out")
     [result] = report.results
     assert not report.ok and not result.passed and not report.merge["passed"]
-    assert "matches the trained model" in result.message  # the file is a faithful copy of the merged model...
+    assert "matches the merged model" in result.message  # the file is a faithful copy of the merged model...
     assert result.message.endswith("EXCEEDS rtol 0, atol 0): do not deploy it")  # ...but the merge was not
 
 

@@ -139,13 +139,14 @@ def compare(fmt: str, path: Path, run: Callable[..., torch.Tensor], source, expe
             failing.append(size)
     top1 = _top1(source.task, expected, got)
     tol = f"rtol {rtol:g}, atol {atol:g}"
+    model = "the merged model" if source.lora_merged else "the trained model"
     if failing:
         where = " and ".join(str(s) for s in failing)
-        message = (f"{path.name} does NOT give the trained model's outputs: max abs diff {worst:.3g} exceeds the "
+        message = (f"{path.name} does NOT give {model}'s outputs: max abs diff {worst:.3g} exceeds the "
                    f"tolerance ({tol}) at batch {where}; do not deploy it")
         return FormatResult(fmt, path, worst, top1, sizes, False, message, rtol, atol)
     agree = f", top-1 agreement {top1:.0%}" if top1 is not None else ""
-    message = (f"{path.name} ({LOADED_WITH[fmt]}) matches the trained model: max abs diff {worst:.2g} within "
+    message = (f"{path.name} ({LOADED_WITH[fmt]}) matches {model}: max abs diff {worst:.2g} within "
                f"{tol}{agree}")
     return FormatResult(fmt, path, worst, top1, sizes, True, message, rtol, atol)
 
