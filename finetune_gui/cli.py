@@ -1,4 +1,5 @@
-"""The `finetune-gui` command: train, resume, lr-find, validate, presets, export and predict, headless.
+"""The `finetune-gui` command: train, resume, lr-find, find-batch-size, validate, presets, export and predict,
+headless.
 
 Exit codes: 0 done (also early-stopped), 1 unexpected error (a bug; traceback shown), 2 bad config or usage,
 3 data problem (also an unreadable input to predict), 4 model or weights could not be loaded (incl. offline),
@@ -225,6 +226,19 @@ def cmd_lr_find(args) -> int:
     return EXIT_OK
 
 
+def cmd_find_batch_size(args) -> int:
+    from finetune_gui.core.training.batch_size import find_batch_size
+
+    config = _load(args.config, args.set)
+    print(f"trying training steps from batch size {args.start or config.train.batch_size} on "
+          f"{config.train.device} ...", file=sys.stderr)
+    result = find_batch_size(config, start=args.start, max_batch_size=args.max)
+    for size, ok in result.tried:
+        print(f"{size:6d}  {'fits' if ok else 'out of memory'}")
+    print(f"largest batch size that fits: {result.batch_size}  (train.batch_size; {result.reason})")
+    return EXIT_OK
+
+
 def cmd_export(args) -> int:
     from finetune_gui.core.export import export_run, run_task, supported_formats
 
@@ -372,6 +386,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=100)
     p.add_argument("--output", help="save the curve as JSON here")
     p.set_defaults(func=cmd_lr_find)
+
+    p = sub.add_parser("find-batch-size", help="find the largest batch size that fits in memory")
+    with_config(p)
+    p.add_argument("--start", type=int, help="first size to try (default: train.batch_size)")
+    p.add_argument("--max", type=int, help="largest size to consider (default: the training split's size)")
+    p.set_defaults(func=cmd_find_batch_size)
 
     p = sub.add_parser("validate", help="check a config file and print field-level errors")
     with_config(p)

@@ -691,28 +691,50 @@ def _checkpoint_size_note(run: RunDir) -> str:
 
 def _guarded(trainer: _Trainer, resume_from=None) -> RunResult:
     try:
-        return trainer.run_fit(resume_from)
-    except Diverged as e:
-        return _failed(trainer, Diverged(f"{e} {_last_checkpoint_note(trainer.run, diverged=True)}"), "")
-    except (FinetuneError, ConfigError) as e:
-        return _failed(trainer, e, "")
-    except OSError as e:
-        if e.errno in _STORAGE_ERRNOS:
-            return _failed(trainer, storage_error(e, trainer.run), "")
-        _failed(trainer, e, traceback.format_exc())
-        raise
-    except Exception as e:  # noqa: BLE001 - turned into a report, then re-raised as a bug
-        if devices.is_oom(e):
-            err = OutOfMemory(
-                f"the device ran out of memory at batch size {trainer.config.train.batch_size}; try "
-                f"train.batch_size = {max(1, trainer.config.train.batch_size // 2)} or a smaller image_size/max_length"
-            )
-            return _failed(trainer, err, traceback.format_exc())
-        _failed(trainer, e, traceback.format_exc())
-        raise
+        try:
+            return trainer.run_fit(resume_from)
+        except Diverged as e:
+            return _failed(trainer, Diverged(f"{e} {_last_checkpoint_note(trainer.run, diverged=True)}"), "")
+        except (FinetuneError, ConfigError) as e:
+            return _failed(trainer, e, "")
+        except OSError as e:
+            if e.errno in _STORAGE_ERRNOS:
+                return _failed(trainer, storage_error(e, trainer.run), "")
+            _failed(trainer, e, traceback.format_exc())
+            raise
+        except Exception as e:  # noqa: BLE001 - turned into a report, then re-raised as a bug
+            if not devices.is_oom(e):
+                _failed(trainer, e, traceback.format_exc())
+                raise
+        # out of memory: the failed step's tensors went with the exception; find a size that fits
+        devices.release_memory()
+        return _failed(trainer, _out_of_memory(trainer), "")
     finally:
         trainer.p = None  # type: ignore[assignment]
         devices.release_memory()
+
+
+def _out_of_memory(trainer: _Trainer) -> OutOfMemory:
+    """The OOM message, with a batch size that fits found by trying smaller steps on the run's own model."""
+    bs = trainer.config.train.batch_size
+    what = f"the device ran out of memory at batch size {bs}"
+    shrink = "a smaller data.image_size or data.max_length, or freezing more of the model (model.freeze)"
+    p = getattr(trainer, "p", None)
+    if p is None or bs <= 1:
+        return OutOfMemory(f"{what}; try {'train.batch_size = ' + str(max(1, bs // 2)) + ' or ' if bs > 1 else ''}"
+                           f"{shrink}")
+    from finetune_gui.core.training.batch_size import search_with
+
+    trainer.emit(LogMessage("info", f"{what}; trying smaller batches to find one that fits"))
+    try:
+        found = search_with(p, start=max(1, bs // 2), max_batch_size=bs - 1, max_trials=6)
+    except OutOfMemory as e:
+        return OutOfMemory(f"{what}; {e}")
+    except Exception:  # noqa: BLE001 - the suggestion is a bonus; the plain one below still helps
+        return OutOfMemory(f"{what}; try train.batch_size = {bs // 2} or {shrink}")
+    tried = ", ".join(f"{n} {'fits' if ok else 'does not'}" for n, ok in found.tried)
+    return OutOfMemory(f"{what}; batch size {found.batch_size} fits ({tried}): set train.batch_size = "
+                       f"{found.batch_size} and start again (or `finetune-gui find-batch-size` to search upwards too)")
 
 
 def _failed(trainer: _Trainer, e: BaseException, details: str) -> RunResult:
