@@ -125,3 +125,17 @@ def test_a_folder_with_files_is_refused_in_words_without_a_dialog(qtbot, page, i
     qtbot.waitUntil(lambda: page.export_button.isEnabled(), timeout=60000)
     assert "already holds files" in page.status_label.text() and page.report is None
     assert dialogs == [] and [p.name for p in taken.iterdir()] == ["keep.txt"]
+
+
+def test_a_text_run_exports_its_hugging_face_folder_from_the_page(qtbot, page, tmp_path_factory):
+    from tests.unit.test_export import text_run
+
+    run = text_run(tmp_path_factory.mktemp("export-page-text"))
+    page.state.set_run_dir(run)
+    for fmt, box in page.boxes.items():
+        box.setChecked(fmt in ("hf", "pt2"))
+    assert page.start_export()
+    qtbot.waitUntil(lambda: page.report is not None, timeout=120000)
+    rows = [[page.table.item(r, c).text() for c in range(page.table.columnCount())] for r in range(page.table.rowCount())]
+    assert [(r[0], r[1], r[5]) for r in rows] == [("pt2", "model.pt2", "pass"), ("hf", "hf", "pass")]
+    assert page.report.folder.parent == run / "exports" and (page.report.folder / "hf" / "config.json").exists()
