@@ -45,19 +45,19 @@ def predictions(capsys, *argv) -> dict:
     return json.loads(capsys.readouterr().out)
 
 
-def test_export_prints_the_verification_table_and_predict_uses_the_onnx_file(image_run, tmp_path, capsys):
+def test_export_prints_the_verification_table_and_predict_uses_the_exported_file(image_run, tmp_path, capsys):
     out = tmp_path / "export"
-    assert main(["export", str(image_run), "--format", "onnx", "--output", str(out)]) == EXIT_OK
+    assert main(["export", str(image_run), "--format", "torchscript", "--output", str(out)]) == EXIT_OK
     captured = capsys.readouterr()
     table = captured.out.splitlines()
     assert table[0].split() == ["format", "max", "abs", "diff", "top-1", "agree", "batches", "result"]
-    assert table[2].split()[0] == "onnx" and table[2].split()[-2:] == ["1,8", "pass"]
-    assert "exporting onnx" in captured.err and f"export folder: {out}" in captured.out
+    assert table[2].split()[0] == "torchscript" and table[2].split()[-2:] == ["1,8", "pass"]
+    assert "exporting torchscript" in captured.err and f"export folder: {out}" in captured.out
 
     pictures = sorted((image_run.parent.parent / "images").rglob("*.png"))[::7]
     from_export = predictions(capsys, out, *pictures)
     from_run = predictions(capsys, image_run, *pictures)
-    assert from_export["backend"] == "onnx" and from_run["backend"] == "eager"
+    assert from_export["backend"] == "torchscript" and from_run["backend"] == "eager"  # preprocessing.json at work
     assert from_export["task"] == "image-classification"
     assert [p["input"] for p in from_export["predictions"]] == [str(p) for p in pictures]
     for a, b in zip(from_export["predictions"], from_run["predictions"]):
@@ -76,6 +76,7 @@ def test_text_export_predicts_lines_from_stdin_like_the_run(text_run_dir, tmp_pa
     from_export = predictions(capsys, out, "-")
     from_hf = predictions(capsys, out, *texts, "--backend", "hf")
     from_run = predictions(capsys, text_run_dir, *texts)
+    assert from_export["backend"] == "onnx"  # preferred when the export has it
     assert [p["input"] for p in from_export["predictions"]] == texts
     for a, b, c in zip(from_export["predictions"], from_hf["predictions"], from_run["predictions"]):
         assert a["label"] == b["label"] == c["label"] and a["label"] in ("negative", "positive")
