@@ -107,7 +107,7 @@ class MainWindow(QMainWindow):
         self._action(file_menu, "&Save as preset…", QKeySequence.StandardKey.Save, self.save_preset_dialog)
         self._action(file_menu, "Copy &CLI command", "Ctrl+Shift+C", self.copy_cli_command)
         file_menu.addSeparator()
-        self._action(file_menu, "&Quit", QKeySequence.StandardKey.Quit, self.close)
+        self._action(file_menu, "&Quit", "Ctrl+Q", self.close)
         run_menu = self.menuBar().addMenu("&Run")
         self.train_action = self._action(run_menu, "&Train", "Ctrl+R", self.start_training)
         self.pause_action = self._action(run_menu, "&Pause / resume", "Ctrl+P", self.toggle_pause)
@@ -116,7 +116,8 @@ class MainWindow(QMainWindow):
         go_menu = self.menuBar().addMenu("&Go")
         for i, (module_name, _) in enumerate(PAGES):
             page = list(self.pages.values())[i]
-            self._action(go_menu, page.title, f"Ctrl+{i + 1}", lambda k=page.key: self.show_page(k))
+            # triggered(bool) would fill a lone keyword argument with `checked`; keep the key out of its way
+            self._action(go_menu, page.title, f"Ctrl+{i + 1}", lambda _checked=False, k=page.key: self.show_page(k))
 
     def _action(self, menu, text, shortcut, slot) -> QAction:
         action = QAction(text, self)

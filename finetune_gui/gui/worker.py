@@ -12,6 +12,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable
 
+import shiboken6
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 STEP_SIGNAL_INTERVAL_S = 0.05  # ≤ 20 GUI updates per second
@@ -100,8 +101,9 @@ class _TaskWorker(QObject):
 class _Relay(QObject):
     """Lives in the main thread, so the worker's signals reach the caller's callbacks there (queued)."""
 
-    def __init__(self, on_result: Callable[[Any], None] | None, on_error: Callable[[str, str, str], None] | None):
-        super().__init__()
+    def __init__(self, on_result: Callable[[Any], None] | None, on_error: Callable[[str, str, str], None] | None,
+                 parent: QObject | None = None):
+        super().__init__(parent)
         self._on_result, self._on_error = on_result, on_error
 
     @Slot(object)
@@ -247,7 +249,8 @@ class WorkerBridge(QObject):
         worker.moveToThread(thread)
         thread.started.connect(worker.run)
         # a plain function connected straight to the worker's signal would run in the worker thread
-        relay = _Relay(on_result, on_error)
+        # a child of the bridge: when the window (and its pages) goes, a result still queued is dropped with it
+        relay = _Relay(on_result, on_error, parent=self)
         worker.succeeded.connect(relay.succeeded)
         worker.failed.connect(relay.failed)
         worker.done.connect(thread.quit, Qt.ConnectionType.DirectConnection)
@@ -256,9 +259,9 @@ class WorkerBridge(QObject):
 
         def finished() -> None:
             self._tasks.discard(entry)
-            thread.deleteLater()
-            worker.deleteLater()
-            relay.deleteLater()
+            for obj in entry:
+                if shiboken6.isValid(obj):  # the relay went already if the bridge was deleted
+                    obj.deleteLater()
 
         thread.finished.connect(finished)
         _track(thread)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, QTimer, Slot
+from PySide6.QtCore import QObject, Qt, QTimer
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -131,32 +131,9 @@ def split_sizes(report: Any, config: Any) -> tuple[dict[str, int], str]:
 # ---------------------------------------------------------------- worker jobs (run off the main thread)
 
 
-class TaskReply(QObject):
-    """Callbacks for bridge.run_task that run on the main thread.
-
-    A plain function or lambda given to run_task is called in the worker's thread (the worker is its
-    connection's context); a slot of a QObject that lives on the main thread is queued there instead.
-    """
-
-    def __init__(self, parent: QObject, on_result, on_error):
-        super().__init__(parent)
-        self._on_result, self._on_error = on_result, on_error
-
-    @Slot(object)
-    def result(self, value) -> None:
-        self.deleteLater()
-        self._on_result(value)
-
-    @Slot(str, str, str)
-    def failed(self, error_type: str, message: str, details: str) -> None:
-        self.deleteLater()
-        self._on_error(error_type, message, details)
-
-
 def run_in_worker(page: QObject, fn, *args, on_result, on_error) -> None:
-    """bridge.run_task(fn, *args) with on_result / on_error called on the main thread."""
-    reply = TaskReply(page, on_result, on_error)
-    page.bridge.run_task(fn, *args, on_result=reply.result, on_error=reply.failed)
+    """bridge.run_task(fn, *args); the bridge calls on_result / on_error on the main thread."""
+    page.bridge.run_task(fn, *args, on_result=on_result, on_error=on_error)
 
 
 def scan_job(config):
