@@ -102,13 +102,14 @@ def _check_and_resume(output: Path, final: Path) -> Path | None:
     return run
 
 
-SLOW = pytest.mark.slow  # ~10 s each (a child process imports torch); three points run in the quick suite
+SLOW = pytest.mark.slow  # ~15 s each (a child process imports torch); one point runs in the quick suite
 POINTS = [
-    f"mid-write:{S10}.safetensors",  # weights half written to their temp file
+    pytest.param(f"mid-write:{S10}.safetensors", marks=SLOW),  # weights half written to their temp file
     pytest.param(f"written:{S10}.state.pt", marks=SLOW),  # weights and state complete as temp files, no manifest
     pytest.param(f"renamed:{S10}.safetensors", marks=SLOW),  # weights under their final name, state/manifest not
-    f"renamed:{S10}.state.pt",  # weights and state in place, manifest not
-    "renamed:best.safetensors#2",  # epoch 1's best half replaced by epoch 2's (its old manifest already gone)
+    pytest.param(f"renamed:{S10}.state.pt", marks=SLOW),  # weights and state in place, manifest not
+    # epoch 1's best half replaced by epoch 2's (old manifest gone, temp files of its state and manifest left)
+    "renamed:best.safetensors#2",
     pytest.param("renamed:best.safetensors", marks=SLOW),  # the very first save: nothing to resume from yet
     pytest.param("mid-write:status.json#3", marks=SLOW),  # the status written after the step-10 save
     pytest.param("mid-write:metrics.csv#2", marks=SLOW),  # epoch 2's metrics table

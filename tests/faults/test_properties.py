@@ -212,6 +212,7 @@ def _image_prefix(kind: str) -> bytes:
 HEADERS = {k: _image_prefix(k) for k in ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF")}
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow warns about the damage it reads past
 @FAST
 @given(st.sampled_from(sorted(HEADERS)), st.integers(min_value=0, max_value=400), st.binary(max_size=64),
        st.integers(min_value=0, max_value=10_000))

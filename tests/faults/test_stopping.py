@@ -98,6 +98,7 @@ def test_ctrl_c_during_an_epoch_stops_within_2s_saves_and_leaves_no_worker_proce
     assert 7 <= step <= 9  # the step that was running when Ctrl+C came (or the next, under load)
 
 
+@pytest.mark.slow  # a child process; the GUI test below stops during a save in the quick suite
 def test_ctrl_c_during_a_save_lets_the_save_finish_then_stops_at_the_next_step(tmp_path, images):
     proc, out = _cli_child(tmp_path, images, "slow-written:step-00000005.state.pt", 0)
     _wait_for(proc, "PAUSED")  # the step-5 save is half done (and takes 0.5 s more)
