@@ -27,7 +27,7 @@ def main() -> None:
     ap.add_argument("--image-size", type=int, default=64)
     args = ap.parse_args()
 
-    from PySide6.QtCore import QTimer
+    from PySide6.QtCore import QSettings, QTimer
 
     from finetune_gui.config import validate_dict
     from finetune_gui.gui.app import make_app, preload_engine
@@ -45,7 +45,8 @@ def main() -> None:
             "checkpoint": {"output_dir": str(tmp / "runs")},
         })
         os.environ["FINETUNE_GUI_OFFLINE"] = "1"
-        window = MainWindow()
+        settings = QSettings(str(tmp / "settings.ini"), QSettings.Format.IniFormat)  # not the user's recent runs
+        window = MainWindow(settings=settings)
         window.show()
         window.state.set_config(config)
         preload_engine().join()  # the app does this right after its first paint, long before anyone presses Train

@@ -5,8 +5,10 @@ from __future__ import annotations
 import gc
 import sys
 import threading
+from pathlib import Path
 
 from PySide6.QtCore import QCoreApplication, QSettings, QTimer
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
 ORG, APP = "finetune-gui", "finetune-gui"
@@ -37,6 +39,9 @@ def make_app(argv: list[str] | None = None) -> QApplication:
     QCoreApplication.setApplicationName(APP)
     app = QApplication.instance() or QApplication(argv or sys.argv)
     app.setStyle("Fusion")  # Fusion follows the system's light/dark scheme on every platform
+    icon = Path(__file__).resolve().parents[2] / "resources" / "icon.png"  # next to the package, as presets/
+    if icon.is_file():
+        app.setWindowIcon(QIcon(str(icon)))
     return app
 
 
