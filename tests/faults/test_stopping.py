@@ -124,9 +124,23 @@ def bridge(qapp, qtbot):
     qtbot.waitUntil(lambda: not b.busy and not live_worker_threads(), timeout=10000)
 
 
+def _pump_until(qapp, condition, timeout_s: float, what: str, failures: list) -> None:
+    """Process events until `condition()`; fails with the run's own error if it ended instead."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert not failures, f"the run failed: {failures[0].error_type}: {failures[0].message}"
+        assert time.monotonic() < deadline, f"timed out after {timeout_s:.0f} s waiting for {what}"
+        qapp.processEvents()
+        time.sleep(0.005)
+
+
+def _training_ended(bridge, ended: list) -> None:
+    bridge.training_changed.connect(lambda on: None if on else ended.append(time.monotonic()))
+
+
 @pytest.mark.parametrize("workers", [0, pytest.param(2, marks=pytest.mark.slow)])
 def test_gui_stop_during_an_epoch_returns_within_2s_and_leaves_no_worker_process(tmp_path, tinynet, images, bridge,
-                                                                                   qtbot, monkeypatch, workers):
+                                                                                   qapp, monkeypatch, workers):
     from finetune_gui.core.training import engine
 
     real_forward = engine.forward_batch
@@ -143,14 +157,17 @@ def test_gui_stop_during_an_epoch_returns_within_2s_and_leaves_no_worker_process
     before = set(child_pids())
     logs: list[str] = []
     bridge.log.connect(lambda level, text: logs.append(text))
+    failures, ended = [], []
+    bridge.run_failed.connect(failures.append)
+    _training_ended(bridge, ended)
     bridge.start_training(config, tmp_path / "runs")
-    qtbot.waitUntil(lambda: bool(steps) and steps[-1] >= 7, timeout=120000)
+    _pump_until(qapp, lambda: bool(steps) and steps[-1] >= 7, 120, "step 7", failures)
     loaders = set(child_pids()) - before
     assert len(loaders) == workers
-    with qtbot.waitSignal(bridge.training_changed, timeout=60000, check_params_cb=lambda on: not on):
-        asked = time.monotonic()
-        bridge.stop()
-    took = time.monotonic() - asked  # the training thread has ended: the bridge is ready for the next run
+    asked = time.monotonic()
+    bridge.stop()
+    _pump_until(qapp, lambda: bool(ended), 60, "the training thread to end", failures)
+    took = ended[0] - asked  # the training thread has ended: the bridge is ready for the next run
     assert any(t.startswith("stopped at step") for t in logs), logs
     assert took < STOP_WITHIN_S, f"took {took:.2f} s to stop"
     assert not [p for p in loaders if _alive(p)], "DataLoader workers outlived the run"
@@ -158,7 +175,7 @@ def test_gui_stop_during_an_epoch_returns_within_2s_and_leaves_no_worker_process
 
 
 def test_gui_stop_during_a_save_lets_it_finish_and_leaves_a_consistent_checkpoint(tmp_path, tinynet, images, bridge,
-                                                                                 qtbot, monkeypatch):
+                                                                                 qapp, monkeypatch):
     from finetune_gui.core import runs
 
     saving, release = threading.Event(), threading.Event()
@@ -173,12 +190,15 @@ def test_gui_stop_during_a_save_lets_it_finish_and_leaves_a_consistent_checkpoin
 
     monkeypatch.setattr(runs, "write_temp", slow_write_temp)
     config = image_config(images, train={"epochs": 3})
+    failures, ended = [], []
+    bridge.run_failed.connect(failures.append)
+    _training_ended(bridge, ended)
     bridge.start_training(config, tmp_path / "runs")
-    qtbot.waitUntil(saving.is_set, timeout=120000)
-    with qtbot.waitSignal(bridge.training_changed, timeout=60000, check_params_cb=lambda on: not on):
-        asked = time.monotonic()
-        bridge.stop()
-        release.set()
-    took = time.monotonic() - asked
+    _pump_until(qapp, saving.is_set, 120, "the step-5 save", failures)
+    asked = time.monotonic()
+    bridge.stop()
+    release.set()
+    _pump_until(qapp, lambda: bool(ended), 60, "the training thread to end", failures)
+    took = ended[0] - asked
     assert took < STOP_WITHIN_S, f"took {took:.2f} s to stop"
     assert _consistent(only_run(tmp_path / "runs")) in (5, 6)
