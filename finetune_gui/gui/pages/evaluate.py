@@ -16,7 +16,6 @@ from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QDoubleSpinBox,
     QFormLayout,
     QFrame,
     QHBoxLayout,
@@ -26,7 +25,6 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QPlainTextEdit,
     QPushButton,
-    QSpinBox,
     QSplitter,
     QStackedWidget,
     QTableWidget,
@@ -37,6 +35,7 @@ from PySide6.QtWidgets import (
 )
 
 from finetune_gui.gui.pages.base import Page
+from finetune_gui.gui.widgets.generation_knobs import max_tokens_box, temperature_box
 from finetune_gui.gui.widgets.confusion_matrix import ConfusionMatrixView
 
 THUMB = 56
@@ -234,17 +233,8 @@ class EvaluatePage(Page):
         self.prompt.setObjectName("evaluate-prompt")
         self.prompt.setPlaceholderText("Type the start of a text; the model writes on from there.")
         self.prompt.setMaximumHeight(110)
-        self.temperature = QDoubleSpinBox()
-        self.temperature.setObjectName("evaluate-temperature")
-        self.temperature.setRange(0.0, 2.0)
-        self.temperature.setSingleStep(0.1)
-        self.temperature.setValue(0.8)
-        self.temperature.setToolTip("0 always picks the likeliest next token; higher values write more freely")
-        self.max_tokens = QSpinBox()
-        self.max_tokens.setObjectName("evaluate-max-tokens")
-        self.max_tokens.setRange(1, 2048)
-        self.max_tokens.setValue(60)
-        self.max_tokens.setToolTip("How many tokens (word pieces) to write at most")
+        self.temperature = temperature_box("evaluate-temperature")
+        self.max_tokens = max_tokens_box("evaluate-max-tokens")
         self.generate_button = QPushButton("Generate")
         self.generate_button.setObjectName("evaluate-generate")
         self.generate_button.clicked.connect(self.generate)

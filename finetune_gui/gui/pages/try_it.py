@@ -14,20 +14,19 @@ from typing import Any
 from PySide6.QtCore import QRect, QSize, Qt
 from PySide6.QtGui import QColor, QFontMetrics, QImage, QKeySequence, QPainter, QPalette, QPixmap, QShortcut
 from PySide6.QtWidgets import (
-    QDoubleSpinBox,
     QFileDialog,
     QHBoxLayout,
     QLabel,
     QPlainTextEdit,
     QPushButton,
     QSizePolicy,
-    QSpinBox,
     QStackedWidget,
     QVBoxLayout,
     QWidget,
 )
 
 from finetune_gui.gui.pages.base import Page
+from finetune_gui.gui.widgets.generation_knobs import max_tokens_box, temperature_box
 
 #: A cheap check of a dropped file's name; the predictor itself reads the image with Pillow.
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
@@ -257,16 +256,8 @@ class TryItPage(Page):
         self.prompt_edit.setObjectName("tryit-prompt")
         self.prompt_edit.setPlaceholderText("Type the start of a text; the model writes on from there.")
         self.prompt_edit.setMaximumHeight(120)
-        self.temperature = QDoubleSpinBox()
-        self.temperature.setObjectName("tryit-temperature")
-        self.temperature.setRange(0.0, 2.0)
-        self.temperature.setSingleStep(0.1)
-        self.temperature.setValue(0.8)
-        self.temperature.setToolTip("0 always picks the likeliest next token; higher values write more freely")
-        self.max_tokens = QSpinBox()
-        self.max_tokens.setObjectName("tryit-max-tokens")
-        self.max_tokens.setRange(1, 2048)
-        self.max_tokens.setValue(60)
+        self.temperature = temperature_box("tryit-temperature")
+        self.max_tokens = max_tokens_box("tryit-max-tokens")
         self.generate_button = QPushButton("Generate")
         self.generate_button.setObjectName("tryit-generate")
         self.generate_button.clicked.connect(self.generate_text)

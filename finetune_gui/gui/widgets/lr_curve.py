@@ -13,20 +13,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QLabel, QStackedLayout, QVBoxLayout, QWidget
 
-
-def _styled_plot(parent: QWidget) -> pg.PlotWidget:
-    """A PlotWidget in the window's colours (light or dark), with a faint grid."""
-    pal = parent.palette()
-    plot = pg.PlotWidget(background=pal.color(QPalette.ColorRole.Base))
-    text = pal.color(QPalette.ColorRole.Text)
-    for name in ("left", "bottom"):
-        axis = plot.getAxis(name)
-        axis.setPen(pg.mkPen(pal.color(QPalette.ColorRole.Mid)))
-        axis.setTextPen(pg.mkPen(text))
-    plot.showGrid(x=True, y=True, alpha=0.15)
-    plot.setMenuEnabled(False)
-    plot.setMinimumHeight(160)
-    return plot
+from finetune_gui.gui.widgets.live_plot import styled_plot
 
 
 class _WithHint(QWidget):
@@ -34,7 +21,8 @@ class _WithHint(QWidget):
 
     def __init__(self, hint: str, parent: QWidget | None = None):
         super().__init__(parent)
-        self.plot = _styled_plot(self)
+        self.plot = styled_plot(self)
+        self.plot.setMinimumHeight(160)
         self.hint = QLabel(hint)
         self.hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.hint.setWordWrap(True)
