@@ -25,6 +25,18 @@ def _isolated_home(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One intra-op thread for a module's tests: on a shared 2-core machine two threads contend and run
+    ~10x slower. Use with `pytestmark = pytest.mark.usefixtures("one_torch_thread")`."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def make_image_folder(root: Path, classes=("circle", "square", "stripes"), per_class: int = 12, size: int = 20) -> Path:
     """Small coloured pictures whose class is visible in the pixels, in ImageFolder layout."""
     from PIL import Image, ImageDraw

@@ -13,15 +13,7 @@ from finetune_gui.gui.pages.monitor import MonitorPage, format_duration, task_me
 from tests.conftest import make_image_folder
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """One intra-op thread: on this shared 2-core machine two threads contend and run ~10x slower."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_config(tmp_path, **train):

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
 from finetune_gui.cli import EXIT_DATA, EXIT_EXPORT, EXIT_OK, EXIT_RUN, EXIT_VERIFY, main
 from tests.conftest import make_image_folder
@@ -14,12 +13,7 @@ from tests.unit.test_export import lm_run, text_run
 from tests.unit.test_inference import image_sections, train
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -21,13 +21,7 @@ from tests.conftest import make_image_folder, make_reviews_csv
 from tests.unit.test_inference import TINY_TRAIN, image_sections, train
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """One intra-op thread: on this shared 2-core machine two threads contend and run ~10x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def text_run(root: Path) -> Path:

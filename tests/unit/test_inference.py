@@ -18,15 +18,7 @@ from tests.conftest import make_image_folder, make_reviews_csv
 TINY_TRAIN = {"epochs": 2, "batch_size": 8, "lr": 1e-3, "log_every": 1, "seed": 3}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """One intra-op thread: on this shared 2-core machine two threads contend and run ~10x slower."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def train(root: Path, sections: dict) -> Path:
