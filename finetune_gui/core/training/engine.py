@@ -61,6 +61,7 @@ from finetune_gui.core.training.events import (
     StepMetrics,
     StopRequested,
 )
+from finetune_gui.core.training.forking import install_fork_repair
 from finetune_gui.core.training.metrics import TaskMetrics, metric_mode
 from finetune_gui.core.training.optim import build_optimizer, build_scheduler
 
@@ -182,6 +183,8 @@ def _class_weights(data: DataBundle) -> torch.Tensor:
 def _loader(dataset, batch_size: int, data: DataBundle, cfg: RunConfig, sampler=None, train=False) -> DataLoader:
     n = len(dataset)
     workers = cfg.data.num_workers
+    if workers:
+        install_fork_repair()  # the GUI iterates this loader on a QThread
     return DataLoader(
         dataset,
         batch_size=batch_size,
