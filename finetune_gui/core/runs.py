@@ -316,15 +316,15 @@ def save_checkpoint(run: RunDir, tag: str, weights: dict[str, Any], state: dict[
     during the renames leaves no checkpoint that looks complete.
     """
     import torch
-    from safetensors.torch import save
+
+    from finetune_gui.core.tensor_files import write_safetensors
 
     paths = checkpoint_paths(run, tag)
     temps: list[tuple[Path, Path]] = []
     try:
-        data = save({k: v.detach().contiguous().cpu() for k, v in weights.items()})
-        weights_hash = hashlib.sha256(data).hexdigest()
-        temps.append((write_temp(paths.weights, lambda f: f.write(data)), paths.weights))
-        del data
+        hashes: list[str] = []
+        temps.append((write_temp(paths.weights, lambda f: hashes.append(write_safetensors(f, weights))), paths.weights))
+        weights_hash = hashes[-1]
         buf = io.BytesIO()
         torch.save(dict(state, weights_sha256=weights_hash), buf)
         state_hash = hashlib.sha256(buf.getbuffer()).hexdigest()

@@ -12,12 +12,11 @@ from typing import Callable
 
 import torch
 
-from finetune_gui.core.runs import atomic_write_bytes
+from finetune_gui.core.runs import atomic_write
 
 
 def save(source, path: Path) -> None:
-    from safetensors.torch import save as st_save
-
+    from finetune_gui.core.tensor_files import write_safetensors
     from finetune_gui.core.training.engine import model_weights
 
     weights, tied = model_weights(source.model)
@@ -29,8 +28,7 @@ def save(source, path: Path) -> None:
         "labels": json.dumps(source.labels),
         "tied_weights": json.dumps(tied),  # stored once; load with strict=False or tie them again
     }
-    data = st_save({k: v.detach().contiguous().cpu() for k, v in weights.items()}, metadata=metadata)
-    atomic_write_bytes(path, data)
+    atomic_write(path, lambda f: write_safetensors(f, weights, metadata))
 
 
 def load(path: Path, source) -> Callable[..., torch.Tensor]:

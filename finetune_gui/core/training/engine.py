@@ -34,6 +34,7 @@ from finetune_gui.core.models.freezing import (
 )
 from finetune_gui.core.runs import (
     RunDir,
+    atomic_write,
     atomic_write_json,
     atomic_write_text,
     environment_record,
@@ -47,6 +48,7 @@ from finetune_gui.core.runs import (
     save_checkpoint,
     step_tag,
 )
+from finetune_gui.core.tensor_files import write_safetensors
 from finetune_gui.core.training.callbacks import BestTracker, check_finite
 from finetune_gui.core.training.events import (
     CheckpointSaved,
@@ -596,11 +598,7 @@ class _Trainer:
         row = {"epoch": epoch, "step": step, "split": split, **test_metrics}
         run.append_metrics(row)
         weights, tied = model_weights(model)
-        from safetensors.torch import save as st_save
-
-        from finetune_gui.core.runs import atomic_write_bytes
-
-        atomic_write_bytes(run.final_weights, st_save({k: v.detach().contiguous().cpu() for k, v in weights.items()}))
+        atomic_write(run.final_weights, lambda f: write_safetensors(f, weights))
         run.write_status(state=status, step=step, best_epoch=best.best_epoch)
         self.emit(RunFinished(str(run.root), status, best.best_epoch, val_metrics, test_metrics))
         return RunResult(run.root, status, best.best_epoch, val_metrics, test_metrics)
@@ -640,6 +638,9 @@ def _snapshot_config(config: RunConfig) -> RunConfig:
 
 def _check_finite_weights(weights: dict[str, torch.Tensor], step: int, lr: float) -> None:
     """Raise Diverged when any weight is NaN or infinite (a finite loss can hide that for a step)."""
+    floats = [t for t in weights.values() if t.is_floating_point()]
+    if not floats or math.isfinite(float(torch.nn.utils.get_total_norm(floats))):  # one fused pass over all weights
+        return
     bad = [k for k, t in weights.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
     if bad:
         raise Diverged(

@@ -195,22 +195,27 @@ class MonitorPage(Page):
         """Make the four plots (imports pyqtgraph) the first time they are needed."""
         if self.plots:
             return
-        from finetune_gui.gui.widgets.live_plot import LivePlot
+        from finetune_gui.gui.widgets.live_plot import LivePlot, PlotRefresher
 
-        loss = LivePlot("Loss", "step", "loss", "Training and validation loss appear once a run starts.")
+        self.refresher = PlotRefresher(parent=self)  # one changed plot redrawn per 60 ms tick
+        loss = LivePlot("Loss", "step", "loss", "Training and validation loss appear once a run starts.",
+                        refresher=self.refresher)
         loss.setObjectName("monitor-plot-loss")
         loss.add_series("train")
         loss.add_series("train (epoch mean)", points=True, dashed=True)
         loss.add_series("validation", points=True)
-        metric = LivePlot("Validation metric", "epoch", "metric", "The task's metric appears after each epoch.")
+        metric = LivePlot("Validation metric", "epoch", "metric", "The task's metric appears after each epoch.",
+                          refresher=self.refresher)
         metric.setObjectName("monitor-plot-metric")
         metric.add_series("metric", points=True, legend=False)
         for plot in (loss, metric):  # accuracy 0.64 reads as 0.64, not "640 (x0.001)"
             plot.plot.getAxis("left").enableAutoSIPrefix(False)
-        lr = LivePlot("Learning rate", "step", "learning rate", "The learning rate appears once a run starts.")
+        lr = LivePlot("Learning rate", "step", "learning rate", "The learning rate appears once a run starts.",
+                      refresher=self.refresher)
         lr.setObjectName("monitor-plot-lr")
         lr.add_series("lr", legend=False)
-        grad = LivePlot("Gradient norm", "step", "norm", "Gradient norms appear while a run is going.")
+        grad = LivePlot("Gradient norm", "step", "norm", "Gradient norms appear while a run is going.",
+                        refresher=self.refresher)
         grad.setObjectName("monitor-plot-grad")
         grad.add_series("grad norm", legend=False)
         self.plots = {"loss": loss, "metric": metric, "lr": lr, "grad": grad}
@@ -379,6 +384,7 @@ class MonitorPage(Page):
         lr = self.plots["lr"].series["lr"]
         lr.set([r.get("step", 0) for r in epochs if "lr" in r], [r["lr"] for r in epochs if "lr" in r])
         self.plots["grad"].clear("Gradient norms are shown only while a run is going; they are not saved.")
+        self.refresher.flush()  # a finished run's curves appear together
         status = history["status"]
         state = status.get("state", "unknown")
         step, total = int(status.get("step", 0) or 0), int(status.get("total_steps", 0) or 0)
