@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 import traceback
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
@@ -21,8 +22,6 @@ _LIVE_THREADS: set[QThread] = set()
 
 def live_worker_threads() -> list[QThread]:
     """Worker threads started by any bridge that have not finished (tests check none is left)."""
-    import shiboken6
-
     for t in list(_LIVE_THREADS):
         if not shiboken6.isValid(t) or not t.isRunning():
             _LIVE_THREADS.discard(t)
@@ -98,6 +97,20 @@ class _TaskWorker(QObject):
             self.done.emit()
 
 
+def _receivers_alive(callback: Callable[..., Any]) -> bool:
+    """False once a Qt object the callback is bound to (its method's owner, or a QObject argument of a partial)
+    has been deleted: a result that arrives after its page or widget is gone is dropped, not delivered."""
+    objects = []
+    fn = callback
+    while isinstance(fn, partial):
+        objects.extend(a for a in fn.args if isinstance(a, QObject))
+        fn = fn.func
+    owner = getattr(fn, "__self__", None)
+    if isinstance(owner, QObject):
+        objects.append(owner)
+    return all(shiboken6.isValid(o) for o in objects)
+
+
 class _Relay(QObject):
     """Lives in the main thread, so the worker's signals reach the caller's callbacks there (queued)."""
 
@@ -108,12 +121,12 @@ class _Relay(QObject):
 
     @Slot(object)
     def succeeded(self, value: Any) -> None:
-        if self._on_result is not None:
+        if self._on_result is not None and _receivers_alive(self._on_result):
             self._on_result(value)
 
     @Slot(str, str, str)
     def failed(self, error_type: str, message: str, details: str) -> None:
-        if self._on_error is not None:
+        if self._on_error is not None and _receivers_alive(self._on_error):
             self._on_error(error_type, message, details)
 
 

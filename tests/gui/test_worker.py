@@ -97,6 +97,39 @@ def test_run_task_returns_results_and_errors_in_the_main_thread(qtbot, bridge):
     assert in_main
 
 
+def test_a_result_for_a_widget_deleted_meanwhile_is_dropped(qtbot, bridge):
+    import threading
+    from functools import partial
+
+    import shiboken6
+    from PySide6.QtWidgets import QLabel, QWidget
+
+    delivered: list[str] = []
+
+    class Page(QWidget):
+        def show_text(self, label: QLabel, text: str) -> None:
+            delivered.append(text)
+            label.setText(text)
+
+    page, closed_page = Page(), Page()
+    label, old_label = QLabel(page), QLabel(page)
+    qtbot.addWidget(page)
+    release = threading.Event()
+
+    def slow(text):
+        release.wait(10)
+        return text
+
+    bridge.run_task(slow, "for a deleted label", on_result=partial(page.show_text, old_label))
+    bridge.run_task(slow, "for a closed page", on_result=partial(closed_page.show_text, label))
+    bridge.run_task(slow, "shown", on_result=partial(page.show_text, label))
+    shiboken6.delete(old_label)  # the page refilled its list while the tasks ran
+    shiboken6.delete(closed_page)
+    release.set()
+    qtbot.waitUntil(lambda: not bridge._tasks, timeout=10000)
+    assert delivered == ["shown"] and label.text() == "shown"
+
+
 def test_shutdown_waits_for_a_task_without_needing_the_event_loop(bridge):
     """Closing the window blocks the main thread in shutdown(); a task that finishes meanwhile must end its thread."""
     started = time.perf_counter()
