@@ -1,6 +1,7 @@
-"""Tiny models saved to folders, so tests run the real `from_pretrained(path)` code without any download.
+"""Tiny models saved to folders, so tests run the real `from_pretrained(path)` code without any download, and
+tiny trained runs for the tests of what comes after training (evaluate, try it, export).
 
-Import from tests as `from tests.factories import tiny_bert_dir, tiny_gpt2_dir, tiny_text_corpus`.
+Import from tests as `from tests.factories import tiny_bert_dir, tiny_gpt2_dir, tiny_text_corpus, train_run`.
 """
 
 from __future__ import annotations
@@ -138,3 +139,34 @@ def tiny_resnet18_state_dict(num_classes: int = 1000, seed: int = 0) -> dict:
 
     torch.manual_seed(seed)
     return resnet18(num_classes=num_classes).state_dict()
+
+
+# ---------------------------------------------------------------- tiny trained runs
+
+TINY_TRAIN = {"epochs": 2, "batch_size": 8, "lr": 1e-3, "log_every": 1, "seed": 3}
+
+
+def image_sections(**data) -> dict:
+    """Config sections for a tiny ResNet-18 image run on `images/` (make it with conftest.make_image_folder)."""
+    return {
+        "task": {"kind": "image-classification"},
+        "data": {"path": "images", "image_size": 32, "val_fraction": 0.25, "test_fraction": 0.25, **data},
+        "model": {"name": "resnet18", "allow_random_init": True, "freeze": "none"},
+        "train": dict(TINY_TRAIN),
+    }
+
+
+def train_run(root: Path, sections: dict) -> Path:
+    """Fit a tiny config offline (module fixtures run outside the per-test env isolation) and return its run."""
+    import pytest
+
+    from finetune_gui.config import validate_dict
+    from finetune_gui.core.training.engine import fit
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FINETUNE_GUI_OFFLINE", "1")
+        mp.setenv("TORCH_HOME", str(root / "torch-home"))
+        config = validate_dict(sections).with_base_dir(root)
+        result = fit(config, output_dir=root / "runs")
+    assert result.status == "completed", result
+    return result.run_dir

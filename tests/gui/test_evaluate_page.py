@@ -12,8 +12,7 @@ from PySide6.QtWidgets import QFrame, QLabel
 
 from finetune_gui.gui.pages.evaluate import TAB_CELL, TAB_PER_CLASS, EvaluatePage
 from tests.conftest import make_image_folder
-from tests.unit.test_inference import TINY_TRAIN, image_sections, train
-
+from tests.factories import TINY_TRAIN, image_sections, train_run
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -22,7 +21,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def image_run(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("eval-image")
     make_image_folder(root / "images")
-    return train(root, image_sections())
+    return train_run(root, image_sections())
 
 
 @pytest.fixture
@@ -91,7 +90,7 @@ def test_regression_shows_true_against_predicted(qtbot, page, tmp_path):
     pics = sorted((tmp_path / "images").rglob("*.png"))
     lines = ["path,value"] + [f"{p.relative_to(tmp_path).as_posix()},{(i % 7) / 7:.3f}" for i, p in enumerate(pics)]
     (tmp_path / "reg.csv").write_text("\n".join(lines) + "\n")
-    run = train(tmp_path, {
+    run = train_run(tmp_path, {
         "task": {"kind": "image-regression"},
         "data": {"path": "reg.csv", "image_size": 32, "label_columns": ["value"]},
         "model": {"name": "resnet18", "allow_random_init": True, "freeze": "head-only"},
@@ -113,7 +112,7 @@ def test_a_language_model_run_shows_perplexity_and_generates_text(qtbot, page, t
 
     model_dir = tiny_gpt2_dir(tmp_path / "gpt2")
     (tmp_path / "corpus.txt").write_text("\n%\n".join(tiny_text_corpus() * 3) + "\n", encoding="utf-8")
-    run = train(tmp_path, {
+    run = train_run(tmp_path, {
         "task": {"kind": "causal-lm"},
         "data": {"path": "corpus.txt", "max_length": 16, "val_fraction": 0.2, "test_fraction": 0.1},
         "model": {"name": str(model_dir), "freeze": "none"},

@@ -11,8 +11,7 @@ from PySide6.QtCore import QUrl
 
 from finetune_gui.gui.pages.export import ExportPage
 from tests.conftest import make_image_folder
-from tests.unit.test_inference import image_sections, train
-
+from tests.factories import image_sections, train_run
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -21,7 +20,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def image_run(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("export-page")
     make_image_folder(root / "images")
-    return train(root, image_sections())
+    return train_run(root, image_sections())
 
 
 @pytest.fixture

@@ -13,8 +13,7 @@ from PySide6.QtGui import QDropEvent
 from finetune_gui.core.inference import load_predictor
 from finetune_gui.gui.pages.try_it import INPUT_IMAGE, INPUT_NONE, INPUT_PROMPT, INPUT_TEXT, TryItPage
 from tests.conftest import make_image_folder, make_reviews_csv
-from tests.unit.test_inference import TINY_TRAIN, image_sections, train
-
+from tests.factories import TINY_TRAIN, image_sections, train_run
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -23,7 +22,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def image_run(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("try-image")
     make_image_folder(root / "images")
-    return train(root, image_sections())
+    return train_run(root, image_sections())
 
 
 @pytest.fixture
@@ -87,7 +86,7 @@ def test_typed_text_is_classified(qtbot, page, tmp_path):
 
     model_dir = tiny_bert_dir(tmp_path / "bert")
     make_reviews_csv(tmp_path / "reviews.csv")
-    run = train(tmp_path, {
+    run = train_run(tmp_path, {
         "task": {"kind": "text-classification"},
         "data": {"path": "reviews.csv", "max_length": 16},
         "model": {"name": str(model_dir), "freeze": "none"},
@@ -108,7 +107,7 @@ def test_a_language_model_writes_on_from_the_prompt(qtbot, page, tmp_path):
 
     model_dir = tiny_gpt2_dir(tmp_path / "gpt2")
     (tmp_path / "corpus.txt").write_text("\n%\n".join(tiny_text_corpus() * 3) + "\n", encoding="utf-8")
-    run = train(tmp_path, {
+    run = train_run(tmp_path, {
         "task": {"kind": "causal-lm"},
         "data": {"path": "corpus.txt", "max_length": 16, "val_fraction": 0.2, "test_fraction": 0.1},
         "model": {"name": str(model_dir), "freeze": "none"},

@@ -9,9 +9,8 @@ import pytest
 
 from finetune_gui.cli import EXIT_DATA, EXIT_EXPORT, EXIT_OK, EXIT_RUN, EXIT_VERIFY, main
 from tests.conftest import make_image_folder
+from tests.factories import image_sections, train_run
 from tests.unit.test_export import lm_run, text_run
-from tests.unit.test_inference import image_sections, train
-
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -20,7 +19,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def image_run(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("cli-image")
     make_image_folder(root / "images")
-    return train(root, image_sections())
+    return train_run(root, image_sections())
 
 
 @pytest.fixture(scope="module")

@@ -18,8 +18,7 @@ from finetune_gui.core.export import FILES, export_run, supported_formats, verif
 from finetune_gui.core.export.verify import TOLERANCES
 from finetune_gui.core.inference import load_predictor
 from tests.conftest import make_image_folder, make_reviews_csv
-from tests.unit.test_inference import TINY_TRAIN, image_sections, train
-
+from tests.factories import TINY_TRAIN, image_sections, train_run
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -29,7 +28,7 @@ def text_run(root: Path) -> Path:
 
     make_reviews_csv(root / "reviews.csv")
     model = tiny_bert_dir(root / "bert")
-    return train(root, {"task": {"kind": "text-classification"}, "data": {"path": "reviews.csv", "max_length": 16},
+    return train_run(root, {"task": {"kind": "text-classification"}, "data": {"path": "reviews.csv", "max_length": 16},
                         "model": {"name": str(model), "freeze": "none"}, "train": dict(TINY_TRAIN)})
 
 
@@ -38,7 +37,7 @@ def lm_run(root: Path) -> Path:
 
     model = tiny_gpt2_dir(root / "gpt2")
     (root / "corpus.txt").write_text("\n%\n".join(tiny_text_corpus() * 3) + "\n", encoding="utf-8")
-    return train(root, {"task": {"kind": "causal-lm"},
+    return train_run(root, {"task": {"kind": "causal-lm"},
                         "data": {"path": "corpus.txt", "max_length": 16, "val_fraction": 0.2, "test_fraction": 0.1},
                         "model": {"name": str(model), "freeze": "none", "lora": {"enabled": True, "r": 4}},
                         "train": dict(TINY_TRAIN, lr=5e-3)})
@@ -57,7 +56,7 @@ def _exported(tmp_path_factory, name: str, make_run) -> tuple[Path, object, list
 def image_export(tmp_path_factory):
     def make(root):
         make_image_folder(root / "images")
-        return train(root, image_sections())
+        return train_run(root, image_sections())
 
     return _exported(tmp_path_factory, "export-image", make)
 

@@ -9,43 +9,19 @@ from pathlib import Path
 
 import pytest
 
-from finetune_gui.config import validate_dict
 from finetune_gui.core.errors import RunStateError
 from finetune_gui.core.inference import load_predictor, sample_predictions
-from finetune_gui.core.training.engine import fit
 from tests.conftest import make_image_folder, make_reviews_csv
-
-TINY_TRAIN = {"epochs": 2, "batch_size": 8, "lr": 1e-3, "log_every": 1, "seed": 3}
-
+from tests.factories import TINY_TRAIN, image_sections, train_run
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def train(root: Path, sections: dict) -> Path:
-    """Fit a tiny config offline (module fixtures run outside the per-test env isolation) and return its run."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FINETUNE_GUI_OFFLINE", "1")
-        mp.setenv("TORCH_HOME", str(root / "torch-home"))
-        config = validate_dict(sections).with_base_dir(root)
-        result = fit(config, output_dir=root / "runs")
-    assert result.status == "completed", result
-    return result.run_dir
-
-
-def image_sections(**data) -> dict:
-    return {
-        "task": {"kind": "image-classification"},
-        "data": {"path": "images", "image_size": 32, "val_fraction": 0.25, "test_fraction": 0.25, **data},
-        "model": {"name": "resnet18", "allow_random_init": True, "freeze": "none"},
-        "train": dict(TINY_TRAIN),
-    }
 
 
 @pytest.fixture(scope="module")
 def image_run(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("image")
     make_image_folder(root / "images")
-    return train(root, image_sections())
+    return train_run(root, image_sections())
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +73,7 @@ def test_predicting_files_and_pil_images_gives_the_same_answer_as_the_split(imag
 
 
 def test_multilabel_scores_are_one_sigmoid_per_label(manifest_root):
-    run = train(manifest_root, {
+    run = train_run(manifest_root, {
         "task": {"kind": "image-multilabel"},
         "data": {"path": "ml.csv", "image_size": 32, "label_columns": ["label", "label2"]},
         "model": {"name": "resnet18", "allow_random_init": True, "freeze": "head-only"},
@@ -115,7 +91,7 @@ def test_multilabel_scores_are_one_sigmoid_per_label(manifest_root):
 
 
 def test_regression_predicts_a_value_and_the_split_matches_the_runs_mae(manifest_root):
-    run = train(manifest_root, {
+    run = train_run(manifest_root, {
         "task": {"kind": "image-regression"},
         "data": {"path": "reg.csv", "image_size": 32, "label_columns": ["value"]},
         "model": {"name": "resnet18", "allow_random_init": True, "freeze": "head-only"},
@@ -139,7 +115,7 @@ def test_text_classification_shows_the_original_texts_and_matches_the_run(tmp_pa
 
     model_dir = tiny_bert_dir(tmp_path / "bert")
     make_reviews_csv(tmp_path / "reviews.csv")
-    run = train(tmp_path, {
+    run = train_run(tmp_path, {
         "task": {"kind": "text-classification"},
         "data": {"path": "reviews.csv", "max_length": 16},
         "model": {"name": str(model_dir), "freeze": "none"},
@@ -164,7 +140,7 @@ def test_causal_lm_generates_text_and_reports_the_runs_perplexity(tmp_path):
 
     model_dir = tiny_gpt2_dir(tmp_path / "gpt2")
     (tmp_path / "corpus.txt").write_text("\n%\n".join(tiny_text_corpus() * 3) + "\n", encoding="utf-8")
-    run = train(tmp_path, {
+    run = train_run(tmp_path, {
         "task": {"kind": "causal-lm"},
         "data": {"path": "corpus.txt", "max_length": 16, "val_fraction": 0.2, "test_fraction": 0.1},
         "model": {"name": str(model_dir), "freeze": "none"},
