@@ -1,5 +1,6 @@
 """The training setup page: the LR plan plot follows the knobs, steps come from the scan, the device combo
-lists this machine's devices, knobs show for the chosen schedule, and the LR finder runs off the main thread."""
+lists this machine's devices, knobs show for the chosen schedule, and the LR and batch-size finders run off the
+main thread."""
 
 from __future__ import annotations
 
@@ -95,18 +96,6 @@ def test_device_combo_lists_the_devices_of_this_machine(qtbot, state, bridge):
 
 
 @pytest.fixture
-def one_torch_thread():
-    """One intra-op thread: on a small shared CPU, OpenMP threads spinning against other processes make each
-    step many times slower."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture
 def tiny_image_state(state, tmp_path, one_torch_thread):
     make_image_folder(tmp_path / "images")
     for section, key, value in [
@@ -162,3 +151,50 @@ def test_stopping_the_lr_finder_ends_the_sweep_early(qtbot, tiny_image_state, br
     qtbot.waitUntil(lambda: not page.lr_finder_running, timeout=180000)
     assert "stopped by request" in page.finder_status.text() or "only 0 points" in page.finder_status.text()
     assert not page.use_suggested_button.isEnabled()
+
+
+@pytest.fixture
+def memory_for_12_images(monkeypatch):
+    """Training steps on more than 12 images raise torch.OutOfMemoryError, as a small GPU would."""
+    import torch
+
+    from finetune_gui.core.training import engine
+
+    real = engine.forward_batch
+
+    def forward_batch(p, batch, *, train):
+        if train and batch[0].shape[0] > 12:
+            raise torch.OutOfMemoryError(f"CUDA out of memory (batch {batch[0].shape[0]})")
+        return real(p, batch, train=train)
+
+    monkeypatch.setattr(engine, "forward_batch", forward_batch)
+
+
+def test_batch_size_finder_reports_the_largest_batch_that_fits_and_it_can_be_used(qtbot, tiny_image_state, bridge,
+                                                                                  memory_for_12_images):
+    state = tiny_image_state
+    page = open_page(qtbot, state, bridge)
+    wait_plan(qtbot, page)
+    qtbot.mouseClick(page.find_batch_button, Qt.MouseButton.LeftButton)
+    assert page.batch_size_search_running and not page.find_batch_button.isEnabled()
+    qtbot.waitUntil(lambda: not page.batch_size_search_running, timeout=180000)
+    text = page.batch_status.text()
+    assert "<b>12</b>" in text and "ran out of memory" in text and "8 fits" in text, text
+    assert page.use_batch_button.text() == "Use 12" and page.use_batch_button.isEnabled()
+    assert state.config.train.batch_size == 8  # nothing changes until the user says so
+    qtbot.mouseClick(page.use_batch_button, Qt.MouseButton.LeftButton)
+    assert state.config.train.batch_size == 12
+    assert page.length_form.editors["batch_size"].value() == 12  # the form shows it
+    assert not page.use_batch_button.isEnabled()
+
+
+def test_batch_size_finder_failure_shows_on_the_page_and_as_a_signal(qtbot, state, bridge, tmp_path):
+    state.set_value("data", "path", str(tmp_path / "missing"))
+    state.set_value("model", "pretrained", False)
+    page = open_page(qtbot, state, bridge)
+    wait_plan(qtbot, page)
+    with qtbot.waitSignal(page.error, timeout=120000) as signal:
+        qtbot.mouseClick(page.find_batch_button, Qt.MouseButton.LeftButton)
+    assert signal.args[0] == "DataError"
+    assert "batch-size search failed" in page.batch_status.text() and "missing" in page.batch_status.text()
+    assert page.find_batch_button.isEnabled() and not page.use_batch_button.isEnabled()

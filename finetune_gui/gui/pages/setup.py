@@ -1,8 +1,8 @@
 """The training setup page: optimiser, schedule, length, hardware and early stopping, with a plot of the
-learning rate over every planned step and an LR finder.
+learning rate over every planned step, an LR finder and a batch-size finder.
 
-The LR plan comes from core.training.optim.planned_lrs and the sweep from core.training.lr_find.find_lr,
-both in worker threads (they import torch). The plots (pyqtgraph) are made the first time the page shows.
+The LR plan comes from core.training.optim.planned_lrs, the sweep from core.training.lr_find.find_lr and the
+largest batch that fits from core.training.batch_size.find_batch_size, all in worker threads (they import torch). The plots (pyqtgraph) are made the first time the page shows.
 """
 
 from __future__ import annotations
@@ -66,6 +66,12 @@ def devices_job() -> list[tuple[str, str]]:
     return [(d.name, d.description) for d in available_devices()]
 
 
+def batch_size_job(config, max_batch_size: int, control):
+    from finetune_gui.core.training.batch_size import find_batch_size
+
+    return find_batch_size(config, max_batch_size=max_batch_size, control=control)
+
+
 def lr_finder_job(config, num_steps: int, control):
     from finetune_gui.core.training.lr_find import find_lr
 
@@ -126,7 +132,7 @@ def widen_number_editors(form: ConfigForm, chars: int = 9) -> None:
 
 
 class _CloseWatcher(QObject):
-    """Stops the LR finder when the window it lives in closes, so quitting does not wait for the sweep."""
+    """Stops the LR finder and the batch-size search when the window closes, so quitting does not wait for them."""
 
     def __init__(self, page: "SetupPage"):
         super().__init__(page)
@@ -135,6 +141,7 @@ class _CloseWatcher(QObject):
     def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt's name
         if event.type() == QEvent.Type.Close:
             self.page.stop_lr_finder()
+            self.page.stop_batch_size_search()
         return False
 
 
@@ -158,6 +165,8 @@ class SetupPage(Page):
         self._devices_busy = False
         self._finder_control = None
         self._suggested: float | None = None
+        self._batch_control = None
+        self._found_batch_size: int | None = None
         self._watcher = _CloseWatcher(self)
         self._watched_window = None
         self._lr_timer = QTimer(self)
@@ -199,6 +208,8 @@ class SetupPage(Page):
             box_layout.setContentsMargins(8, 4, 8, 4)
             form.layout().setContentsMargins(0, 0, 0, 0)
             box_layout.addWidget(form)
+            if form is self.length_form:
+                box_layout.addWidget(self._build_batch_finder())
             box_layout.addStretch(1)
             grid.addWidget(box, i // 2, i % 2)
         grid.setRowStretch(3, 1)
@@ -420,6 +431,97 @@ class SetupPage(Page):
             message = self.state.set_value("train", "device", name)
             if message:
                 self.error.emit("ConfigError", message, "")
+
+    def _build_batch_finder(self) -> QWidget:
+        box = QWidget()
+        layout = QVBoxLayout(box)
+        layout.setContentsMargins(0, 4, 0, 0)
+        row = QHBoxLayout()
+        self.find_batch_button = QPushButton("Find largest batch size")
+        self.find_batch_button.setObjectName("findBatchSize")
+        self.find_batch_button.setToolTip(
+            "Run real training steps with growing batches on the chosen device and report the largest batch that "
+            "fits in its memory (the model is a throwaway copy). Bigger batches train faster per sample.")
+        self.find_batch_button.clicked.connect(self.start_batch_size_search)
+        self.batch_limit_spin = QSpinBox()
+        self.batch_limit_spin.setObjectName("batchSizeLimit")
+        self.batch_limit_spin.setRange(1, 4096)
+        self.batch_limit_spin.setValue(512)
+        self.batch_limit_spin.setPrefix("up to ")
+        self.batch_limit_spin.setToolTip("The largest batch size to try (on a CPU, memory is rarely the limit: "
+                                         "keep this near what you would use).")
+        self.use_batch_button = QPushButton("Use it")
+        self.use_batch_button.setObjectName("useBatchSize")
+        self.use_batch_button.setEnabled(False)
+        self.use_batch_button.clicked.connect(self.use_found_batch_size)
+        row.addWidget(self.find_batch_button)
+        row.addWidget(self.batch_limit_spin)
+        row.addWidget(self.use_batch_button)
+        row.addStretch(1)
+        layout.addLayout(row)
+        self.batch_status = QLabel()
+        self.batch_status.setObjectName("batchSizeStatus")
+        self.batch_status.setWordWrap(True)
+        self.batch_status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout.addWidget(self.batch_status)
+        return box
+
+    # ------------------------------------------------------------ batch-size finder
+    def start_batch_size_search(self) -> None:
+        """Run find_batch_size on a copy of the config in a worker; the largest size that fits comes back."""
+        if self._batch_control is not None:
+            return
+        from finetune_gui.core.training.events import RunControl  # light: no torch
+
+        config = self.state.config.model_copy(deep=True).with_base_dir(self.state.config.base_dir)
+        self._batch_control = RunControl()
+        self._found_batch_size = None
+        self.find_batch_button.setEnabled(False)
+        self.use_batch_button.setEnabled(False)
+        self.use_batch_button.setText("Use it")
+        self.batch_status.setStyleSheet("")
+        self.batch_status.setText(f"Trying training steps from batch size {config.train.batch_size} on "
+                                  f"{config.train.device} (building the model and the data first)…")
+        self.bridge.run_task(batch_size_job, config, self.batch_limit_spin.value(), self._batch_control,
+                             on_result=self._batch_size_found, on_error=self._batch_size_failed)
+
+    def stop_batch_size_search(self) -> None:
+        if self._batch_control is not None:
+            self._batch_control.stop()
+
+    @property
+    def batch_size_search_running(self) -> bool:
+        return self._batch_control is not None
+
+    def _batch_size_found(self, result: Any) -> None:
+        self._batch_control = None
+        self.find_batch_button.setEnabled(True)
+        self._found_batch_size = result.batch_size
+        tried = ", ".join(f"{size} {'fits' if ok else 'out of memory'}" for size, ok in result.tried)
+        self.batch_status.setText(f"Largest batch size that fits: <b>{result.batch_size}</b> — {result.reason} "
+                                  f"(tried {tried}).")
+        self.use_batch_button.setText(f"Use {result.batch_size}")
+        self.use_batch_button.setEnabled(result.batch_size != self.state.config.train.batch_size)
+
+    def _batch_size_failed(self, error_type: str, message: str, details: str) -> None:
+        stopped = self._batch_control is not None and self._batch_control.stop_requested
+        self._batch_control = None
+        self.find_batch_button.setEnabled(True)
+        if stopped:  # the window is closing
+            self.batch_status.setText("The batch-size search was stopped.")
+            return
+        self.batch_status.setText(f"The batch-size search failed: {message}")
+        self.batch_status.setStyleSheet("color: #c0392b;")
+        self.error.emit(error_type, message, details)
+
+    def use_found_batch_size(self) -> None:
+        if self._found_batch_size is None:
+            return
+        message = self.state.set_value("train", "batch_size", self._found_batch_size)
+        if message:
+            self.error.emit("ConfigError", message, "")
+        else:
+            self.use_batch_button.setEnabled(False)
 
     # ------------------------------------------------------------ LR finder
     def start_lr_finder(self) -> None:
