@@ -8,6 +8,7 @@ knob's effect shows, and "Regenerate" draws new random versions.
 from __future__ import annotations
 
 import html
+from functools import partial
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
@@ -261,8 +262,8 @@ class AugmentPage(Page):
         self._samples_key = self._data_key()
         run_in_worker(self, preview_job, snapshot, config.task.kind, self._samples, PREVIEW_SAMPLES,
                       PREVIEW_VERSIONS, self.seed, PREVIEW_SIDE,
-                      on_result=lambda result, g=gen: self._preview_done(g, result),
-                      on_error=lambda t, m, d, g=gen: self._preview_failed(g, t, m, d))
+                      on_result=partial(self._preview_done, gen),
+                      on_error=partial(self._preview_failed, gen))
 
     def _preview_done(self, gen: int, result: dict) -> None:
         if gen != self._gen:

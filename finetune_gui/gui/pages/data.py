@@ -6,6 +6,7 @@ carries the generation it was asked for, so a late answer from an older scan nev
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -550,8 +551,8 @@ class DataPage(Page):
         self.summary_label.setText("Scanning the data…")
         self._waiting_for_scan = True
         run_in_worker(self, scan_job, snapshot,
-                      on_result=lambda report, g=gen: self._scan_done(g, report),
-                      on_error=lambda t, m, d, g=gen: self._scan_failed(g, t, m, d))
+                      on_result=partial(self._scan_done, gen),
+                      on_error=partial(self._scan_failed, gen))
 
     @property
     def scanning(self) -> bool:
@@ -781,12 +782,12 @@ class DataPage(Page):
         if kind.is_image:
             self.thumbnails.set_message("Loading thumbnails…")
             run_in_worker(self, thumbnail_job, snapshot, kind,
-                          on_result=lambda result, g=gen: self._thumbnails_done(g, result),
-                          on_error=lambda t, m, d, g=gen: self._samples_failed(g, t, m, d))
+                          on_result=partial(self._thumbnails_done, gen),
+                          on_error=partial(self._samples_failed, gen))
         else:
             run_in_worker(self, first_rows_job, snapshot,
-                          on_result=lambda result, g=gen: self._rows_done(g, result),
-                          on_error=lambda t, m, d, g=gen: self._samples_failed(g, t, m, d))
+                          on_result=partial(self._rows_done, gen),
+                          on_error=partial(self._samples_failed, gen))
 
     def _thumbnails_done(self, gen: int, result) -> None:
         if gen != self._samples_gen:
