@@ -428,9 +428,7 @@ class SetupPage(Page):
     def _device_chosen(self, index: int) -> None:
         name = self.device_combo.itemData(index)
         if name:
-            message = self.state.set_value("train", "device", name)
-            if message:
-                self.error.emit("ConfigError", message, "")
+            self._set_train("device", name)
 
     def _build_batch_finder(self) -> QWidget:
         box = QWidget()
@@ -510,17 +508,10 @@ class SetupPage(Page):
         if stopped:  # the window is closing
             self.batch_status.setText("The batch-size search was stopped.")
             return
-        self.batch_status.setText(f"The batch-size search failed: {message}")
-        self.batch_status.setStyleSheet("color: #c0392b;")
-        self.error.emit(error_type, message, details)
+        self._show_failure(self.batch_status, "The batch-size search", error_type, message, details)
 
     def use_found_batch_size(self) -> None:
-        if self._found_batch_size is None:
-            return
-        message = self.state.set_value("train", "batch_size", self._found_batch_size)
-        if message:
-            self.error.emit("ConfigError", message, "")
-        else:
+        if self._found_batch_size is not None and self._set_train("batch_size", self._found_batch_size):
             self.use_batch_button.setEnabled(False)
 
     # ------------------------------------------------------------ LR finder
@@ -581,13 +572,22 @@ class SetupPage(Page):
 
     def _finder_failed(self, error_type: str, message: str, details: str) -> None:
         self._finder_ended()
-        self.finder_status.setText(f"The LR finder failed: {message}")
-        self.finder_status.setStyleSheet("color: #c0392b;")
-        self.error.emit(error_type, message, details)
+        self._show_failure(self.finder_status, "The LR finder", error_type, message, details)
 
     def use_suggested_lr(self) -> None:
-        if self._suggested is None:
-            return
-        message = self.state.set_value("train", "lr", rounded_lr(self._suggested))
+        if self._suggested is not None:
+            self._set_train("lr", rounded_lr(self._suggested))
+
+    # ------------------------------------------------------------ shared by the finders and the device combo
+    def _set_train(self, key: str, value: Any) -> bool:
+        """Set train.`key`; a refused value raises the error dialog. True when it was set."""
+        message = self.state.set_value("train", key, value)
         if message:
             self.error.emit("ConfigError", message, "")
+        return not message
+
+    def _show_failure(self, status: QLabel, what: str, error_type: str, message: str, details: str) -> None:
+        """A finder's worker failed: say so in red on its status line and raise the error dialog."""
+        status.setText(f"{what} failed: {message}")
+        status.setStyleSheet("color: #c0392b;")
+        self.error.emit(error_type, message, details)
