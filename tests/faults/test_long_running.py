@@ -20,16 +20,6 @@ from tests.faults.test_out_of_memory import live_tensor_bytes
 MB = 2**20
 
 
-@pytest.fixture
-def bridge(qapp, qtbot):
-    from finetune_gui.gui.worker import WorkerBridge, live_worker_threads
-
-    b = WorkerBridge()
-    yield b
-    assert b.shutdown(60000), "the training thread did not end"
-    qtbot.waitUntil(lambda: not b.busy and not live_worker_threads(), timeout=10000)
-
-
 def _cycle(bridge, qtbot, config, output) -> None:
     """Start a run, ask it to stop at once (it stops after its first step and saves), wait until it is over."""
     with qtbot.waitSignal(bridge.training_changed, timeout=60000, check_params_cb=lambda on: not on):

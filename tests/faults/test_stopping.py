@@ -114,16 +114,6 @@ def test_ctrl_c_during_a_save_lets_the_save_finish_then_stops_at_the_next_step(t
 # ---------------------------------------------------------------- GUI: WorkerBridge.stop()
 
 
-@pytest.fixture
-def bridge(qapp, qtbot):
-    from finetune_gui.gui.worker import WorkerBridge, live_worker_threads
-
-    b = WorkerBridge()
-    yield b
-    assert b.shutdown(60000), "the training thread did not end"
-    qtbot.waitUntil(lambda: not b.busy and not live_worker_threads(), timeout=10000)
-
-
 def _pump_until(qapp, condition, timeout_s: float, what: str, failures: list) -> None:
     """Process events until `condition()`; fails with the run's own error if it ended instead."""
     deadline = time.monotonic() + timeout_s

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from PySide6.QtCore import QCoreApplication, QSettings
 
+from tests.conftest import make_image_folder
+
 
 @pytest.fixture(autouse=True)
 def _settings_in_tmp(tmp_path, qapp):
@@ -59,3 +61,17 @@ def window(qapp, qtbot, tmp_path):
     w.bridge.stop()
     assert w.bridge.shutdown(60000), "a worker thread did not end within 60 s"
     qtbot.waitUntil(lambda: not w.bridge.busy, timeout=10000)
+
+
+@pytest.fixture
+def long_image_run(window, tmp_path):
+    """The window set up for an image run long enough to stop or close in the middle (50 epochs of 2-image steps)."""
+    data = make_image_folder(tmp_path / "shapes", per_class=20, size=32)
+    s = window.state
+    s.set_value("checkpoint", "output_dir", str(tmp_path / "runs"))
+    s.set_value("data", "path", str(data))
+    s.set_value("data", "image_size", 32)
+    s.set_value("model", "pretrained", False)
+    s.set_value("train", "epochs", 50)
+    s.set_value("train", "batch_size", 2)
+    return window

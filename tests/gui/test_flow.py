@@ -226,18 +226,10 @@ def test_causal_lm_trains_and_generates(qtbot, window, tmp_path):
 
 
 @pytest.fixture
-def slow_image_setup(window, tmp_path):
-    """An image run long enough to stop in the middle (many small steps)."""
-    data = make_image_folder(tmp_path / "shapes", per_class=20, size=32)
-    s = window.state
-    s.set_value("checkpoint", "output_dir", str(tmp_path / "runs"))
-    s.set_value("data", "path", str(data))
-    s.set_value("data", "image_size", 32)
-    s.set_value("model", "pretrained", False)
-    s.set_value("train", "epochs", 50)
-    s.set_value("train", "batch_size", 2)
-    s.set_value("train", "log_every", 1)
-    return window
+def slow_image_setup(long_image_run):
+    """An image run long enough to stop in the middle, reporting every step."""
+    long_image_run.state.set_value("train", "log_every", 1)
+    return long_image_run
 
 
 def test_stop_mid_run_ends_within_a_step_with_a_checkpoint_that_resumes(qtbot, slow_image_setup):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 from PySide6.QtWidgets import QInputDialog, QMessageBox
@@ -22,21 +21,8 @@ def drop_on(window, path: Path) -> None:
                                 Qt.KeyboardModifier.NoModifier))
 
 
-@pytest.fixture
-def long_run(window, tmp_path):
-    data = make_image_folder(tmp_path / "shapes", per_class=20, size=32)
-    s = window.state
-    s.set_value("checkpoint", "output_dir", str(tmp_path / "runs"))
-    s.set_value("data", "path", str(data))
-    s.set_value("data", "image_size", 32)
-    s.set_value("model", "pretrained", False)
-    s.set_value("train", "epochs", 50)
-    s.set_value("train", "batch_size", 2)
-    return window
-
-
-def test_closing_during_a_run_asks_and_no_keeps_training(qtbot, long_run, monkeypatch):
-    window = long_run
+def test_closing_during_a_run_asks_and_no_keeps_training(qtbot, long_image_run, monkeypatch):
+    window = long_image_run
     asked = []
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(a) or QMessageBox.StandardButton.No)
     window.show()
@@ -48,8 +34,8 @@ def test_closing_during_a_run_asks_and_no_keeps_training(qtbot, long_run, monkey
     qtbot.waitUntil(lambda: not window.bridge.busy, timeout=120_000)
 
 
-def test_closing_during_a_run_with_yes_stops_it_with_a_resumable_checkpoint(qtbot, long_run, monkeypatch):
-    window = long_run
+def test_closing_during_a_run_with_yes_stops_it_with_a_resumable_checkpoint(qtbot, long_image_run, monkeypatch):
+    window = long_image_run
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
     window.show()
     with qtbot.waitSignal(window.bridge.step, timeout=240_000):

@@ -130,11 +130,18 @@ def test_lr_finder_plots_loss_against_lr_and_the_suggestion_can_be_used(qtbot, t
     assert page.lr_curve.lrs().max() == pytest.approx(state.config.train.lr)  # the plan follows the new LR
 
 
-def test_lr_finder_failure_shows_on_the_page_and_as_a_signal(qtbot, state, bridge, tmp_path):
+@pytest.fixture
+def page_with_missing_data(qtbot, state, bridge, tmp_path) -> SetupPage:
+    """The page, settled, for a config whose data folder does not exist."""
     state.set_value("data", "path", str(tmp_path / "missing"))
     state.set_value("model", "pretrained", False)
     page = open_page(qtbot, state, bridge)
     wait_plan(qtbot, page)
+    return page
+
+
+def test_lr_finder_failure_shows_on_the_page_and_as_a_signal(qtbot, page_with_missing_data):
+    page = page_with_missing_data
     with qtbot.waitSignal(page.error, timeout=120000) as signal:
         page.start_lr_finder()
     assert signal.args[0] == "DataError"
@@ -188,11 +195,8 @@ def test_batch_size_finder_reports_the_largest_batch_that_fits_and_it_can_be_use
     assert not page.use_batch_button.isEnabled()
 
 
-def test_batch_size_finder_failure_shows_on_the_page_and_as_a_signal(qtbot, state, bridge, tmp_path):
-    state.set_value("data", "path", str(tmp_path / "missing"))
-    state.set_value("model", "pretrained", False)
-    page = open_page(qtbot, state, bridge)
-    wait_plan(qtbot, page)
+def test_batch_size_finder_failure_shows_on_the_page_and_as_a_signal(qtbot, page_with_missing_data):
+    page = page_with_missing_data
     with qtbot.waitSignal(page.error, timeout=120000) as signal:
         qtbot.mouseClick(page.find_batch_button, Qt.MouseButton.LeftButton)
     assert signal.args[0] == "DataError"
