@@ -25,6 +25,17 @@ def _isolated_home(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
 
+@pytest.fixture
+def bridge(qapp, qtbot):
+    """A WorkerBridge for GUI-side tests; afterwards its training thread and every worker thread have ended."""
+    from finetune_gui.gui.worker import WorkerBridge, live_worker_threads
+
+    b = WorkerBridge()
+    yield b
+    assert b.shutdown(60000), "a worker thread did not end within 60 s"
+    qtbot.waitUntil(lambda: not b.busy and not live_worker_threads(), timeout=10000)
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """One intra-op thread for a module's tests: on a shared 2-core machine two threads contend and run

@@ -21,14 +21,3 @@ def tinynet():
 def images(tmp_path):
     """36 small pictures in three classes (ImageFolder layout)."""
     return make_image_folder(tmp_path / "images")
-
-
-@pytest.fixture
-def bridge(qapp, qtbot):
-    """A WorkerBridge for the GUI cases; afterwards its training thread and every worker thread have ended."""
-    from finetune_gui.gui.worker import WorkerBridge, live_worker_threads
-
-    b = WorkerBridge()
-    yield b
-    assert b.shutdown(60000), "the training thread did not end"
-    qtbot.waitUntil(lambda: not b.busy and not live_worker_threads(), timeout=10000)

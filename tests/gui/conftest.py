@@ -41,17 +41,6 @@ def state(qapp):
 
 
 @pytest.fixture
-def bridge(qapp, qtbot):
-    """A WorkerBridge; afterwards every worker must have ended (a dangling QThread fails the test)."""
-    from finetune_gui.gui.worker import WorkerBridge
-
-    b = WorkerBridge()
-    yield b
-    assert b.shutdown(60000), "a worker thread did not end within 60 s"
-    qtbot.waitUntil(lambda: not b.busy, timeout=10000)
-
-
-@pytest.fixture
 def window(qapp, qtbot, tmp_path):
     from finetune_gui.gui.main_window import MainWindow
 
