@@ -160,7 +160,12 @@ def check_qt(ctx: Context) -> str:
     import pyqtgraph as pg
     import PySide6
 
+    from finetune_gui.gui.binding import binding_problem
+
     app = _application()
+    problem = binding_problem()
+    if problem is not None:
+        raise CheckFailed(problem)
     plot = pg.PlotWidget()
     plot.plot([0.0, 1.0, 2.0], [1.0, 0.5, 0.25])
     plot.close()

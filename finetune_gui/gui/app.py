@@ -9,7 +9,9 @@ from pathlib import Path
 
 from PySide6.QtCore import QCoreApplication, QSettings, QTimer
 from PySide6.QtGui import QIcon
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+from finetune_gui.gui.binding import binding_problem
 
 ORG, APP = "finetune-gui", "finetune-gui"
 
@@ -47,6 +49,12 @@ def make_app(argv: list[str] | None = None) -> QApplication:
 
 def main(argv: list[str] | None = None) -> int:
     app = make_app(argv)
+    problem = binding_problem()
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        if app.platformName() not in ("offscreen", "minimal"):  # nobody could close a dialog there
+            QMessageBox.critical(None, "finetune-gui cannot start", problem)
+        return 2
     from finetune_gui.gui.main_window import MainWindow
 
     window = MainWindow(settings=QSettings())
