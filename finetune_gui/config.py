@@ -24,6 +24,8 @@ from pydantic import (
     model_validator,
 )
 
+from finetune_gui.paths import expand_user
+
 SCHEMA_VERSION = 1
 
 
@@ -251,7 +253,7 @@ class RunConfig(BaseModel):
 
     def resolve(self, path: str) -> Path:
         """An absolute path for a path written in this config."""
-        p = Path(path).expanduser()
+        p = expand_user(path)
         return p if p.is_absolute() else (self._base_dir / p).resolve()
 
     def to_dict(self) -> dict[str, Any]:

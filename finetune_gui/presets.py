@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from finetune_gui.config import ConfigError, RunConfig, load_config, save_config
+from finetune_gui.paths import expand_user
 
 ENV_PRESETS_DIR = "FINETUNE_GUI_PRESETS_DIR"
 APP_DIR_NAME = "finetune-gui"
@@ -49,7 +50,7 @@ def user_presets_dir() -> Path:
     """Where the user's own presets are kept (the folder may not exist yet)."""
     env = os.environ.get(ENV_PRESETS_DIR, "").strip()
     if env:
-        return Path(env).expanduser()
+        return expand_user(env)
     home = Path.home()
     if sys.platform == "win32":
         appdata = os.environ.get("APPDATA")
@@ -105,7 +106,7 @@ def find_preset(name_or_path: str | Path) -> Path:
     (or all known presets).
     """
     text = str(name_or_path).strip()
-    as_path = Path(text).expanduser()
+    as_path = expand_user(text)
     if text and as_path.is_file():
         return as_path
     stem = as_path.name[: -len(PRESET_SUFFIX)] if as_path.name.endswith(PRESET_SUFFIX) else as_path.name

@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, assume, event, given, settings
+from hypothesis import HealthCheck, assume, event, example, given, settings
 from hypothesis import strategies as st
 
 from finetune_gui.config import ConfigError, RunConfig, TaskKind, apply_overrides, load_config, validate_dict
@@ -177,6 +177,7 @@ def _scan(path: Path, kind: TaskKind, **data) -> None:
 
 @FAST
 @given(csv_bytes(), st.sampled_from(list(TaskKind)), st.sampled_from([".csv", ".tsv"]))
+@example(b"path,label\n~0", TaskKind.IMAGE_CLASSIFICATION, ".csv")  # found by hypothesis: ~user of no user
 def test_any_csv_scans_to_a_report_or_a_data_error(raw, kind, suffix):
     path = WORK / f"table{suffix}"
     path.write_bytes(raw)

@@ -1,5 +1,7 @@
 """The config model: defaults, ranges, field-level messages, TOML round trip, overrides and versions."""
 
+from pathlib import Path
+
 import pytest
 
 from finetune_gui.config import (
@@ -79,6 +81,13 @@ def test_relative_paths_resolve_against_the_config_file(tmp_path):
     (tmp_path / "sub").mkdir()
     path = save_config(validate_dict({"data": {"path": "../data"}}), tmp_path / "sub" / "c.toml")
     assert load_config(path).resolve("../data") == (tmp_path / "data").resolve()
+
+
+
+def test_a_path_under_an_unknown_users_home_is_kept_as_written(tmp_path):
+    cfg = validate_dict({"data": {"path": "~no-such-user-0/data"}}).with_base_dir(tmp_path)
+    assert cfg.resolve("~no-such-user-0/data") == tmp_path / "~no-such-user-0" / "data"
+    assert cfg.resolve("~/data") == Path.home() / "data"
 
 
 def test_bad_toml_and_missing_files_are_config_errors(tmp_path):

@@ -267,6 +267,16 @@ def test_manifest_regression_and_missing_images(tmp_path):
     assert [(p.line, "not found" in p.reason) for p in b.problems] == [(6, True)]
 
 
+
+def test_a_manifest_path_under_an_unknown_users_home_is_a_missing_image_not_a_crash(tmp_path):
+    for i in range(2):
+        png(tmp_path / f"{i}.png")
+    csv = write_csv(tmp_path / "m.csv", "path,label\n0.png,a\n1.png,b\n~no-such-user-0/x.png,a\n")
+    b = build_data(config(csv, val_fraction=0.0, test_fraction=0.0))
+    assert len(b.train) == 2
+    assert [(p.line, "not found" in p.reason) for p in b.problems] == [(4, True)]
+
+
 def test_manifest_regression_label_that_is_not_a_number(tmp_path):
     png(tmp_path / "0.png")
     csv = write_csv(tmp_path / "r.csv", "path,age\n0.png,1\n0.png,old\n")

@@ -264,3 +264,8 @@ def test_find_preset_unknown_name_suggests_close_matches(user_dir):
     assert "known presets:" in str(err.value) and "smollm2-lora" in str(err.value)
     with pytest.raises(ConfigError, match="no such file"):
         presets.find_preset("some/folder/missing.toml")
+
+
+def test_a_preset_name_like_an_unknown_users_home_is_an_unknown_preset(user_dir):
+    with pytest.raises(ConfigError, match="unknown preset '~no-such-user-0'"):
+        presets.find_preset("~no-such-user-0")

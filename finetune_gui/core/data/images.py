@@ -34,6 +34,7 @@ from finetune_gui.core.data.common import (
     subsample_indices,
 )
 from finetune_gui.core.errors import DataError
+from finetune_gui.paths import expand_user
 
 log = logging.getLogger(__name__)
 
@@ -292,7 +293,7 @@ def _collect_manifest(path: Path, fmt: str, config: RunConfig, kind: TaskKind) -
         if not raw_path:
             rec.problems.append(Problem(str(path), f"no image path in column '{d.path_column}'; row skipped", line))
             continue
-        image = Path(raw_path).expanduser()
+        image = expand_user(raw_path)
         image = image if image.is_absolute() else base / image
         if kind == TaskKind.IMAGE_MULTILABEL:
             if one_hot:

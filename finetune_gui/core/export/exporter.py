@@ -30,6 +30,7 @@ from finetune_gui.core.errors import ExportError
 from finetune_gui.core.export.formats import FILES, parse_formats, run_task
 from finetune_gui.core.export.report import ExportReport, FormatResult
 from finetune_gui.core.runs import TMP_PREFIX, atomic_write_json, atomic_write_text
+from finetune_gui.paths import expand_user
 
 
 def default_output(run_dir: Path) -> Path:
@@ -90,7 +91,7 @@ def export_run(
     run_dir = Path(run_dir).resolve() if Path(run_dir).exists() else Path(run_dir)
     task = run_task(run_dir)
     wanted = parse_formats(formats, task)
-    final = Path(output).expanduser().resolve() if output else default_output(run_dir)
+    final = expand_user(output).resolve() if output else default_output(run_dir)
     check_output(final)
 
     say(f"loading the trained model of {run_dir.name} and its validation samples")

@@ -7,10 +7,10 @@ the catalog is the short list with tasks, sizes and licences, like timm's regist
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 from finetune_gui.config import TaskKind
+from finetune_gui.paths import expand_user
 
 __all__ = ["CATALOG", "CatalogEntry", "availability", "entries", "get", "register"]
 
@@ -56,7 +56,7 @@ def get(name: str) -> CatalogEntry | None:
 
 def availability(entry: CatalogEntry) -> Availability:
     """Whether the entry's weights are here without a network: cached | local | needs-download."""
-    src = Path(entry.source).expanduser()
+    src = expand_user(entry.source)
     if not entry.source.startswith(("http://", "https://")) and src.is_absolute() and src.is_dir():
         return "local"
     if entry.family == "torchvision":

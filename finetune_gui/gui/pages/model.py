@@ -44,6 +44,7 @@ from finetune_gui.gui.pages.base import Page
 from finetune_gui.gui.pages.setup import widen_number_editors
 from finetune_gui.gui.widgets.config_form import ConfigForm
 from finetune_gui.gui.widgets.layer_tree import LayerTree
+from finetune_gui.paths import expand_user
 
 TREE_DEBOUNCE_MS = 300
 CATALOG_REFRESH_S = 60  # badges are read again when the page shows after this long (a run may have downloaded)
@@ -584,7 +585,7 @@ class ModelPage(Page):
 
     def open_local(self, path: str | Path) -> bool:
         """A model folder (config.json inside) becomes the model; a .safetensors/.pth file its starting weights."""
-        p = Path(path).expanduser()
+        p = expand_user(path)
         if p.is_dir():
             if not (p / "config.json").is_file():
                 self._show_error("ModelLoadError", f"{p} is not a Hugging Face model folder: it has no config.json. "
