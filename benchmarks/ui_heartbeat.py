@@ -60,13 +60,14 @@ def main() -> None:
 
         def training_changed(running: bool) -> None:
             if not running:
-                timer.stop()  # quitting waits for the workers the finished run started; that is not training
+                timer.stop()  # the evaluation the finished run started is not training
                 app.quit()
 
         window.bridge.training_changed.connect(training_changed)
         timer.start()
         window.start_training()  # the real path: monitor page, plots, throttled signals
         app.exec()
+        window.close()  # as the app quits: waits for the worker threads the finished run started
     whole = [(a, b) for a, b in zip(ticks, ticks[1:])]
     run = [(a, b) for a, b in whole if marks.get("started", 0) <= a and b <= marks.get("finished", float("inf"))]
     report("from run start to run end", run)

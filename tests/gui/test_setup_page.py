@@ -202,3 +202,22 @@ def test_batch_size_finder_failure_shows_on_the_page_and_as_a_signal(qtbot, page
     assert signal.args[0] == "DataError"
     assert "batch-size search failed" in page.batch_status.text() and "missing" in page.batch_status.text()
     assert page.find_batch_button.isEnabled() and not page.use_batch_button.isEnabled()
+
+
+
+@pytest.mark.parametrize("schedule", ["constant", "step", "cosine-warmup", "plateau"])
+def test_at_the_windows_smallest_size_no_form_is_cut_off_at_the_right(qtbot, state, bridge, schedule):
+    from PySide6.QtWidgets import QGroupBox, QScrollArea
+
+    page = open_page(qtbot, state, bridge)  # 1110 px: the page's share of a 1280×800 window
+    page.schedule_form.editors["schedule"].setCurrentText(schedule)  # each schedule shows its own knobs
+    page.optimizer_form.editors["optimizer"].setCurrentText("sgd")  # the optimiser with the most
+    wait_plan(qtbot, page)
+    scroll = page.findChild(QScrollArea)
+    viewport = scroll.viewport()
+    qtbot.wait(100)  # the layout requests the knob changes posted
+    boxes = scroll.widget().findChildren(QGroupBox)
+    assert len(boxes) == 6
+    for box in boxes:
+        right = box.mapTo(viewport, box.rect().topRight()).x()
+        assert right < viewport.width(), f"{box.title()!r} ends at x={right}, the column is {viewport.width()} px"

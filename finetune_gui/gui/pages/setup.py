@@ -11,7 +11,7 @@ import math
 import time
 from typing import Any
 
-from PySide6.QtCore import QEvent, QObject, Qt, QTimer
+from PySide6.QtCore import QEvent, QObject, QSize, Qt, QTimer
 from PySide6.QtWidgets import (
     QAbstractSpinBox,
     QComboBox,
@@ -49,6 +49,32 @@ KNOBS_BY_SCHEDULE = {
     "plateau": ("plateau_patience", "gamma"),
 }
 KNOBS_BY_OPTIMIZER = {"sgd": ("momentum", "nesterov"), "rmsprop": ("momentum",)}
+
+
+class WidthFittingScrollArea(QScrollArea):
+    """Scrolls vertically only, and asks its layout for the width its content needs: without horizontal scrolling
+    a narrower column would cut the forms' right edge off. Follows the content as knobs are shown and hidden."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setWidgetResizable(True)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+
+    def setWidget(self, widget: QWidget) -> None:  # noqa: N802 - Qt's name
+        super().setWidget(widget)
+        widget.installEventFilter(self)
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802
+        if watched is self.widget() and event.type() == QEvent.Type.LayoutRequest:
+            self.updateGeometry()
+        return super().eventFilter(watched, event)
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802
+        hint = super().minimumSizeHint()
+        if self.widget() is not None:
+            needed = self.widget().minimumSizeHint().width() + self.verticalScrollBar().sizeHint().width()
+            hint.setWidth(max(hint.width(), needed + 2 * self.frameWidth()))
+        return hint
 
 
 # ---------------------------------------------------------------- worker jobs (off the main thread)
@@ -215,11 +241,9 @@ class SetupPage(Page):
         grid.setRowStretch(3, 1)
         forms = QWidget()
         forms.setLayout(grid)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
+        scroll = WidthFittingScrollArea()
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setWidget(forms)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
 
         plan_box = QGroupBox("Learning rate over the run")
         self._plan_layout = QVBoxLayout(plan_box)

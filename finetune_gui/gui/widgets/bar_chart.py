@@ -37,6 +37,19 @@ class BarChart(QWidget):
         """The (label, count) pairs drawn, in order."""
         return list(self._items)
 
+    def shown_labels(self) -> list[str]:
+        """The labels as painted at the current width: whole, or cut with … where a third of the width is too little."""
+        fm = QFontMetrics(self.font())
+        label_w = self._label_width(fm)
+        return [self._shown_label(fm, label, label_w) for label, _ in self._items]
+
+    def _label_width(self, fm: QFontMetrics) -> int:
+        return min(max(fm.horizontalAdvance(k) for k, _ in self._items) + 12, self.width() // 3)
+
+    @staticmethod
+    def _shown_label(fm: QFontMetrics, label: str, label_w: int) -> str:
+        return fm.elidedText(label, Qt.TextElideMode.ElideRight, label_w - 8)  # 2 px slack: advances are fractional
+
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
         return QSize(320, max(60, len(self._items) * (BAR_HEIGHT + BAR_GAP) + BAR_GAP))
 
@@ -53,7 +66,7 @@ class BarChart(QWidget):
             painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, "no classes")
             return
         fm = QFontMetrics(self.font())
-        label_w = min(max(fm.horizontalAdvance(k) for k, _ in self._items) + 10, self.width() // 3)
+        label_w = self._label_width(fm)
         count_w = max(fm.horizontalAdvance(f"{v:,}") for _, v in self._items) + 10
         bar_w = max(10, self.width() - label_w - count_w - 8)
         top = max(v for _, v in self._items) or 1
@@ -63,7 +76,7 @@ class BarChart(QWidget):
         y = float(BAR_GAP)
         for label, value in self._items:
             painter.setPen(text_colour)
-            shown = fm.elidedText(label, Qt.TextElideMode.ElideRight, label_w - 10)
+            shown = self._shown_label(fm, label, label_w)
             right = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
             painter.drawText(QRectF(0, y, label_w - 6, h), right, shown)
             length = bar_w * value / top
