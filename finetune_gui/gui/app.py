@@ -12,6 +12,7 @@ from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from finetune_gui.gui.binding import binding_problem
+from finetune_gui.gui.x11_libraries import x11_problem
 
 ORG, APP = "finetune-gui", "finetune-gui"
 
@@ -48,6 +49,10 @@ def make_app(argv: list[str] | None = None) -> QApplication:
 
 
 def main(argv: list[str] | None = None) -> int:
+    blocked = x11_problem()
+    if blocked is not None:  # Qt would abort making the application; nothing can be shown, so say it here
+        print(f"error: {blocked}", file=sys.stderr)
+        return 2
     app = make_app(argv)
     problem = binding_problem()
     if problem is not None:
