@@ -204,6 +204,20 @@ def test_batch_size_finder_failure_shows_on_the_page_and_as_a_signal(qtbot, page
     assert page.find_batch_button.isEnabled() and not page.use_batch_button.isEnabled()
 
 
+def test_stopping_the_batch_size_finder_ends_the_search_and_changes_nothing(qtbot, tiny_image_state, bridge,
+                                                                           memory_for_12_images):
+    page = open_page(qtbot, tiny_image_state, bridge)
+    wait_plan(qtbot, page)
+    assert page.stop_batch_button.isHidden()
+    qtbot.mouseClick(page.find_batch_button, Qt.MouseButton.LeftButton)
+    assert page.stop_batch_button.isVisible() and page.stop_batch_button.isEnabled()
+    qtbot.mouseClick(page.stop_batch_button, Qt.MouseButton.LeftButton)
+    assert not page.stop_batch_button.isEnabled()  # pressed once; the search ends at its next trial
+    qtbot.waitUntil(lambda: not page.batch_size_search_running, timeout=180000)
+    assert page.batch_status.text() == "The batch-size search was stopped."
+    assert page.stop_batch_button.isHidden() and page.find_batch_button.isEnabled()
+    assert not page.use_batch_button.isEnabled() and tiny_image_state.config.train.batch_size == 8
+
 
 @pytest.mark.parametrize("schedule", ["constant", "step", "cosine-warmup", "plateau"])
 def test_at_the_windows_smallest_size_no_form_is_cut_off_at_the_right(qtbot, state, bridge, schedule):

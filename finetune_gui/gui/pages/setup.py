@@ -472,12 +472,18 @@ class SetupPage(Page):
         self.batch_limit_spin.setPrefix("up to ")
         self.batch_limit_spin.setToolTip("The largest batch size to try (on a CPU, memory is rarely the limit: "
                                          "keep this near what you would use).")
+        self.stop_batch_button = QPushButton("Stop")
+        self.stop_batch_button.setObjectName("stopBatchSize")
+        self.stop_batch_button.setToolTip("End the search after the batch size being tried now.")
+        self.stop_batch_button.clicked.connect(self.stop_batch_size_search)
+        self.stop_batch_button.hide()
         self.use_batch_button = QPushButton("Use it")
         self.use_batch_button.setObjectName("useBatchSize")
         self.use_batch_button.setEnabled(False)
         self.use_batch_button.clicked.connect(self.use_found_batch_size)
         row.addWidget(self.find_batch_button)
         row.addWidget(self.batch_limit_spin)
+        row.addWidget(self.stop_batch_button)
         row.addWidget(self.use_batch_button)
         row.addStretch(1)
         layout.addLayout(row)
@@ -499,6 +505,8 @@ class SetupPage(Page):
         self._batch_control = RunControl()
         self._found_batch_size = None
         self.find_batch_button.setEnabled(False)
+        self.stop_batch_button.setEnabled(True)
+        self.stop_batch_button.show()
         self.use_batch_button.setEnabled(False)
         self.use_batch_button.setText("Use it")
         self.batch_status.setStyleSheet("")
@@ -508,16 +516,22 @@ class SetupPage(Page):
                              on_result=self._batch_size_found, on_error=self._batch_size_failed)
 
     def stop_batch_size_search(self) -> None:
+        """End the search after the size being tried now (its result then reads "stopped")."""
         if self._batch_control is not None:
             self._batch_control.stop()
+            self.stop_batch_button.setEnabled(False)
+
+    def _batch_size_search_ended(self) -> None:
+        self._batch_control = None
+        self.find_batch_button.setEnabled(True)
+        self.stop_batch_button.hide()
 
     @property
     def batch_size_search_running(self) -> bool:
         return self._batch_control is not None
 
     def _batch_size_found(self, result: Any) -> None:
-        self._batch_control = None
-        self.find_batch_button.setEnabled(True)
+        self._batch_size_search_ended()
         self._found_batch_size = result.batch_size
         tried = ", ".join(f"{size} {'fits' if ok else 'out of memory'}" for size, ok in result.tried)
         self.batch_status.setText(f"Largest batch size that fits: <b>{result.batch_size}</b> — {result.reason} "
@@ -527,9 +541,8 @@ class SetupPage(Page):
 
     def _batch_size_failed(self, error_type: str, message: str, details: str) -> None:
         stopped = self._batch_control is not None and self._batch_control.stop_requested
-        self._batch_control = None
-        self.find_batch_button.setEnabled(True)
-        if stopped:  # the window is closing
+        self._batch_size_search_ended()
+        if stopped:  # by the Stop button, or the window is closing
             self.batch_status.setText("The batch-size search was stopped.")
             return
         self._show_failure(self.batch_status, "The batch-size search", error_type, message, details)
