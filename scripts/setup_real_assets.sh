@@ -23,3 +23,11 @@ if [ -f "$shared/tools/offline_models.py" ] && [ ! -f "$out/smollm2-135m/config.
     "$VENV/bin/python" "$shared/tools/offline_models.py" --out "$out" >&2 \
         || echo "SmolLM2 conversion failed; its real test will convert again or skip" >&2
 fi
+# the real data the demo files were made from (tests/unit/test_presets.py rebuilds them); root with apt only
+if [ ! -e /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || [ ! -e /usr/share/games/fortunes/wisdom ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "installing Debian packages dataset-fashion-mnist and fortunes (real data for the demo-data test)" >&2
+        apt-get install -y -q dataset-fashion-mnist fortunes >/dev/null 2>&1 \
+            || echo "could not install dataset-fashion-mnist and fortunes; the demo-data test will be skipped" >&2
+    fi
+fi
