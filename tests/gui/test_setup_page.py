@@ -11,7 +11,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from finetune_gui.config import TaskKind
-from finetune_gui.gui.pages.setup import ASSUMED_TRAIN_SAMPLES, SetupPage, planned_steps
+from finetune_gui.gui.pages.setup import ASSUMED_TRAIN_SAMPLES, SetupPage, auto_device, planned_steps
 from tests.conftest import make_image_folder
 
 
@@ -87,12 +87,20 @@ def test_device_combo_lists_the_devices_of_this_machine(qtbot, state, bridge):
     assert names[:2] == ["auto", "cpu"]
     assert ("cuda:0" in names) == torch.cuda.is_available()
     combo = page.device_combo
+    assert combo.itemText(0) == f"auto ({'cuda:0' if torch.cuda.is_available() else 'cpu'} here)"
     combo.setCurrentIndex(combo.findData("cpu"))
     combo.activated.emit(combo.currentIndex())  # what picking an item does
     assert state.config.train.device == "cpu"
     state.set_value("train", "device", "cuda:7")  # e.g. from a preset made on a bigger machine
     assert "cuda:7 — not found on this machine" in [combo.itemText(i) for i in range(combo.count())]
     assert combo.currentData() == "cuda:7"
+
+
+@pytest.mark.parametrize("found, auto", [
+    (["cpu"], "cpu"), (["cpu", "mps"], "mps"), (["cpu", "cuda:0", "cuda:1"], "cuda:0"), (["cpu", "mps", "cuda:0"], "cuda:0"),
+])
+def test_auto_names_the_device_it_will_train_on(found, auto):
+    assert auto_device(found) == auto
 
 
 @pytest.fixture

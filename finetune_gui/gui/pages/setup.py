@@ -107,6 +107,11 @@ def lr_finder_job(config, num_steps: int, control):
 # ---------------------------------------------------------------- plain helpers
 
 
+def auto_device(names: list[str]) -> str:
+    """The device "auto" trains on, among the devices found: the first CUDA one, else MPS, else the CPU."""
+    return next((n for kind in ("cuda", "mps") for n in names if n.startswith(kind)), "cpu")
+
+
 def training_samples(config, scan) -> tuple[int, str]:
     """(training samples, where that number comes from): the scan's train split, or an assumption."""
     d = config.data
@@ -426,10 +431,10 @@ class SetupPage(Page):
     def _sync_device_combo(self) -> None:
         """Items: auto, then the devices found; the configured device is added if it is not among them."""
         current = self.state.config.train.device
-        items = [("auto", "auto (cuda, else mps, else cpu)")]
         if self._devices is None:
-            items.append(("", "looking for devices…"))
+            items = [("auto", "auto"), ("", "looking for devices…")]
         else:
+            items = [("auto", f"auto ({auto_device([n for n, _ in self._devices])} here)")]
             items += [(name, f"{name} — {desc}") for name, desc in self._devices]
         names = [n for n, _ in items]
         if current not in names:
