@@ -11,7 +11,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from finetune_gui.config import TaskKind
-from finetune_gui.gui.pages.setup import ASSUMED_TRAIN_SAMPLES, SetupPage, auto_device, planned_steps
+from finetune_gui.gui.pages.setup import ASSUMED_TRAIN_SAMPLES, SetupPage, planned_steps
 from tests.conftest import make_image_folder
 
 
@@ -96,11 +96,30 @@ def test_device_combo_lists_the_devices_of_this_machine(qtbot, state, bridge):
     assert combo.currentData() == "cuda:7"
 
 
-@pytest.mark.parametrize("found, auto", [
-    (["cpu"], "cpu"), (["cpu", "mps"], "mps"), (["cpu", "cuda:0", "cuda:1"], "cuda:0"), (["cpu", "mps", "cuda:0"], "cuda:0"),
-])
-def test_auto_names_the_device_it_will_train_on(found, auto):
-    assert auto_device(found) == auto
+@pytest.mark.parametrize("mps, auto", [(False, "cpu"), (True, "mps")])
+def test_auto_names_the_device_the_engine_picks_for_it(qtbot, state, bridge, monkeypatch, mps, auto):
+    import torch
+
+    from finetune_gui.core import devices
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(devices, "_mps_available", lambda: mps)
+    page = open_page(qtbot, state, bridge)
+    wait_plan(qtbot, page)
+    assert page.device_combo.itemText(0) == f"auto ({auto} here)"
+
+
+def test_when_the_devices_cannot_be_listed_auto_claims_no_device(qtbot, state, bridge, monkeypatch):
+    from finetune_gui.core import devices
+
+    def broken():
+        raise RuntimeError("driver gone")
+
+    monkeypatch.setattr(devices, "available_devices", broken)
+    page = open_page(qtbot, state, bridge)
+    with qtbot.waitSignal(page.error, timeout=30000):
+        wait_plan(qtbot, page)
+    assert page.device_combo.itemText(0) == "auto"
 
 
 @pytest.fixture

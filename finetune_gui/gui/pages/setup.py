@@ -86,10 +86,11 @@ def lr_plan_job(train, total_steps: int, steps_per_epoch: int) -> list[float]:
     return planned_lrs(train, total_steps, steps_per_epoch)
 
 
-def devices_job() -> list[tuple[str, str]]:
-    from finetune_gui.core.devices import available_devices
+def devices_job() -> tuple[list[tuple[str, str]], str]:
+    """The devices of this machine as (name, description), and the one train.device "auto" picks among them."""
+    from finetune_gui.core.devices import available_devices, pick_device
 
-    return [(d.name, d.description) for d in available_devices()]
+    return [(d.name, d.description) for d in available_devices()], str(pick_device("auto"))
 
 
 def batch_size_job(config, max_batch_size: int, control):
@@ -105,11 +106,6 @@ def lr_finder_job(config, num_steps: int, control):
 
 
 # ---------------------------------------------------------------- plain helpers
-
-
-def auto_device(names: list[str]) -> str:
-    """The device "auto" trains on, among the devices found: the first CUDA one, else MPS, else the CPU."""
-    return next((n for kind in ("cuda", "mps") for n in names if n.startswith(kind)), "cpu")
 
 
 def training_samples(config, scan) -> tuple[int, str]:
@@ -193,6 +189,7 @@ class SetupPage(Page):
         self._lr_pending = False
         self._lr_request: tuple[int, int] = (0, 1)
         self._devices: list[tuple[str, str]] | None = None
+        self._auto_device: str | None = None  # what "auto" picks; None until the devices are listed
         self._devices_busy = False
         self._finder_control = None
         self._suggested: float | None = None
@@ -417,9 +414,9 @@ class SetupPage(Page):
         self._devices_busy = True
         self.bridge.run_task(devices_job, on_result=self._devices_found, on_error=self._devices_failed)
 
-    def _devices_found(self, devices: list[tuple[str, str]]) -> None:
+    def _devices_found(self, found: tuple[list[tuple[str, str]], str]) -> None:
         self._devices_busy = False
-        self._devices = devices
+        self._devices, self._auto_device = found
         self._sync_device_combo()
 
     def _devices_failed(self, error_type: str, message: str, details: str) -> None:
@@ -434,7 +431,7 @@ class SetupPage(Page):
         if self._devices is None:
             items = [("auto", "auto"), ("", "looking for devices…")]
         else:
-            items = [("auto", f"auto ({auto_device([n for n, _ in self._devices])} here)")]
+            items = [("auto", f"auto ({self._auto_device} here)" if self._auto_device else "auto")]
             items += [(name, f"{name} — {desc}") for name, desc in self._devices]
         names = [n for n, _ in items]
         if current not in names:
