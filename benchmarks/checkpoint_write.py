@@ -44,6 +44,7 @@ def main() -> None:
 
     threading.Thread(target=ticker, daemon=True).start()
     with tempfile.TemporaryDirectory() as tmp:
+
         def in_memory() -> None:
             data = save(weights)
             hashlib.sha256(data).hexdigest()

@@ -50,12 +50,15 @@ def main() -> None:
     env["XDG_CONFIG_HOME"] = str(Path(os.environ.get("TMPDIR", "/tmp")) / "finetune-gui-bench-config")
     results = []
     for _ in range(args.runs):
-        out = subprocess.run([sys.executable, "-c", CHILD], env=env, cwd=REPO, capture_output=True, text=True,
-                             check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", CHILD], env=env, cwd=REPO, capture_output=True, text=True, check=True
+        )
         results.append(json.loads(out.stdout.strip().splitlines()[-1]))
     times = [r["first_paint_s"] for r in results]
-    print(f"first painted window: median {statistics.median(times):.3f} s, min {min(times):.3f} s, "
-          f"max {max(times):.3f} s over {len(times)} runs (target < 1 s)")
+    print(
+        f"first painted window: median {statistics.median(times):.3f} s, min {min(times):.3f} s, "
+        f"max {max(times):.3f} s over {len(times)} runs (target < 1 s)"
+    )
     print(f"torch imported before first paint: {any(r['torch_loaded'] for r in results)}")
 
 

@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from finetune_gui.config import validate_dict  # noqa: E402
-from finetune_gui.core.training.engine import fit, forward_batch, prepare  # noqa: E402
+from finetune_gui.core.training.engine import fit, prepare  # noqa: E402
 from finetune_gui.core.training.events import StepMetrics  # noqa: E402
 
 
@@ -37,9 +37,16 @@ def make_config(data_dir: Path, args) -> dict:
         "data": {"path": str(data_dir), "image_size": args.image_size, "val_fraction": 0.1, "test_fraction": 0.0},
         "model": {"name": args.model, "allow_random_init": True, "freeze": "none"},
         "augment": {"random_resized_crop": False, "hflip": 0.0},
-        "train": {"epochs": 1, "batch_size": args.batch_size, "optimizer": "adamw", "lr": 1e-3,
-                  "schedule": "constant", "max_steps": args.steps + LOG_EVERY, "log_every": LOG_EVERY,
-                  "precision": "fp32"},
+        "train": {
+            "epochs": 1,
+            "batch_size": args.batch_size,
+            "optimizer": "adamw",
+            "lr": 1e-3,
+            "schedule": "constant",
+            "max_steps": args.steps + LOG_EVERY,
+            "log_every": LOG_EVERY,
+            "precision": "fp32",
+        },
     }
 
 
@@ -93,7 +100,7 @@ def main() -> None:
     args = ap.parse_args()
 
     sys.path.insert(0, str(REPO / "tests"))
-    from conftest import make_image_folder  # noqa: PLC0415
+    from conftest import make_image_folder
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
     with tempfile.TemporaryDirectory() as tmp:
@@ -112,7 +119,9 @@ def main() -> None:
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     e, p = statistics.median(engine), statistics.median(plain)
     ratio = statistics.median(a / b for a, b in zip(engine, plain))
-    print(f"model {args.model} @ {args.image_size}px, batch {args.batch_size}, {args.steps} steps, {args.rounds} rounds")
+    print(
+        f"model {args.model} @ {args.image_size}px, batch {args.batch_size}, {args.steps} steps, {args.rounds} rounds"
+    )
     print(f"plain loop : {p:8.1f} samples/s  (rounds: {', '.join(f'{x:.1f}' for x in plain)})")
     print(f"engine     : {e:8.1f} samples/s  (rounds: {', '.join(f'{x:.1f}' for x in engine)})")
     print(f"ratio engine/plain: {ratio:.3f}  (median of per-round ratios; target >= 0.98)")

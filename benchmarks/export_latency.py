@@ -57,8 +57,15 @@ def bert():
     from transformers import BertConfig, BertForSequenceClassification
 
     torch.manual_seed(0)
-    cfg = BertConfig(vocab_size=30522, hidden_size=256, num_hidden_layers=4, num_attention_heads=4,
-                     intermediate_size=1024, max_position_embeddings=512, num_labels=2)
+    cfg = BertConfig(
+        vocab_size=30522,
+        hidden_size=256,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        intermediate_size=1024,
+        max_position_embeddings=512,
+        num_labels=2,
+    )
     model = TextLogits(BertForSequenceClassification(cfg), causal=False).eval()
 
     def inputs(batch: int, length: int = 128):
@@ -68,8 +75,12 @@ def bert():
         return ids, mask
 
     batch, seq = Dim("batch", min=1, max=4096), Dim("seq", min=1, max=512)
-    return model, inputs, ("input_ids", "attention_mask"), {"input_ids": {0: batch, 1: seq},
-                                                            "attention_mask": {0: batch, 1: seq}}
+    return (
+        model,
+        inputs,
+        ("input_ids", "attention_mask"),
+        {"input_ids": {0: batch, 1: seq}, "attention_mask": {0: batch, 1: seq}},
+    )
 
 
 MODELS = {"resnet18": resnet18, "bert": bert}
@@ -116,11 +127,11 @@ def main() -> None:
                 diff = float((torch.from_numpy(session.run(None, feed)[0]) - expected).abs().max())
                 repeats = 20 if batch == 1 else 3
 
-                def eager():
+                def eager(model=model, inputs=inputs):
                     with torch.no_grad():
                         model(*inputs)
 
-                def onnxrt():
+                def onnxrt(session=session, feed=feed):
                     session.run(None, feed)
 
                 ratios, eager_t, ort_t = [], [], []
@@ -130,9 +141,11 @@ def main() -> None:
                     eager_t.append(measured[eager])
                     ort_t.append(measured[onnxrt])
                     ratios.append(measured[eager] / measured[onnxrt])
-                print(f"{name:<10}{batch:>6}{statistics.median(eager_t) * 1e3:>11.2f}"
-                      f"{statistics.median(ort_t) * 1e3:>10.2f}{statistics.median(ratios):>11.2f}{diff:>14.2e}",
-                      flush=True)
+                print(
+                    f"{name:<10}{batch:>6}{statistics.median(eager_t) * 1e3:>11.2f}"
+                    f"{statistics.median(ort_t) * 1e3:>10.2f}{statistics.median(ratios):>11.2f}{diff:>14.2e}",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

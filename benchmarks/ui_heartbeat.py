@@ -38,12 +38,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         make_image_folder(tmp / "data", classes=("a", "b", "c", "d"), per_class=60, size=args.image_size)
-        config = validate_dict({
-            "data": {"path": str(tmp / "data"), "image_size": args.image_size},
-            "model": {"name": "resnet18", "allow_random_init": True, "freeze": "none"},
-            "train": {"epochs": args.epochs, "batch_size": 16, "log_every": 1},
-            "checkpoint": {"output_dir": str(tmp / "runs")},
-        })
+        config = validate_dict(
+            {
+                "data": {"path": str(tmp / "data"), "image_size": args.image_size},
+                "model": {"name": "resnet18", "allow_random_init": True, "freeze": "none"},
+                "train": {"epochs": args.epochs, "batch_size": 16, "log_every": 1},
+                "checkpoint": {"output_dir": str(tmp / "runs")},
+            }
+        )
         os.environ["FINETUNE_GUI_OFFLINE"] = "1"
         settings = QSettings(str(tmp / "settings.ini"), QSettings.Format.IniFormat)  # not the user's recent runs
         window = MainWindow(settings=settings)
@@ -77,8 +79,10 @@ def main() -> None:
 def report(what: str, pairs: list[tuple[float, float]]) -> None:
     gaps = sorted((b - a) * 1000 for a, b in pairs)
     p = lambda q: gaps[min(len(gaps) - 1, int(q * len(gaps)))]  # noqa: E731
-    print(f"{what}: {len(gaps)} timer gaps, p50 {statistics.median(gaps):.1f} ms, p99 {p(0.99):.1f} ms, "
-          f"max {gaps[-1]:.1f} ms  (targets: p99 < 50 ms, max < 200 ms)")
+    print(
+        f"{what}: {len(gaps)} timer gaps, p50 {statistics.median(gaps):.1f} ms, p99 {p(0.99):.1f} ms, "
+        f"max {gaps[-1]:.1f} ms  (targets: p99 < 50 ms, max < 200 ms)"
+    )
 
 
 if __name__ == "__main__":

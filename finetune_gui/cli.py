@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
+import math
 import signal
 import sys
-import time
 from pathlib import Path
 from typing import TextIO
 
@@ -24,7 +23,15 @@ from finetune_gui import __version__
 from finetune_gui.config import ConfigError, RunConfig, load_config
 
 EXIT_OK, EXIT_BUG, EXIT_CONFIG, EXIT_DATA, EXIT_MODEL, EXIT_DIVERGED, EXIT_OOM, EXIT_RUN, EXIT_STORAGE = (
-    0, 1, 2, 3, 4, 5, 6, 7, 8,
+    0,
+    1,
+    2,
+    3,
+    4,
+    5,
+    6,
+    7,
+    8,
 )
 EXIT_EXPORT, EXIT_VERIFY = 9, 10
 EXIT_STOPPED = 130
@@ -45,7 +52,7 @@ def _exit_code_for(error_type: str) -> int:
 
 
 def _fmt_time(seconds: float) -> str:
-    if seconds != seconds or seconds == float("inf"):
+    if math.isnan(seconds) or seconds == float("inf"):
         return "--:--"
     seconds = int(seconds)
     h, rem = divmod(seconds, 3600)
@@ -132,7 +139,7 @@ class ConsoleListener:
 
 
 def _install_ctrl_c(control) -> None:
-    def handler(signum, frame):  # noqa: ARG001
+    def handler(signum, frame):
         if control.stop_requested:
             raise KeyboardInterrupt
         sys.stderr.write("\nstopping after this step and saving a checkpoint (Ctrl+C again to abort)\n")
@@ -192,8 +199,22 @@ def cmd_presets(args) -> int:
 
     presets = list_presets()
     if args.json:
-        print(json.dumps([{"name": p.name, "path": str(p.path), "task": p.task, "model": p.model,
-                           "description": p.description, "builtin": p.builtin} for p in presets], indent=2))
+        print(
+            json.dumps(
+                [
+                    {
+                        "name": p.name,
+                        "path": str(p.path),
+                        "task": p.task,
+                        "model": p.model,
+                        "description": p.description,
+                        "builtin": p.builtin,
+                    }
+                    for p in presets
+                ],
+                indent=2,
+            )
+        )
         return EXIT_OK
     width = max((len(p.name) for p in presets), default=4)
     for p in presets:
@@ -206,8 +227,10 @@ def cmd_lr_find(args) -> int:
     from finetune_gui.core.training.lr_find import find_lr
 
     config = _load(args.config, args.set)
-    print(f"sweeping the learning rate from {args.start:g} to {args.end:g} over up to {args.steps} steps...",
-          file=sys.stderr)
+    print(
+        f"sweeping the learning rate from {args.start:g} to {args.end:g} over up to {args.steps} steps...",
+        file=sys.stderr,
+    )
     result = find_lr(config, start_lr=args.start, end_lr=args.end, num_steps=args.steps)
     low, high = min(result.losses), max(result.losses)
     for lr, loss in list(zip(result.lrs, result.losses))[:: max(1, len(result.lrs) // 25)]:
@@ -220,8 +243,10 @@ def cmd_lr_find(args) -> int:
     if args.output:
         from finetune_gui.core.runs import atomic_write_json
 
-        atomic_write_json(args.output, {"lrs": result.lrs, "losses": result.losses,
-                                        "suggested_lr": result.suggested_lr, "reason": result.reason})
+        atomic_write_json(
+            args.output,
+            {"lrs": result.lrs, "losses": result.losses, "suggested_lr": result.suggested_lr, "reason": result.reason},
+        )
         print(f"curve saved to {args.output}")
     return EXIT_OK
 
@@ -230,8 +255,10 @@ def cmd_find_batch_size(args) -> int:
     from finetune_gui.core.training.batch_size import find_batch_size
 
     config = _load(args.config, args.set)
-    print(f"trying training steps from batch size {args.start or config.train.batch_size} on "
-          f"{config.train.device} ...", file=sys.stderr)
+    print(
+        f"trying training steps from batch size {args.start or config.train.batch_size} on {config.train.device} ...",
+        file=sys.stderr,
+    )
     result = find_batch_size(config, start=args.start, max_batch_size=args.max)
     for size, ok in result.tried:
         print(f"{size:6d}  {'fits' if ok else 'out of memory'}")
@@ -243,16 +270,24 @@ def cmd_export(args) -> int:
     from finetune_gui.core.export import export_run, run_task, supported_formats
 
     formats = args.format or ",".join(supported_formats(run_task(args.run)))
-    report = export_run(args.run, formats, output=args.output,
-                        progress=None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True)))
+    report = export_run(
+        args.run,
+        formats,
+        output=args.output,
+        progress=None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True)),
+    )
     if args.json:
         print(json.dumps(dict(report.to_json(), folder=str(report.folder)), indent=2))
     else:
         print(report.table())
         print(f"\nexport folder: {report.folder}")
     if not report.ok:
-        print("error: verification failed for " + ", ".join(r.format for r in report.results if not r.passed)
-              + "; do not deploy those files (reasons above)", file=sys.stderr)
+        print(
+            "error: verification failed for "
+            + ", ".join(r.format for r in report.results if not r.passed)
+            + "; do not deploy those files (reasons above)",
+            file=sys.stderr,
+        )
         return EXIT_VERIFY
     return EXIT_OK
 
@@ -277,8 +312,13 @@ def _predict_inputs(values: list[str]) -> list[str]:
 
 
 def _prediction_json(item: str, prediction) -> dict:
-    return {"input": item, "label": prediction.label, "scores": prediction.scores, "value": prediction.value,
-            "labels": list(prediction.labels)}
+    return {
+        "input": item,
+        "label": prediction.label,
+        "scores": prediction.scores,
+        "value": prediction.value,
+        "labels": list(prediction.labels),
+    }
 
 
 def _print_prediction(item: str, prediction) -> None:
@@ -340,8 +380,13 @@ def cmd_predict(args) -> int:
         items = model.predict_texts(inputs)
         results = [_prediction_json(i, p) for i, p in zip(inputs, items)]
     if args.json:
-        print(json.dumps({"source": str(args.source), "backend": backend, "task": task, "predictions": results},
-                         indent=2, ensure_ascii=False))
+        print(
+            json.dumps(
+                {"source": str(args.source), "backend": backend, "task": task, "predictions": results},
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
     elif task == "causal-lm":
         for r in results:
             print(r["input"] + r["text"])
@@ -359,14 +404,22 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"finetune-gui {__version__}")
-    parser.add_argument("--self-test", action="store_true",
-                        help="check this installation offscreen (imports, window, one training step, ONNX export)")
+    parser.add_argument(
+        "--self-test",
+        action="store_true",
+        help="check this installation offscreen (imports, window, one training step, ONNX export)",
+    )
     sub = parser.add_subparsers(dest="command")
 
     def with_config(p):
         p.add_argument("config", help="config TOML file, or the name of a preset (see `finetune-gui presets`)")
-        p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                       help="override a config value, e.g. --set train.lr=3e-4 (repeatable)")
+        p.add_argument(
+            "--set",
+            action="append",
+            default=[],
+            metavar="SECTION.KEY=VALUE",
+            help="override a config value, e.g. --set train.lr=3e-4 (repeatable)",
+        )
 
     p = sub.add_parser("train", help="train a model from a config or preset")
     with_config(p)
@@ -403,18 +456,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("export", help="export a run's model and verify it against the trained model")
     p.add_argument("run", help="the run folder")
-    p.add_argument("--format", metavar="F1,F2",
-                   help="comma-separated: torchscript, onnx, pt2, safetensors, hf (default: all the task supports)")
+    p.add_argument(
+        "--format",
+        metavar="F1,F2",
+        help="comma-separated: torchscript, onnx, pt2, safetensors, hf (default: all the task supports)",
+    )
     p.add_argument("--output", help="export folder to create; must not hold files (default: RUN/exports/DATE-TIME)")
     p.add_argument("--json", action="store_true", help="print the verification report as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("predict", help="predict with a run's model or an exported one")
-    p.add_argument("source", metavar="RUN_OR_EXPORT", help="a run folder, or an export folder (uses its ONNX, else "
-                   "TorchScript, else .pt2 artefact)")
-    p.add_argument("inputs", metavar="INPUT", nargs="+",
-                   help="image files; texts (`-` = one per line from stdin, @FILE = one per line of FILE); or prompts")
+    p.add_argument(
+        "source",
+        metavar="RUN_OR_EXPORT",
+        help="a run folder, or an export folder (uses its ONNX, else TorchScript, else .pt2 artefact)",
+    )
+    p.add_argument(
+        "inputs",
+        metavar="INPUT",
+        nargs="+",
+        help="image files; texts (`-` = one per line from stdin, @FILE = one per line of FILE); or prompts",
+    )
     p.add_argument("--json", action="store_true", help="print the predictions as JSON")
     p.add_argument("--backend", choices=["onnx", "torchscript", "pt2", "hf"], help="which artefact of an export runs")
     p.add_argument("--max-new-tokens", type=int, default=30, help="causal LM: tokens to write (default 30)")
@@ -428,7 +491,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.self_test:
-        from finetune_gui.selftest import main as self_test  # noqa: PLC0415
+        from finetune_gui.selftest import main as self_test
 
         return self_test()
     if args.command is None:
@@ -450,7 +513,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run_gui_or_help(parser: argparse.ArgumentParser) -> int:
     try:
-        from finetune_gui.gui.app import main as gui_main  # noqa: PLC0415
+        from finetune_gui.gui.app import main as gui_main
     except ImportError:
         parser.print_help()
         return EXIT_CONFIG

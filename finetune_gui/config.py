@@ -50,7 +50,7 @@ class ConfigError(ValueError):
         return out
 
 
-class TaskKind(str, Enum):
+class TaskKind(str, Enum):  # noqa: UP042 - StrEnum would change what str() and format() give
     IMAGE_CLASSIFICATION = "image-classification"
     IMAGE_MULTILABEL = "image-multilabel"
     IMAGE_REGRESSION = "image-regression"
@@ -106,17 +106,21 @@ class DataConfig(_Section):
         default_factory=lambda: ["label"],
         description="Column(s) holding the label; several columns or `label_separator` give multi-label.",
     )
-    label_separator: str = Field("", description="Split one label cell into several labels on this string (multi-label).")
+    label_separator: str = Field(
+        "", description="Split one label cell into several labels on this string (multi-label)."
+    )
     val_fraction: float = Field(0.15, ge=0.0, lt=0.9, description="Share of the data held out for validation.")
     test_fraction: float = Field(0.15, ge=0.0, lt=0.9, description="Share of the data held out for the final test.")
     split_seed: int = Field(42, ge=0, description="Seed of the train/val/test split (stratified for classification).")
     image_size: int = Field(224, ge=16, le=1024, description="Side length in pixels that images are resized to.")
     max_length: int = Field(128, ge=8, le=8192, description="Tokens per text sample; longer texts are truncated.")
     max_samples: int | None = Field(None, ge=1, description="Use at most this many samples in all (quick trials).")
-    num_workers: int = Field(0, ge=0, le=64, description="Background processes that load data (0 = in the main process).")
+    num_workers: int = Field(
+        0, ge=0, le=64, description="Background processes that load data (0 = in the main process)."
+    )
 
     @model_validator(mode="after")
-    def _fractions_leave_training_data(self) -> "DataConfig":
+    def _fractions_leave_training_data(self) -> DataConfig:
         if self.val_fraction + self.test_fraction >= 0.95:
             raise ValueError(
                 f"val_fraction + test_fraction must be < 0.95, got {self.val_fraction + self.test_fraction:g}"
@@ -125,7 +129,9 @@ class DataConfig(_Section):
 
 
 class LoraConfig(_Section):
-    enabled: bool = Field(False, description="Train small LoRA adapters instead of the model's own weights (HF models).")
+    enabled: bool = Field(
+        False, description="Train small LoRA adapters instead of the model's own weights (HF models)."
+    )
     r: int = Field(8, ge=1, le=256, description="LoRA rank.")
     alpha: int = Field(16, ge=1, le=1024, description="LoRA scaling numerator (alpha / r).")
     dropout: float = Field(0.05, ge=0.0, lt=1.0, description="Dropout on the LoRA path.")
@@ -145,14 +151,21 @@ class ModelConfig(_Section):
     allow_random_init: bool = Field(
         False, description="If pretrained weights cannot be had, go on from random weights (with a warning)."
     )
-    trust_remote_code: bool = Field(False, description="Let a Hugging Face model run its own Python code. Only for sources you trust.")
+    trust_remote_code: bool = Field(
+        False, description="Let a Hugging Face model run its own Python code. Only for sources you trust."
+    )
     freeze: Literal["none", "head-only", "last-n", "modules"] = Field(
-        "head-only", description="Which weights stay fixed: none, all but the head, all but the last N blocks, or a module list."
+        "head-only",
+        description="Which weights stay fixed: none, all but the head, all but the last N blocks, or a module list.",
     )
     unfreeze_last_n: int = Field(1, ge=0, le=1000, description="Blocks left trainable by the last-n strategy.")
     frozen_modules: list[str] = Field(default_factory=list, description="Module names frozen by the modules strategy.")
-    gradual_unfreeze_every: int = Field(0, ge=0, le=1000, description="Unfreeze one more block every K epochs (0 = off).")
-    backbone_lr_mult: float = Field(1.0, gt=0.0, le=1.0, description="Backbone LR = head LR times this (discriminative LRs).")
+    gradual_unfreeze_every: int = Field(
+        0, ge=0, le=1000, description="Unfreeze one more block every K epochs (0 = off)."
+    )
+    backbone_lr_mult: float = Field(
+        1.0, gt=0.0, le=1.0, description="Backbone LR = head LR times this (discriminative LRs)."
+    )
     head_dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout before the new head.")
     backbone_dropout: float | None = Field(
         None, ge=0.0, lt=1.0, description="Override the backbone's own dropout rates (empty = keep the model's)."
@@ -166,7 +179,9 @@ class AugmentConfig(_Section):
     hflip: float = Field(0.5, ge=0.0, le=1.0, description="Probability of a horizontal flip.")
     vflip: float = Field(0.0, ge=0.0, le=1.0, description="Probability of a vertical flip (wrong for most photos).")
     rotation: float = Field(0.0, ge=0.0, le=180.0, description="Largest random rotation in degrees.")
-    color_jitter: float = Field(0.0, ge=0.0, le=1.0, description="Strength of random brightness/contrast/saturation changes.")
+    color_jitter: float = Field(
+        0.0, ge=0.0, le=1.0, description="Strength of random brightness/contrast/saturation changes."
+    )
     auto_augment: Literal["none", "randaugment", "trivialaugment"] = Field(
         "none", description="Automatic augmentation policy."
     )
@@ -187,18 +202,34 @@ class TrainConfig(_Section):
     grad_clip: float = Field(0.0, ge=0.0, description="Clip the gradient norm to this (0 = off).")
     grad_accum: int = Field(1, ge=1, le=1024, description="Add up gradients over this many batches per optimiser step.")
     schedule: Literal[
-        "constant", "step", "multistep", "exponential", "cosine", "linear-warmup", "cosine-warmup", "one-cycle", "plateau"
+        "constant",
+        "step",
+        "multistep",
+        "exponential",
+        "cosine",
+        "linear-warmup",
+        "cosine-warmup",
+        "one-cycle",
+        "plateau",
     ] = Field("cosine", description="How the learning rate changes during training.")
-    warmup_fraction: float = Field(0.05, ge=0.0, le=0.5, description="Share of steps spent warming up (warmup schedules).")
+    warmup_fraction: float = Field(
+        0.05, ge=0.0, le=0.5, description="Share of steps spent warming up (warmup schedules)."
+    )
     step_epochs: int = Field(10, ge=1, description="Epochs between LR drops (step schedule).")
-    milestones: list[int] = Field(default_factory=lambda: [30, 60], description="Epochs at which the LR drops (multistep).")
+    milestones: list[int] = Field(
+        default_factory=lambda: [30, 60], description="Epochs at which the LR drops (multistep)."
+    )
     gamma: float = Field(0.1, gt=0.0, le=1.0, description="LR multiplier at each drop, or per epoch (exponential).")
     min_lr_ratio: float = Field(0.0, ge=0.0, le=1.0, description="Lowest LR as a share of the peak (cosine schedules).")
-    plateau_patience: int = Field(2, ge=0, le=1000, description="Epochs without improvement before the LR drops (plateau).")
+    plateau_patience: int = Field(
+        2, ge=0, le=1000, description="Epochs without improvement before the LR drops (plateau)."
+    )
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0, description="Label smoothing for cross-entropy.")
     class_weights: Literal["none", "balanced"] = Field("none", description="Weight classes by inverse frequency.")
     device: str = Field("auto", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$", description="auto, cpu, cuda, cuda:N or mps.")
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field("auto", description="Number format; auto uses bf16/fp16 on CUDA.")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="Number format; auto uses bf16/fp16 on CUDA."
+    )
     seed: int = Field(42, ge=0, description="Seed for weights, shuffling and augmentation.")
     deterministic: bool = Field(False, description="Use deterministic algorithms only (slower, repeatable).")
     max_steps: int | None = Field(None, ge=1, description="Stop after this many optimiser steps (quick trials).")
@@ -208,14 +239,18 @@ class TrainConfig(_Section):
 class EarlyStoppingConfig(_Section):
     enabled: bool = Field(False, description="Stop when the watched metric stops improving.")
     metric: str = Field("val_loss", description="Logged metric to watch, e.g. val_loss or val_accuracy.")
-    mode: Literal["auto", "min", "max"] = Field("auto", description="Whether lower or higher is better; auto guesses from the name.")
+    mode: Literal["auto", "min", "max"] = Field(
+        "auto", description="Whether lower or higher is better; auto guesses from the name."
+    )
     patience: int = Field(3, ge=1, le=1000, description="Epochs without improvement before stopping.")
     min_delta: float = Field(0.0, ge=0.0, description="Smallest change that counts as an improvement.")
     restore_best: bool = Field(True, description="End with the weights of the best epoch.")
 
 
 class CheckpointConfig(_Section):
-    output_dir: str = Field("runs", description="Folder that run folders are made in (relative to the working directory).")
+    output_dir: str = Field(
+        "runs", description="Folder that run folders are made in (relative to the working directory)."
+    )
     run_name: str = Field("", pattern=r"^[A-Za-z0-9._-]*$", description="Run folder name; empty = preset name + time.")
     keep_last: int = Field(2, ge=1, le=100, description="Recent checkpoints kept besides the best.")
     every_n_epochs: int = Field(1, ge=1, le=1000, description="Save a checkpoint every N epochs.")
@@ -247,7 +282,7 @@ class RunConfig(BaseModel):
         """Folder that relative data and weight paths are resolved against (the config file's folder)."""
         return self._base_dir
 
-    def with_base_dir(self, base_dir: str | Path) -> "RunConfig":
+    def with_base_dir(self, base_dir: str | Path) -> RunConfig:
         self._base_dir = Path(base_dir).resolve()
         return self
 
@@ -326,8 +361,10 @@ def migrate(data: dict[str, Any], source: str | None = None) -> dict[str, Any]:
             pass
     if isinstance(version, int) and not isinstance(version, bool) and version > SCHEMA_VERSION:
         raise ConfigError(
-            [f"schema_version: this file is version {version}, but this finetune-gui reads up to "
-             f"{SCHEMA_VERSION}; update finetune-gui to open it"],
+            [
+                f"schema_version: this file is version {version}, but this finetune-gui reads up to "
+                f"{SCHEMA_VERSION}; update finetune-gui to open it"
+            ],
             source,
         )
     return data

@@ -79,7 +79,9 @@ def _info(path: Path, builtin: bool) -> PresetInfo:
         first = e.problems[0] if e.problems else str(e)
         return PresetInfo(path.stem, path, path.stem, f"invalid: {first}", "", "", builtin)
     except OSError as e:
-        return PresetInfo(path.stem, path, path.stem, f"invalid: cannot read the file ({e.strerror or e})", "", "", builtin)
+        return PresetInfo(
+            path.stem, path, path.stem, f"invalid: cannot read the file ({e.strerror or e})", "", "", builtin
+        )
     return PresetInfo(path.stem, path, cfg.name, cfg.description, cfg.task.kind.value, cfg.model.name, builtin)
 
 
@@ -134,9 +136,7 @@ def find_preset(name_or_path: str | Path) -> Path:
 def validate_preset_name(name: str) -> str:
     """A preset name must be a plain file stem: letters, digits, '-' and '_'."""
     if not _NAME_RE.fullmatch(name or ""):
-        raise ConfigError(
-            [f"preset name {name!r}: use only letters, digits, '-' and '_' (it becomes the file name)"]
-        )
+        raise ConfigError([f"preset name {name!r}: use only letters, digits, '-' and '_' (it becomes the file name)"])
     return name
 
 

@@ -15,9 +15,10 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, TextIO
+from typing import TextIO
 
 from finetune_gui import __version__
 
@@ -95,8 +96,14 @@ def check_transformers(ctx: Context) -> str:
     tokenizer = BertTokenizerFast(vocab_file=str(_tiny_vocab(folder)))
     batch = tokenizer(["the film was great", "dull"], padding=True, return_tensors="pt")
     bert = AutoModelForSequenceClassification.from_config(
-        BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                   intermediate_size=32, num_labels=2)
+        BertConfig(
+            vocab_size=tokenizer.vocab_size,
+            hidden_size=16,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=32,
+            num_labels=2,
+        )
     )
     gpt2 = AutoModelForCausalLM.from_config(_tiny_gpt2_config())
     with torch.no_grad():
@@ -265,16 +272,25 @@ def tiny_training_config(data: Path, output: Path):
     """One optimiser step of a random-init ResNet-18 at 32 px on the CPU: seconds, and no download."""
     from finetune_gui.config import validate_dict
 
-    return validate_dict({
-        "name": "self-test",
-        "task": {"kind": "image-classification"},
-        "data": {"path": str(data), "image_size": 32, "val_fraction": 0.34, "test_fraction": 0.17},
-        "model": {"name": "resnet18", "pretrained": False, "allow_random_init": True, "freeze": "none"},
-        "augment": {"random_resized_crop": False, "hflip": 0.0},
-        "train": {"epochs": 1, "max_steps": 1, "batch_size": 4, "device": "cpu", "precision": "fp32",
-                  "log_every": 1},
-        "checkpoint": {"output_dir": str(output), "run_name": "self-test"},
-    }, source="self-test")
+    return validate_dict(
+        {
+            "name": "self-test",
+            "task": {"kind": "image-classification"},
+            "data": {"path": str(data), "image_size": 32, "val_fraction": 0.34, "test_fraction": 0.17},
+            "model": {"name": "resnet18", "pretrained": False, "allow_random_init": True, "freeze": "none"},
+            "augment": {"random_resized_crop": False, "hflip": 0.0},
+            "train": {
+                "epochs": 1,
+                "max_steps": 1,
+                "batch_size": 4,
+                "device": "cpu",
+                "precision": "fp32",
+                "log_every": 1,
+            },
+            "checkpoint": {"output_dir": str(output), "run_name": "self-test"},
+        },
+        source="self-test",
+    )
 
 
 def check_train(ctx: Context) -> str:
@@ -359,8 +375,12 @@ def run_checks(checks=None, out: TextIO | None = None, workdir: Path | None = No
     out = out or sys.stdout
     checks = CHECKS if checks is None else checks
     frozen = "frozen bundle" if getattr(sys, "frozen", False) else "from source"
-    print(f"finetune-gui {__version__} self-test ({frozen}, Python {platform.python_version()}, "
-          f"{platform.system()} {platform.machine()})", file=out, flush=True)
+    print(
+        f"finetune-gui {__version__} self-test ({frozen}, Python {platform.python_version()}, "
+        f"{platform.system()} {platform.machine()})",
+        file=out,
+        flush=True,
+    )
     failed = 0
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="finetune-gui-selftest-", dir=workdir) as tmp:
@@ -386,5 +406,5 @@ def main() -> int:
     prepare_environment()
     # A windowed Windows build has no console (sys.stdout is None): its output then goes nowhere, but the exit
     # code still tells; the installers ship the console executable finetune-gui-cli for reading the lines.
-    out = sys.stdout if sys.stdout is not None else open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115
+    out = sys.stdout if sys.stdout is not None else open(os.devnull, "w", encoding="utf-8")
     return 1 if run_checks(out=out) else 0

@@ -41,8 +41,13 @@ def draw(size: int = SIZE) -> Image.Image:
         y = top + (bottom - top) * height
         td.rounded_rectangle([x - 22 * s, top, x + 22 * s, bottom], radius=22 * s, fill=TRACK)
         kd.rounded_rectangle([x - 22 * s, y, x + 22 * s, bottom], radius=22 * s, fill=KNOB)
-        kd.rounded_rectangle([x - 78 * s, y - 46 * s, x + 78 * s, y + 46 * s], radius=30 * s, fill=KNOB,
-                             outline=KNOB_EDGE, width=max(1, round(10 * s)))
+        kd.rounded_rectangle(
+            [x - 78 * s, y - 46 * s, x + 78 * s, y + 46 * s],
+            radius=30 * s,
+            fill=KNOB,
+            outline=KNOB_EDGE,
+            width=max(1, round(10 * s)),
+        )
     return Image.alpha_composite(Image.alpha_composite(icon, tracks), knobs)
 
 

@@ -43,7 +43,7 @@ def _default(field) -> str:
         value = value.value
     if isinstance(value, BaseModel):
         return ""
-    return f"`{value!r}`".replace("|", "\\|") if value not in (None, "") else ("`\"\"`" if value == "" else "none")
+    return f"`{value!r}`".replace("|", "\\|") if value not in (None, "") else ('`""`' if value == "" else "none")
 
 
 def reference() -> str:

@@ -34,8 +34,16 @@ FORTUNES_DIR = Path("/usr/share/games/fortunes")
 
 # Official Fashion-MNIST class names (index order), lowercase, spaces and slashes as hyphens.
 FASHION_CLASSES = [
-    "t-shirt-top", "trouser", "pullover", "dress", "coat",
-    "sandal", "shirt", "sneaker", "bag", "ankle-boot",
+    "t-shirt-top",
+    "trouser",
+    "pullover",
+    "dress",
+    "coat",
+    "sandal",
+    "shirt",
+    "sneaker",
+    "bag",
+    "ankle-boot",
 ]
 # Four classes that look clearly different even at 28 px.
 DEMO_CLASSES = ["trouser", "dress", "sneaker", "bag"]

@@ -215,8 +215,11 @@ class Predictor:
 
         ids = self.tokenizer(list(texts), truncation=True, max_length=self.config.data.max_length, verbose=False)
         samples = [
-            {"input_ids": torch.tensor(x, dtype=torch.long), "attention_mask": torch.ones(len(x), dtype=torch.long),
-             "labels": 0}
+            {
+                "input_ids": torch.tensor(x, dtype=torch.long),
+                "attention_mask": torch.ones(len(x), dtype=torch.long),
+                "labels": 0,
+            }
             for x in ids["input_ids"]
         ]
         return PadCollator(pad_id_of(self.tokenizer), "class")(samples)
@@ -299,8 +302,10 @@ def trained_weights(run: RunDir) -> tuple[dict[str, torch.Tensor], str]:
         try:
             return load_file(str(run.final_weights)), run.final_weights.name
         except Exception as e:  # noqa: BLE001 - a damaged file is the same problem whatever the cause
-            raise RunStateError(f"{run.final_weights}: damaged or unreadable ({e}); the checkpoints may still load "
-                                "if you delete this file") from None
+            raise RunStateError(
+                f"{run.final_weights}: damaged or unreadable ({e}); the checkpoints may still load "
+                "if you delete this file"
+            ) from None
     candidates = [CheckpointInfo(run.checkpoints / "best.safetensors", run.checkpoints / "best.state.pt", -1)]
     candidates += list(reversed(list_checkpoints(run)))
     skipped = []
@@ -438,8 +443,13 @@ def sample_predictions(
         split, dataset = "val", data.val
     from torch.utils.data import DataLoader
 
-    loader = DataLoader(dataset, batch_size=batch_size or p.config.train.batch_size, shuffle=False,
-                        num_workers=0, collate_fn=data.collate_fn)
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size or p.config.train.batch_size,
+        shuffle=False,
+        num_workers=0,
+        collate_fn=data.collate_fn,
+    )
     sources = _split_texts(p, split, dataset) if p.task.is_text else list(dataset.paths)
     records: list[SampleRecord] = []
     for batch in loader:
@@ -473,6 +483,9 @@ def _records(
         y = targets.float().reshape(-1).tolist()
         for k, (pred, t) in enumerate(zip(preds, y)):
             err = (pred.value - t) ** 2 if pred.value is not None and math.isfinite(pred.value) else float("inf")
-            out.append(SampleRecord(offset + k, str(names[k]), f"{t:.4g}", pred.label, {}, err,
-                                    true_value=t, pred_value=pred.value))
+            out.append(
+                SampleRecord(
+                    offset + k, str(names[k]), f"{t:.4g}", pred.label, {}, err, true_value=t, pred_value=pred.value
+                )
+            )
     return out

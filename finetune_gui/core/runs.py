@@ -27,9 +27,10 @@ import platform
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from finetune_gui.core.errors import RunStateError
 
@@ -327,9 +328,10 @@ def save_checkpoint(run: RunDir, tag: str, weights: dict[str, Any], state: dict[
         weights_hash = hashes[-1]
         buf = io.BytesIO()
         torch.save(dict(state, weights_sha256=weights_hash), buf)
-        state_hash = hashlib.sha256(buf.getbuffer()).hexdigest()
-        temps.append((write_temp(paths.state, lambda f: f.write(buf.getbuffer())), paths.state))
+        state_bytes = buf.getvalue()
         del buf
+        state_hash = hashlib.sha256(state_bytes).hexdigest()
+        temps.append((write_temp(paths.state, lambda f: f.write(state_bytes)), paths.state))
         manifest = f"{weights_hash}  {paths.weights.name}\n{state_hash}  {paths.state.name}\n".encode()
         temps.append((write_temp(paths.manifest, lambda f: f.write(manifest)), paths.manifest))
     except BaseException:
@@ -365,10 +367,14 @@ def verify_checkpoint(info: CheckpointInfo) -> None:
     try:
         expected = read_manifest(info.manifest)
     except (OSError, UnicodeDecodeError) as e:
-        raise RunStateError(f"{info.manifest}: hash manifest unreadable ({e}); the checkpoint cannot be trusted") from None
+        raise RunStateError(
+            f"{info.manifest}: hash manifest unreadable ({e}); the checkpoint cannot be trusted"
+        ) from None
     for f in (info.weights, info.state):
         if f.name not in expected:
-            raise RunStateError(f"{info.manifest}: hash manifest does not list {f.name}; the checkpoint cannot be trusted")
+            raise RunStateError(
+                f"{info.manifest}: hash manifest does not list {f.name}; the checkpoint cannot be trusted"
+            )
         if not f.exists():
             raise RunStateError(f"{f}: checkpoint incomplete (file missing)")
         if sha256_file(f) != expected[f.name]:

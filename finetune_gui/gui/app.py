@@ -26,7 +26,7 @@ def preload_engine() -> threading.Thread:
 
     def load() -> None:
         try:
-            import finetune_gui.core.inference  # noqa: F401
+            import finetune_gui.core.inference
             import finetune_gui.core.training.engine  # noqa: F401
         except Exception:  # noqa: BLE001 - the real import error surfaces when a job needs the engine
             return

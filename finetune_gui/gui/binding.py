@@ -42,6 +42,6 @@ def binding_problem(call: Callable[[], object] | None = None) -> str | None:
         f"PySide6 {PySide6.__version__} has a known defect on Python {sys.version_info.major}."
         f"{sys.version_info.minor}: it drops a reference to None on Qt calls ({lost} in {_CALLS} calls), "
         "and the app would crash after a while. Install another release:\n"
-        "    pip install \"pyside6-essentials>=6.6,!=6.12.0\"\n"
+        '    pip install "pyside6-essentials>=6.6,!=6.12.0"\n'
         "(or use Python 3.12 or newer)."
     )

@@ -6,7 +6,7 @@ import importlib
 import shlex
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Qt, Slot
+from PySide6.QtCore import QSettings, Slot
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -114,7 +114,7 @@ class MainWindow(QMainWindow):
         self.stop_action = self._action(run_menu, "&Stop", "Ctrl+.", self.bridge.stop)
         self._training_changed(False)
         go_menu = self.menuBar().addMenu("&Go")
-        for i, (module_name, _) in enumerate(PAGES):
+        for i in range(len(PAGES)):
             page = list(self.pages.values())[i]
             # triggered(bool) would fill a lone keyword argument with `checked`; keep the key out of its way
             self._action(go_menu, page.title, f"Ctrl+{i + 1}", lambda _checked=False, k=page.key: self.show_page(k))
@@ -165,7 +165,9 @@ class MainWindow(QMainWindow):
         try:
             config = load_config(run_dir / "config.toml")
         except ConfigError as e:
-            self.show_error("RunStateError", f"{run_dir} is not a run folder that can be opened:\n" + "\n".join(e.problems))
+            self.show_error(
+                "RunStateError", f"{run_dir} is not a run folder that can be opened:\n" + "\n".join(e.problems)
+            )
             return False
         self.state.set_config(config, None)
         self.state.set_run_dir(run_dir)
@@ -182,8 +184,9 @@ class MainWindow(QMainWindow):
     def save_preset_dialog(self) -> None:
         from finetune_gui.presets import save_user_preset
 
-        name, ok = QInputDialog.getText(self, "Save as preset", "Preset name (letters, digits, - and _):",
-                                        text=self.state.config.name)
+        name, ok = QInputDialog.getText(
+            self, "Save as preset", "Preset name (letters, digits, - and _):", text=self.state.config.name
+        )
         if not ok or not name:
             return
         try:
@@ -258,11 +261,11 @@ class MainWindow(QMainWindow):
         self.settings.setValue(key, [value, *items][:10])
 
     # ------------------------------------------------------------ drag and drop
-    def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt's name
+    def dragEnterEvent(self, event) -> None:
         if event.mimeData().hasUrls():
             event.acceptProposedAction()
 
-    def dropEvent(self, event) -> None:  # noqa: N802
+    def dropEvent(self, event) -> None:
         urls = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
         if urls:
             self.accept_path(urls[0])
@@ -279,10 +282,11 @@ class MainWindow(QMainWindow):
             self.show_page("data")
 
     # ------------------------------------------------------------ closing
-    def closeEvent(self, event) -> None:  # noqa: N802
+    def closeEvent(self, event) -> None:
         if self.bridge.is_training and not self._closing:
             answer = QMessageBox.question(
-                self, "Training is running",
+                self,
+                "Training is running",
                 "A run is going. Stop it and quit? A checkpoint is saved, and you can resume the run later.",
             )
             if answer != QMessageBox.StandardButton.Yes:

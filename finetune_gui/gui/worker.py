@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import time
 import traceback
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import shiboken6
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
@@ -114,8 +115,12 @@ def _receivers_alive(callback: Callable[..., Any]) -> bool:
 class _Relay(QObject):
     """Lives in the main thread, so the worker's signals reach the caller's callbacks there (queued)."""
 
-    def __init__(self, on_result: Callable[[Any], None] | None, on_error: Callable[[str, str, str], None] | None,
-                 parent: QObject | None = None):
+    def __init__(
+        self,
+        on_result: Callable[[Any], None] | None,
+        on_error: Callable[[str, str, str], None] | None,
+        parent: QObject | None = None,
+    ):
         super().__init__(parent)
         self._on_result, self._on_error = on_result, on_error
 

@@ -53,8 +53,9 @@ def uses_x11(env: Mapping[str, str] = os.environ, platform: str = sys.platform) 
     return bool(env.get("DISPLAY")) and not (env.get("WAYLAND_DISPLAY") or env.get("XDG_SESSION_TYPE") == "wayland")
 
 
-def x11_problem(env: Mapping[str, str] = os.environ, platform: str = sys.platform,
-                plugin: Path | None = None, ldd: str = "ldd") -> str | None:
+def x11_problem(
+    env: Mapping[str, str] = os.environ, platform: str = sys.platform, plugin: Path | None = None, ldd: str = "ldd"
+) -> str | None:
     """What stops Qt opening a window on this X11 desktop, with the command that fixes it; None if nothing does."""
     if not uses_x11(env, platform):
         return None
@@ -63,6 +64,8 @@ def x11_problem(env: Mapping[str, str] = os.environ, platform: str = sys.platfor
     if not missing:
         return None
     packages = " ".join(debian_package(name) for name in missing)
-    return (f"Qt cannot open a window: its X11 plugin needs {', '.join(missing)}, which this system lacks. "
-            f"On Debian or Ubuntu: sudo apt-get install {packages} (elsewhere, the packages that provide those "
-            "files). Training without a window works as it is: finetune-gui train <preset>.")
+    return (
+        f"Qt cannot open a window: its X11 plugin needs {', '.join(missing)}, which this system lacks. "
+        f"On Debian or Ubuntu: sudo apt-get install {packages} (elsewhere, the packages that provide those "
+        "files). Training without a window works as it is: finetune-gui train <preset>."
+    )

@@ -119,12 +119,16 @@ def main(bundle: Path, control: Path) -> int:
         print(f"  warning: {lib} belongs to no Debian package (installed by hand?)")
     for soname in sorted(missing):
         users = sorted(missing[soname])
-        print(f"  warning: {soname} is not on this machine; wanted by {', '.join(users[:3])}"
-              f"{f' and {len(users) - 3} more' if len(users) > 3 else ''}")
+        print(
+            f"  warning: {soname} is not on this machine; wanted by {', '.join(users[:3])}"
+            f"{f' and {len(users) - 3} more' if len(users) > 3 else ''}"
+        )
     glibc, declared = glibc_needed(files), libc_minimum(control)
     glibc_ok = declared is not None and declared >= glibc
-    print(f"  {'ok  ' if glibc_ok else 'WRONG in Depends:'} glibc {glibc[0]}.{glibc[1]} is needed; Depends says "
-          f"{'libc6 (>= %d.%d)' % declared if declared else 'no libc6 version'}")
+    print(
+        f"  {'ok  ' if glibc_ok else 'WRONG in Depends:'} glibc {glibc[0]}.{glibc[1]} is needed; Depends says "
+        f"{f'libc6 (>= {declared[0]}.{declared[1]})' if declared else 'no libc6 version'}"
+    )
     return 1 if bad or not glibc_ok else 0
 
 

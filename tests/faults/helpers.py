@@ -26,8 +26,13 @@ def register_tinynet() -> bool:
         def __init__(self, num_classes: int = 10, dropout: float = 0.0):
             super().__init__()
             self.features = nn.Sequential(
-                nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
-                nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                nn.Conv2d(3, 8, 3, stride=2, padding=1),
+                nn.BatchNorm2d(8),
+                nn.ReLU(),
+                nn.Conv2d(8, 16, 3, stride=2, padding=1),
+                nn.ReLU(),
+                nn.AdaptiveAvgPool2d(1),
+                nn.Flatten(),
             )
             self.dropout = nn.Dropout(dropout)
             self.fc = nn.Linear(16, num_classes)
@@ -35,7 +40,7 @@ def register_tinynet() -> bool:
         def forward(self, x):
             return self.fc(self.dropout(self.features(x)))
 
-    def tinynet(*, weights=None, progress: bool = True, **kwargs: Any) -> nn.Module:  # noqa: ARG001
+    def tinynet(*, weights=None, progress: bool = True, **kwargs: Any) -> nn.Module:
         return TinyNet(**kwargs)
 
     _api.BUILTIN_MODELS[TINYNET] = tinynet

@@ -49,6 +49,7 @@ def install(pause_at: str) -> None:
         path = Path(path)
         print(f"WRITE {path.name}", flush=True)
         if now("mid-write", path.name):
+
             def half_then_pause(f):
                 buf = io.BytesIO()
                 write(buf)

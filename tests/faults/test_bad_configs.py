@@ -69,13 +69,16 @@ def test_a_config_that_is_not_a_table_is_a_config_error(data):
         validate_dict(data)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("content,words", [
-    (b"[train\n", "not valid TOML"),
-    (b"train.lr = 1\ntrain.lr = 2\n", "not valid TOML"),
-    (b"\xff\xfe\x00t", "not UTF-8"),
-    (b"\x00\x01\x02", "not valid TOML"),
-    (b"train.lr = nan\n", "finite number"),
-])
+@pytest.mark.parametrize(
+    "content,words",
+    [
+        (b"[train\n", "not valid TOML"),
+        (b"train.lr = 1\ntrain.lr = 2\n", "not valid TOML"),
+        (b"\xff\xfe\x00t", "not UTF-8"),
+        (b"\x00\x01\x02", "not valid TOML"),
+        (b"train.lr = nan\n", "finite number"),
+    ],
+)
 def test_a_broken_file_is_a_config_error(tmp_path, content, words):
     f = tmp_path / "c.toml"
     f.write_bytes(content)
@@ -90,14 +93,17 @@ def test_a_folder_or_a_missing_file_is_a_config_error(tmp_path):
         load_config(tmp_path / "missing.toml")
 
 
-@pytest.mark.parametrize("override,words", [
-    ("train.lr", "expected section.key=value"),
-    ("=3", "missing key"),
-    ("train.lr=", "valid number"),
-    ("train.lr.x=1", "is a value, not a section"),
-    ("train.milestones=[1,", "valid list"),
-    ("nosuch.key=1", "unknown key"),
-])
+@pytest.mark.parametrize(
+    "override,words",
+    [
+        ("train.lr", "expected section.key=value"),
+        ("=3", "missing key"),
+        ("train.lr=", "valid number"),
+        ("train.lr.x=1", "is a value, not a section"),
+        ("train.milestones=[1,", "valid list"),
+        ("nosuch.key=1", "unknown key"),
+    ],
+)
 def test_bad_overrides_are_config_errors(override, words):
     with pytest.raises(ConfigError, match=words):
         validate_dict(apply_overrides({"train": {"lr": 0.1}}, [override]))

@@ -32,8 +32,12 @@ def bad(tmp_path_factory) -> dict[str, Path]:
 def test_unusable_files_are_refused_at_the_scan_with_a_reason_that_says_what_to_do(bad, kind):
     reason = check_image(bad[kind])
     assert reason is not None, f"{kind} was accepted"
-    expected = {"zero-byte": "empty file", "truncated-jpeg": "truncated", "bomb": "decompression bomb",
-                "huge": "decompression bomb"}[kind]
+    expected = {
+        "zero-byte": "empty file",
+        "truncated-jpeg": "truncated",
+        "bomb": "decompression bomb",
+        "huge": "decompression bomb",
+    }[kind]
     assert expected in reason
     assert any(w in reason for w in ("delete", "replace", "remove", "shrink")), reason
 
@@ -102,7 +106,7 @@ def test_the_scan_never_decodes_a_bomb_or_a_huge_header_memory_stays_bounded(bad
 def test_a_run_over_every_kind_of_bad_image_finishes_and_lists_exactly_the_skipped_files(tmp_path, tinynet, images):
     files = make_all(tmp_path / "bad")
     classes = sorted(p.name for p in images.iterdir())
-    for k, (kind, path) in enumerate(sorted(files.items())):
+    for k, (_kind, path) in enumerate(sorted(files.items())):
         path.rename(images / classes[k % len(classes)] / path.name)  # mixed in among the good pictures
     config = image_config(images, train={"epochs": 1})
     log = EventLog()

@@ -35,8 +35,9 @@ def test_non_utf8_bytes_are_refused_naming_the_line_and_byte(tmp_path):
         scan_data(_config(f))
 
 
-@pytest.mark.parametrize("encoding,bom", [("utf-8", b"\xef\xbb\xbf"), ("utf-16-le", b"\xff\xfe"),
-                                          ("utf-16-be", b"\xfe\xff")])
+@pytest.mark.parametrize(
+    "encoding,bom", [("utf-8", b"\xef\xbb\xbf"), ("utf-16-le", b"\xff\xfe"), ("utf-16-be", b"\xfe\xff")]
+)
 def test_a_byte_order_mark_is_not_part_of_the_first_column_name(tmp_path, encoding, bom):
     f = tmp_path / "t.csv"
     text = "text,label\n" + "".join(f"{t},{y}\n" for t, y in _rows())
@@ -67,10 +68,18 @@ def test_missing_labels_and_texts_skip_the_row_and_are_listed_with_their_lines(t
 
 
 def test_a_label_column_of_mixed_json_types_reads_one_value_one_way(tmp_path):
-    rows = [{"text": "a", "label": 1}, {"text": "b", "label": "1"}, {"text": "c", "label": 1.0},
-            {"text": "d", "label": True}, {"text": "e", "label": "true"}, {"text": "f", "label": None},
-            {"text": "g", "label": [1, 2]}, {"text": "h", "label": {"a": 1}}, {"text": ["x"], "label": 0},
-            {"text": 5, "label": 0}]
+    rows = [
+        {"text": "a", "label": 1},
+        {"text": "b", "label": "1"},
+        {"text": "c", "label": 1.0},
+        {"text": "d", "label": True},
+        {"text": "e", "label": "true"},
+        {"text": "f", "label": None},
+        {"text": "g", "label": [1, 2]},
+        {"text": "h", "label": {"a": 1}},
+        {"text": ["x"], "label": 0},
+        {"text": 5, "label": 0},
+    ]
     f = tmp_path / "t.jsonl"
     f.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     rec = collect_text(_config(f), TaskKind.TEXT_CLASSIFICATION)
@@ -83,8 +92,9 @@ def test_a_label_column_of_mixed_json_types_reads_one_value_one_way(tmp_path):
 
 def test_mixed_types_in_a_regression_label_column_name_the_line_that_is_not_a_number(tmp_path):
     f = tmp_path / "t.jsonl"
-    f.write_text("\n".join(json.dumps({"text": f"t{i}", "label": v}) for i, v in
-                           enumerate([1, 2.5, "3.5", -1e3, True])) + "\n")
+    f.write_text(
+        "\n".join(json.dumps({"text": f"t{i}", "label": v}) for i, v in enumerate([1, 2.5, "3.5", -1e3, True])) + "\n"
+    )
     with pytest.raises(DataError) as err:
         collect_text(_config(f, kind="text-regression"), TaskKind.TEXT_REGRESSION)
     assert "line 5" in str(err.value) and "'true'" in str(err.value) and "not a number" in str(err.value)
@@ -110,8 +120,9 @@ def test_a_file_with_every_text_hazard_still_trains_and_lists_what_it_skipped(tm
     long_text = " ".join(["a good film with a great story"] * 3000)
     body = "".join(f"{t},{y}\n\n" for t, y in _rows(16)) + f"{long_text},positive\nno label,\n,negative\n"
     f.write_bytes(b"\xef\xbb\xbf" + ("text,label\n" + body).encode("utf-8"))
-    config = _config(f, model={"name": str(model), "freeze": "none"},
-                     train={"epochs": 1, "batch_size": 8}, data={"max_length": 32})
+    config = _config(
+        f, model={"name": str(model), "freeze": "none"}, train={"epochs": 1, "batch_size": 8}, data={"max_length": 32}
+    )
     log = EventLog()
     result = fit(config, log, output_dir=tmp_path / "runs")
     assert result.status == "completed", log.events[-1]

@@ -121,8 +121,9 @@ def test_resume_passes_over_a_bit_flipped_newest_checkpoint_says_so_and_still_en
     assert weights_equal(tmp_path / "straight.safetensors", run.root / "model.safetensors")
 
 
-def test_cli_resume_with_only_damaged_checkpoints_fails_with_exit_7_and_names_the_files(tmp_path, tinynet, images,
-                                                                                   capsys):
+def test_cli_resume_with_only_damaged_checkpoints_fails_with_exit_7_and_names_the_files(
+    tmp_path, tinynet, images, capsys
+):
     config = image_config(images, train={"epochs": 2}, checkpoint={"keep_last": 2})
     result = fit(config, None, output_dir=tmp_path / "runs")
     run = RunDir(result.run_dir)

@@ -71,8 +71,9 @@ def _leftovers(root: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("file", ["safetensors", "state.pt", "sha256"])
-def test_a_full_disk_during_a_save_fails_clearly_and_keeps_the_previous_checkpoint(tmp_path, tinynet, images,
-                                                                                   monkeypatch, file):
+def test_a_full_disk_during_a_save_fails_clearly_and_keeps_the_previous_checkpoint(
+    tmp_path, tinynet, images, monkeypatch, file
+):
     disk = FullDisk(monkeypatch, f"{step_tag(10)}.{file}")  # epoch 2's checkpoint
     config = image_config(images, train={"epochs": 3}, checkpoint={"keep_last": 1})
     log = EventLog()
@@ -80,8 +81,12 @@ def test_a_full_disk_during_a_save_fails_clearly_and_keeps_the_previous_checkpoi
     assert disk.hits == 1 and result.status == "failed"
     (failed,) = log.of(RunFailed)
     assert failed.error_type == "StorageError" and not failed.details  # no traceback: not a bug
-    for words in ("the disk is full", "Free some space", "checkpoints/step-00000005.safetensors, is intact",
-                  "finetune-gui resume"):
+    for words in (
+        "the disk is full",
+        "Free some space",
+        "checkpoints/step-00000005.safetensors, is intact",
+        "finetune-gui resume",
+    ):
         assert words in failed.message, failed.message
     run = RunDir(result.run_dir)
     assert [c.step for c in list_checkpoints(run)] == [5]  # rotation (keep_last=1) deleted nothing

@@ -52,14 +52,21 @@ def _all_checkpoints_finite(run_dir) -> list[int]:
 
 
 def _failing_step(message: str) -> int:
-    return int(message.split(" at step ")[1].split()[0]) if " at step " in message else \
-        int(message.split(" by step ")[1].split()[0])
+    return (
+        int(message.split(" at step ")[1].split()[0])
+        if " at step " in message
+        else int(message.split(" by step ")[1].split()[0])
+    )
 
 
 def test_a_huge_learning_rate_stops_at_the_first_non_finite_loss_and_keeps_the_last_finite_checkpoint(
-        tmp_path, tinynet, images):
-    config = image_config(images, train={"epochs": 4, "lr": 10.0, "optimizer": "sgd", "weight_decay": 0.0,
-                                         "schedule": "constant"}, checkpoint={"keep_last": 5})
+    tmp_path, tinynet, images
+):
+    config = image_config(
+        images,
+        train={"epochs": 4, "lr": 10.0, "optimizer": "sgd", "weight_decay": 0.0, "schedule": "constant"},
+        checkpoint={"keep_last": 5},
+    )
     log = EventLog()
     result = fit(config, log, output_dir=tmp_path / "runs")
     failed = _diverged(result, log)
@@ -74,8 +81,9 @@ def test_a_huge_learning_rate_stops_at_the_first_non_finite_loss_and_keeps_the_l
 
 
 @pytest.mark.parametrize("poison", [float("nan"), float("inf")])
-def test_a_poisoned_batch_in_epoch_two_stops_that_step_and_leaves_epoch_one_checkpoint(tmp_path, tinynet, images,
-                                                                                       monkeypatch, poison):
+def test_a_poisoned_batch_in_epoch_two_stops_that_step_and_leaves_epoch_one_checkpoint(
+    tmp_path, tinynet, images, monkeypatch, poison
+):
     calls = {"n": 0}
     real_getitem = ImageDataset.__getitem__
     train_images = 18  # 36 images, a quarter each to val and test; 5 steps of batch 4 per epoch
@@ -124,8 +132,9 @@ def test_weights_made_non_finite_by_a_finite_loss_are_never_saved(tmp_path, tiny
 
 
 def test_cli_exits_5_with_the_suggestion(tmp_path, tinynet, images, capsys):
-    config = image_config(images, train={"epochs": 4, "lr": 10.0, "optimizer": "sgd", "weight_decay": 0.0,
-                                         "schedule": "constant"})
+    config = image_config(
+        images, train={"epochs": 4, "lr": 10.0, "optimizer": "sgd", "weight_decay": 0.0, "schedule": "constant"}
+    )
     path = tmp_path / "diverge.toml"
     path.write_text(config.to_toml())
     assert main(["train", str(path), "--output", str(tmp_path / "runs"), "--quiet"]) == EXIT_DIVERGED

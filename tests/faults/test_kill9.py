@@ -49,8 +49,14 @@ def setup(tmp_path_factory):
 
 def _start(config: Path, output: Path, pause_at: str = "") -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    return subprocess.Popen([sys.executable, "-m", "tests.faults.kill_driver", str(config), str(output), pause_at],
-                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.faults.kill_driver", str(config), str(output), pause_at],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
 
 
 def _kill_when_paused(proc: subprocess.Popen, timeout: float = 120) -> list[str]:
@@ -141,8 +147,13 @@ def test_kills_at_random_moments_always_leave_a_resumable_run(tmp_path, tinynet,
         output, log = tmp_path / f"runs{trial}", tmp_path / f"child{trial}.log"
         env = dict(os.environ, PYTHONPATH=str(REPO))
         with open(log, "w") as out:
-            proc = subprocess.Popen([sys.executable, "-m", "tests.faults.kill_driver", str(config), str(output)],
-                                    cwd=REPO, env=env, stdout=out, stderr=subprocess.DEVNULL)
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "tests.faults.kill_driver", str(config), str(output)],
+                cwd=REPO,
+                env=env,
+                stdout=out,
+                stderr=subprocess.DEVNULL,
+            )
         deadline = time.monotonic() + 120
         while "WRITE" not in log.read_text() and proc.poll() is None:
             assert time.monotonic() < deadline, "the child never started writing"

@@ -38,10 +38,13 @@ def _settle(qtbot) -> None:
         gc.collect()
 
 
-@pytest.mark.parametrize("cycles,workers", [(10, 0), pytest.param(50, 0, marks=pytest.mark.slow),
-                                            pytest.param(10, 2, marks=pytest.mark.slow)])
-def test_many_start_stop_cycles_leave_threads_files_and_memory_at_baseline(tmp_path, tinynet, images, bridge, qtbot,
-                                                                          cycles, workers):
+@pytest.mark.parametrize(
+    "cycles,workers",
+    [(10, 0), pytest.param(50, 0, marks=pytest.mark.slow), pytest.param(10, 2, marks=pytest.mark.slow)],
+)
+def test_many_start_stop_cycles_leave_threads_files_and_memory_at_baseline(
+    tmp_path, tinynet, images, bridge, qtbot, cycles, workers
+):
     config = image_config(images, train={"epochs": 3}, data={"num_workers": workers})
     logs: list[str] = []
     bridge.log.connect(lambda level, text: logs.append(text))
@@ -68,8 +71,9 @@ def test_a_long_run_keeps_memory_flat_after_warm_up_and_updates_throttled(tmp_pa
     from finetune_gui.gui.worker import STEP_SIGNAL_INTERVAL_S
 
     epochs = 60
-    config = image_config(images, train={"epochs": epochs, "log_every": 1},
-                          checkpoint={"keep_last": 1, "every_n_epochs": 10})
+    config = image_config(
+        images, train={"epochs": epochs, "log_every": 1}, checkpoint={"keep_last": 1, "every_n_epochs": 10}
+    )
     plot = LivePlot("loss", "step", "loss", "")
     qtbot.addWidget(plot)
     series = plot.add_series("train")

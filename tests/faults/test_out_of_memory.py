@@ -89,8 +89,9 @@ def test_find_batch_size_stops_at_the_training_split(tinynet, images):
     assert result.batch_size == 18 and result.limit == "data"  # 36 images, half held out
 
 
-def test_an_oom_run_names_a_size_that_fits_frees_its_memory_and_the_next_run_succeeds(tmp_path, tinynet, images,
-                                                                                     small_device):
+def test_an_oom_run_names_a_size_that_fits_frees_its_memory_and_the_next_run_succeeds(
+    tmp_path, tinynet, images, small_device
+):
     baseline = live_tensor_bytes()
     log = EventLog()
     result = fit(image_config(images, train={"batch_size": 16}), log, output_dir=tmp_path / "runs")
@@ -128,8 +129,12 @@ def test_a_real_cuda_oom_is_reported_with_a_size_that_fits_and_memory_returns(tm
     try:
         torch.cuda.empty_cache()
         base = torch.cuda.memory_allocated()
-        config = image_config(images, model={"name": "resnet50"}, data={"image_size": 512},
-                              train={"batch_size": 18, "device": "cuda", "precision": "fp32", "epochs": 1})
+        config = image_config(
+            images,
+            model={"name": "resnet50"},
+            data={"image_size": 512},
+            train={"batch_size": 18, "device": "cuda", "precision": "fp32", "epochs": 1},
+        )
         log = EventLog()
         result = fit(config, log, output_dir=tmp_path / "runs")
         (failed,) = log.of(RunFailed)
@@ -139,9 +144,16 @@ def test_a_real_cuda_oom_is_reported_with_a_size_that_fits_and_memory_returns(tm
         del result, log, failed
         gc.collect()
         assert torch.cuda.memory_allocated() - base < 2**20
-        ok = fit(image_config(images, model={"name": "resnet50"}, data={"image_size": 512},
-                              train={"batch_size": size, "device": "cuda", "precision": "fp32", "epochs": 1}),
-                 None, output_dir=tmp_path / "runs")
+        ok = fit(
+            image_config(
+                images,
+                model={"name": "resnet50"},
+                data={"image_size": 512},
+                train={"batch_size": size, "device": "cuda", "precision": "fp32", "epochs": 1},
+            ),
+            None,
+            output_dir=tmp_path / "runs",
+        )
         assert ok.status == "completed"
     finally:
         torch.cuda.set_per_process_memory_fraction(1.0)

@@ -22,18 +22,41 @@ FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthChe
 WORK = Path(tempfile.mkdtemp(prefix="finetune-props-"))  # hypothesis runs many examples per test function
 
 # every (section, key) of the real config, plus a few that do not exist
-SECTIONS = {name: list(f.annotation.model_fields) for name, f in RunConfig.model_fields.items()
-            if isinstance(f.annotation, type) and hasattr(f.annotation, "model_fields")}
+SECTIONS = {
+    name: list(f.annotation.model_fields)
+    for name, f in RunConfig.model_fields.items()
+    if isinstance(f.annotation, type) and hasattr(f.annotation, "model_fields")
+}
 KEYS = [(s, k) for s, ks in SECTIONS.items() for k in ks] + [("train", "lrr"), ("tarin", "lr"), ("model", "x")]
 
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True, allow_infinity=True),
-    st.text(max_size=20), st.sampled_from(["auto", "cpu", "sgd", "cosine", "resnet18", "image-classification",
-                                           "none", "head-only", "1e-3", "", "../x", "val_loss"]),
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=20),
+    st.sampled_from(
+        [
+            "auto",
+            "cpu",
+            "sgd",
+            "cosine",
+            "resnet18",
+            "image-classification",
+            "none",
+            "head-only",
+            "1e-3",
+            "",
+            "../x",
+            "val_loss",
+        ]
+    ),
 )
-values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=4),
-                                                       st.dictionaries(st.text(max_size=8), inner, max_size=3)),
-                      max_leaves=8)
+values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=3)),
+    max_leaves=8,
+)
 
 
 DEFAULTS = RunConfig().to_dict()
@@ -62,8 +85,9 @@ def config_tables(draw) -> dict:
     for section, key in draw(st.lists(st.sampled_from(KEYS), max_size=6)):
         strategy = values if draw(st.integers(0, 3)) == 0 else _plausible(section, key)
         if section == "model" and key == "lora":
-            strategy = st.dictionaries(st.sampled_from(["enabled", "r", "alpha", "dropout", "rank"]), values,
-                                       max_size=3)
+            strategy = st.dictionaries(
+                st.sampled_from(["enabled", "r", "alpha", "dropout", "rank"]), values, max_size=3
+            )
         if not isinstance(data.get(section), dict):
             data[section] = {}
         data[section][key] = draw(strategy)
@@ -114,28 +138,42 @@ def test_any_bytes_as_a_config_file_is_a_config_or_a_config_error(raw):
 
 
 @FAST
-@given(st.lists(st.one_of(st.text(max_size=40),
-                          st.builds(lambda k, v: f"{k}={v}", st.sampled_from([f"{s}.{k}" for s, k in KEYS]),
-                                    st.text(max_size=15))), max_size=4))
+@given(
+    st.lists(
+        st.one_of(
+            st.text(max_size=40),
+            st.builds(lambda k, v: f"{k}={v}", st.sampled_from([f"{s}.{k}" for s, k in KEYS]), st.text(max_size=15)),
+        ),
+        max_size=4,
+    )
+)
 def test_any_set_overrides_give_a_config_or_a_config_error(overrides):
     _valid_or_config_error(lambda: validate_dict(apply_overrides({}, overrides)))
 
 
 # ---------------------------------------------------------------- data scanners
 
-CELLS = st.one_of(st.text(max_size=12), st.sampled_from(["a", "b", "1", "2.5", "-3", "nan", "inf", "", '"', ",",
-                                                          "a;b", "img.png", "\n", "\x00"]))
+CELLS = st.one_of(
+    st.text(max_size=12),
+    st.sampled_from(["a", "b", "1", "2.5", "-3", "nan", "inf", "", '"', ",", "a;b", "img.png", "\n", "\x00"]),
+)
 
 
-WORDS = st.sampled_from(["a good film", "dull", "great, really", "bad \"quoted\"", "x", "", "ünïcödé", "1.5"])
+WORDS = st.sampled_from(["a good film", "dull", "great, really", 'bad "quoted"', "x", "", "ünïcödé", "1.5"])
 
 
 @st.composite
 def csv_bytes(draw) -> bytes:
     """Mostly a text/label or path/label table with odd cells, sometimes any header, any encoding, junk."""
     sep = draw(st.sampled_from([",", ";", "\t"]))
-    header = draw(st.one_of(st.just(["text", "label"]), st.just(["path", "label"]), st.just(["text", "label", "split"]),
-                            st.lists(st.sampled_from(["text", "label", "path", "value", "split", "x", ""]), max_size=4)))
+    header = draw(
+        st.one_of(
+            st.just(["text", "label"]),
+            st.just(["path", "label"]),
+            st.just(["text", "label", "split"]),
+            st.lists(st.sampled_from(["text", "label", "path", "value", "split", "x", ""]), max_size=4),
+        )
+    )
     cell = st.one_of(WORDS, CELLS, st.sampled_from(["pos", "neg", "train", "val", "test", "img.png"]))
     rows = draw(st.lists(st.lists(cell, min_size=max(0, len(header) - 1), max_size=len(header) + 1), max_size=14))
     text = "\n".join(sep.join(r) for r in [header, *rows])
@@ -149,10 +187,13 @@ def csv_bytes(draw) -> bytes:
 @st.composite
 def jsonl_bytes(draw) -> bytes:
     row = st.one_of(
-        st.fixed_dictionaries({"text": st.one_of(WORDS, values), "label": st.one_of(st.sampled_from(["a", "b", 1, 0]),
-                                                                                      values)}),
+        st.fixed_dictionaries(
+            {"text": st.one_of(WORDS, values), "label": st.one_of(st.sampled_from(["a", "b", 1, 0]), values)}
+        ),
         st.dictionaries(st.sampled_from(["text", "label", "path", "y"]), values, max_size=3),
-        values, st.text(max_size=10))
+        values,
+        st.text(max_size=10),
+    )
     lines = []
     for r in draw(st.lists(row, max_size=12)):
         try:
@@ -215,8 +256,12 @@ HEADERS = {k: _image_prefix(k) for k in ("PNG", "JPEG", "GIF", "BMP", "WEBP", "T
 
 @pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow warns about the damage it reads past
 @FAST
-@given(st.sampled_from(sorted(HEADERS)), st.integers(min_value=0, max_value=400), st.binary(max_size=64),
-       st.integers(min_value=0, max_value=10_000))
+@given(
+    st.sampled_from(sorted(HEADERS)),
+    st.integers(min_value=0, max_value=400),
+    st.binary(max_size=64),
+    st.integers(min_value=0, max_value=10_000),
+)
 def test_any_damage_to_an_image_file_gives_ok_or_a_reason_never_an_exception(fmt, cut, junk, position):
     good = HEADERS[fmt]
     damaged = bytearray(good[: min(cut, len(good))] + junk)

@@ -63,12 +63,23 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("workers,stops", CASES, ids=[f"workers{c[0]}-stop{c[1]}" if isinstance(c, tuple)
-                                                      else f"workers{c.values[0]}-stop{c.values[1]}" for c in CASES])
-def test_stopped_and_resumed_equals_uninterrupted_bit_for_bit_with_the_same_batch_order(tmp_path, tinynet, images,
-                                                                                       batches, workers, stops):
-    config = image_config(images, train={"epochs": 3}, data={"num_workers": workers},
-                          augment={"random_resized_crop": True, "hflip": 0.5, "color_jitter": 0.3})
+@pytest.mark.parametrize(
+    "workers,stops",
+    CASES,
+    ids=[
+        f"workers{c[0]}-stop{c[1]}" if isinstance(c, tuple) else f"workers{c.values[0]}-stop{c.values[1]}"
+        for c in CASES
+    ],
+)
+def test_stopped_and_resumed_equals_uninterrupted_bit_for_bit_with_the_same_batch_order(
+    tmp_path, tinynet, images, batches, workers, stops
+):
+    config = image_config(
+        images,
+        train={"epochs": 3},
+        data={"num_workers": workers},
+        augment={"random_resized_crop": True, "hflip": 0.5, "color_jitter": 0.3},
+    )
     straight = fit(config, None, output_dir=tmp_path / "straight")
     assert straight.status == "completed"
     straight_batches = list(batches)

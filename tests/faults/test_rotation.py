@@ -53,8 +53,9 @@ def test_the_best_checkpoint_survives_rotation_when_its_epoch_is_long_gone(tmp_p
     assert result.best_epoch == 0
 
 
-def test_no_checkpoint_file_is_deleted_before_a_newer_complete_checkpoint_checks_out(tmp_path, tinynet, images,
-                                                                                     monkeypatch):
+def test_no_checkpoint_file_is_deleted_before_a_newer_complete_checkpoint_checks_out(
+    tmp_path, tinynet, images, monkeypatch
+):
     """Watch every deletion during a run: at that moment keep_last newer checkpoints must verify."""
     config = image_config(images, train={"epochs": 5}, checkpoint={"keep_last": 2})
     deletions: list[tuple[str, list[int]]] = []

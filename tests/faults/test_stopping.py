@@ -51,8 +51,14 @@ def _cli_child(tmp_path: Path, images: Path, mode: str, workers: int) -> tuple[s
     path = tmp_path / "config.toml"
     path.write_text(config.to_toml())
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    proc = subprocess.Popen([sys.executable, "-m", "tests.faults.kill_driver", str(path), str(tmp_path / "runs"), mode],
-                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.faults.kill_driver", str(path), str(tmp_path / "runs"), mode],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     return proc, tmp_path / "runs"
 
 
@@ -129,8 +135,9 @@ def _training_ended(bridge, ended: list) -> None:
 
 
 @pytest.mark.parametrize("workers", [0, pytest.param(2, marks=pytest.mark.slow)])
-def test_gui_stop_during_an_epoch_returns_within_2s_and_leaves_no_worker_process(tmp_path, tinynet, images, bridge,
-                                                                                   qapp, monkeypatch, workers):
+def test_gui_stop_during_an_epoch_returns_within_2s_and_leaves_no_worker_process(
+    tmp_path, tinynet, images, bridge, qapp, monkeypatch, workers
+):
     from finetune_gui.core.training import engine
 
     real_forward = engine.forward_batch
@@ -164,8 +171,9 @@ def test_gui_stop_during_an_epoch_returns_within_2s_and_leaves_no_worker_process
     assert 7 <= _consistent(only_run(tmp_path / "runs")) <= 9  # mid-epoch 2, not at the epoch's end (10)
 
 
-def test_gui_stop_during_a_save_lets_it_finish_and_leaves_a_consistent_checkpoint(tmp_path, tinynet, images, bridge,
-                                                                                 qapp, monkeypatch):
+def test_gui_stop_during_a_save_lets_it_finish_and_leaves_a_consistent_checkpoint(
+    tmp_path, tinynet, images, bridge, qapp, monkeypatch
+):
     from finetune_gui.core import runs
 
     saving, release = threading.Event(), threading.Event()

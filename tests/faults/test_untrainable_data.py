@@ -39,19 +39,25 @@ def _refused(config, tmp_path, *words):
 
 
 def _image_config(path, kind="image-classification", **data):
-    return validate_dict({
-        "task": {"kind": kind},
-        "data": {"path": str(path), "image_size": 32, **data},
-        "model": {"name": "resnet18", "allow_random_init": True},
-        "train": {"epochs": 1},
-    })
+    return validate_dict(
+        {
+            "task": {"kind": kind},
+            "data": {"path": str(path), "image_size": 32, **data},
+            "model": {"name": "resnet18", "allow_random_init": True},
+            "train": {"epochs": 1},
+        }
+    )
 
 
 def _text_config(path, kind="text-classification", model="unused-model", **data):
-    return validate_dict({
-        "task": {"kind": kind}, "data": {"path": str(path), **data}, "model": {"name": model},
-        "train": {"epochs": 1},
-    })
+    return validate_dict(
+        {
+            "task": {"kind": kind},
+            "data": {"path": str(path), **data},
+            "model": {"name": model},
+            "train": {"epochs": 1},
+        }
+    )
 
 
 def test_images_that_are_all_unreadable_leave_nothing_and_say_so(tmp_path, no_model):
@@ -96,7 +102,9 @@ def test_a_manifest_split_column_with_unseen_val_labels_is_refused(tmp_path, no_
 
 def test_multilabel_rows_without_any_label_are_refused(tmp_path, no_model):
     make_image_folder(tmp_path / "images", per_class=2)
-    rows = ["path,label"] + [f"{p.relative_to(tmp_path).as_posix()}," for p in sorted((tmp_path / "images").rglob("*.png"))]
+    rows = ["path,label"] + [
+        f"{p.relative_to(tmp_path).as_posix()}," for p in sorted((tmp_path / "images").rglob("*.png"))
+    ]
     (tmp_path / "m.csv").write_text("\n".join(rows) + "\n")
     _refused(_image_config(tmp_path / "m.csv", kind="image-multilabel"), tmp_path, "no usable images")
 
@@ -107,8 +115,13 @@ def test_regression_with_a_label_that_is_not_a_number_names_the_line(tmp_path, n
     rows = ["path,value"] + [f"{p.relative_to(tmp_path).as_posix()},{i * 0.5}" for i, p in enumerate(pics)]
     rows[4] = rows[4].rsplit(",", 1)[0] + ",heavy"
     (tmp_path / "m.csv").write_text("\n".join(rows) + "\n")
-    _refused(_image_config(tmp_path / "m.csv", kind="image-regression", label_columns=["value"]), tmp_path,
-             "line 5", "'heavy'", "not a number")
+    _refused(
+        _image_config(tmp_path / "m.csv", kind="image-regression", label_columns=["value"]),
+        tmp_path,
+        "line 5",
+        "'heavy'",
+        "not a number",
+    )
 
 
 @pytest.fixture

@@ -91,8 +91,9 @@ def test_a_malicious_resume_state_is_refused_and_its_code_never_runs(tmp_path, t
     torch.save(state, ckpt.state)
     assert _pickle_runs_in_an_unsafe_loader(ckpt.state, canary)
     # the attacker also rewrites the hash manifest, so only the unpickler stands in the way
-    ckpt.manifest.write_text(f"{sha256_file(ckpt.weights)}  {ckpt.weights.name}\n"
-                             f"{sha256_file(ckpt.state)}  {ckpt.state.name}\n")
+    ckpt.manifest.write_text(
+        f"{sha256_file(ckpt.weights)}  {ckpt.weights.name}\n{sha256_file(ckpt.state)}  {ckpt.state.name}\n"
+    )
 
     with pytest.raises(RunStateError, match="unreadable"):
         load_checkpoint(ckpt)
@@ -115,12 +116,14 @@ def test_a_malicious_pickle_in_a_hugging_face_folder_never_runs(tmp_path):
     assert _pickle_runs_in_an_unsafe_loader(folder / "pytorch_model.bin", canary)
     from tests.conftest import make_reviews_csv
 
-    config = validate_dict({
-        "task": {"kind": "text-classification"},
-        "data": {"path": str(make_reviews_csv(tmp_path / "r.csv"))},
-        "model": {"name": str(folder)},
-        "train": {"epochs": 1, "batch_size": 8},
-    })
+    config = validate_dict(
+        {
+            "task": {"kind": "text-classification"},
+            "data": {"path": str(make_reviews_csv(tmp_path / "r.csv"))},
+            "model": {"name": str(folder)},
+            "train": {"epochs": 1, "batch_size": 8},
+        }
+    )
     log = EventLog()
     result = fit(config, log, output_dir=tmp_path / "runs")
     assert not canary.exists()
@@ -169,10 +172,12 @@ def _remote_code_folder(tmp_path: Path, where: str) -> tuple[Path, Path]:
 
     folder = tiny_bert_dir(tmp_path, num_labels=2, name="remote")
     canary = tmp_path / "canary"
-    code = (f"import pathlib\npathlib.Path({str(canary)!r}).write_text('remote code ran')\n"
-            "from transformers import BertForSequenceClassification, BertTokenizerFast\n"
-            "class EvilModel(BertForSequenceClassification):\n    pass\n"
-            "class EvilTokenizer(BertTokenizerFast):\n    pass\n")
+    code = (
+        f"import pathlib\npathlib.Path({str(canary)!r}).write_text('remote code ran')\n"
+        "from transformers import BertForSequenceClassification, BertTokenizerFast\n"
+        "class EvilModel(BertForSequenceClassification):\n    pass\n"
+        "class EvilTokenizer(BertTokenizerFast):\n    pass\n"
+    )
     (folder / "modeling_evil.py").write_text(code, encoding="utf-8")
     name = "config.json" if where == "config" else "tokenizer_config.json"
     cfg = json.loads((folder / name).read_text(encoding="utf-8"))
@@ -191,12 +196,14 @@ def test_a_model_that_needs_remote_code_is_refused_and_named(tmp_path, where, ta
     from tests.conftest import make_reviews_csv
 
     folder, canary = _remote_code_folder(tmp_path, where)
-    config = validate_dict({
-        "task": {"kind": task},
-        "data": {"path": str(make_reviews_csv(tmp_path / "r.csv"))},
-        "model": {"name": str(folder)},
-        "train": {"epochs": 1, "batch_size": 8},
-    })
+    config = validate_dict(
+        {
+            "task": {"kind": task},
+            "data": {"path": str(make_reviews_csv(tmp_path / "r.csv"))},
+            "model": {"name": str(folder)},
+            "train": {"epochs": 1, "batch_size": 8},
+        }
+    )
     log = EventLog()
     result = fit(config, log, output_dir=tmp_path / "runs")
     assert result.status == "failed" and isinstance(result.error, ModelLoadError)
@@ -246,8 +253,15 @@ def pickled_globals(data: bytes) -> set[str]:
     for op, arg, _ in pickletools.genops(data):
         if op.name == "GLOBAL":
             found.add(arg.replace(" ", "."))
-        elif op.name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE", "BINUNICODE8", "SHORT_BINSTRING",
-                         "BINSTRING", "STRING"):
+        elif op.name in (
+            "SHORT_BINUNICODE",
+            "BINUNICODE",
+            "UNICODE",
+            "BINUNICODE8",
+            "SHORT_BINSTRING",
+            "BINSTRING",
+            "STRING",
+        ):
             strings.append(arg)
         elif op.name in ("BINPUT", "LONG_BINPUT", "PUT") and strings:
             memo[arg] = strings[-1]
@@ -305,8 +319,12 @@ def test_run_folders_hold_no_pickled_code(tmp_path, tinynet, images):
     config = image_config(images, train={"epochs": 1})
     done = fit(config, None, output_dir=tmp_path / "runs")
     control = RunControl()
-    stopped = fit(config, lambda e: isinstance(e, StepMetrics) and e.step == 3 and control.stop(), control,
-                  output_dir=tmp_path / "runs")
+    stopped = fit(
+        config,
+        lambda e: isinstance(e, StepMetrics) and e.step == 3 and control.stop(),
+        control,
+        output_dir=tmp_path / "runs",
+    )
     assert done.status == "completed" and stopped.status == "stopped"
     for run in (done.run_dir, stopped.run_dir):
         found = assert_no_pickled_code(run)

@@ -32,8 +32,9 @@ def settle(qtbot, page, bridge):
 
 def image_state(state, tmp_path, kind="image-classification", **augment):
     folder = make_image_folder(tmp_path / "images", per_class=6, size=24)
-    state.set_config(validate_dict({"task": {"kind": kind}, "data": {"path": str(folder), "image_size": 32},
-                                    "augment": augment}))
+    state.set_config(
+        validate_dict({"task": {"kind": kind}, "data": {"path": str(folder), "image_size": 32}, "augment": augment})
+    )
 
 
 def thumbnails(page) -> list[bytes]:
@@ -57,8 +58,9 @@ def test_the_preview_shows_augmented_versions_of_one_sample_per_class(qtbot, mak
     assert len(thumbnails(page)) == page.grid.image_count()
 
 
-def test_regenerate_draws_new_versions_and_a_knob_change_regenerates_by_itself(qtbot, make_page, state, bridge,
-                                                                               tmp_path):
+def test_regenerate_draws_new_versions_and_a_knob_change_regenerates_by_itself(
+    qtbot, make_page, state, bridge, tmp_path
+):
     image_state(state, tmp_path, hflip=0.5, crop_scale_min=0.3)
     page = make_page()
     settle(qtbot, page, bridge)
@@ -104,8 +106,9 @@ def test_harmful_choices_are_warned_about_and_the_warning_goes_when_undone(qtbot
     assert warnings.isHidden()
 
 
-def test_mixup_with_regression_and_strong_augmentation_on_few_images_are_flagged(qtbot, make_page, state, bridge,
-                                                                                 tmp_path):
+def test_mixup_with_regression_and_strong_augmentation_on_few_images_are_flagged(
+    qtbot, make_page, state, bridge, tmp_path
+):
     from finetune_gui.core.data import ScanReport
 
     image_state(state, tmp_path, kind="image-regression")

@@ -33,8 +33,9 @@ def settle(qtbot, page, bridge):
 
 
 def image_config(path, **data):
-    return validate_dict({"data": {"path": str(path), "val_fraction": 0.25, "test_fraction": 0.25, "image_size": 32,
-                                   **data}})
+    return validate_dict(
+        {"data": {"path": str(path), "val_fraction": 0.25, "test_fraction": 0.25, "image_size": 32, **data}}
+    )
 
 
 def table_texts(table: QTableWidget, column: int) -> list[str]:
@@ -59,8 +60,9 @@ def test_an_image_folder_scan_shows_classes_chart_splits_and_thumbnails(qtbot, m
     assert not page.error_banner.isVisible()
 
 
-def test_changing_the_split_fractions_updates_the_sizes_without_a_rescan(qtbot, make_page, state, bridge, tmp_path,
-                                                                         monkeypatch):
+def test_changing_the_split_fractions_updates_the_sizes_without_a_rescan(
+    qtbot, make_page, state, bridge, tmp_path, monkeypatch
+):
     make_image_folder(tmp_path / "images", per_class=8)
     state.set_config(image_config(tmp_path / "images"))
     page = make_page()
@@ -73,8 +75,9 @@ def test_changing_the_split_fractions_updates_the_sizes_without_a_rescan(qtbot, 
     assert calls == [] and not page.scanning
 
 
-def test_imbalanced_classes_are_named_and_balanced_weights_are_one_click_away(qtbot, make_page, state, bridge,
-                                                                              tmp_path):
+def test_imbalanced_classes_are_named_and_balanced_weights_are_one_click_away(
+    qtbot, make_page, state, bridge, tmp_path
+):
     root = tmp_path / "images"
     make_image_folder(root, classes=("cat", "dog"), per_class=12)
     make_image_folder(root, classes=("fox", "owl", "emu"), per_class=2)
@@ -146,12 +149,18 @@ def test_an_unexpected_failure_is_reported_as_an_error(qtbot, make_page, state, 
     assert page.error_banner.isVisible()
 
 
-def test_a_csv_gets_its_task_detected_its_columns_mapped_and_its_first_rows_shown(qtbot, make_page, state, bridge,
-                                                                                  tmp_path):
+def test_a_csv_gets_its_task_detected_its_columns_mapped_and_its_first_rows_shown(
+    qtbot, make_page, state, bridge, tmp_path
+):
     csv = tmp_path / "reviews.csv"
-    csv.write_text("review,sentiment,notes\n" + "".join(
-        f"{'good fun film' if i % 2 else 'dull slow film'} {i},{'pos' if i % 2 else 'neg'},n{i}\n" for i in range(20)),
-        encoding="utf-8")
+    csv.write_text(
+        "review,sentiment,notes\n"
+        + "".join(
+            f"{'good fun film' if i % 2 else 'dull slow film'} {i},{'pos' if i % 2 else 'neg'},n{i}\n"
+            for i in range(20)
+        ),
+        encoding="utf-8",
+    )
     page = make_page()
     page.set_data_path(str(csv))  # a fresh setup: image classification by default
     settle(qtbot, page, bridge)
@@ -207,8 +216,9 @@ def test_a_kind_chosen_by_hand_is_kept_and_the_detected_one_is_offered(qtbot, ma
     assert state.config.task.kind == TaskKind.CAUSAL_LM  # new data: the detected task applies again
 
 
-def test_a_preset_keeps_its_related_task_but_data_of_another_kind_switches_it(qtbot, make_page, state, bridge,
-                                                                              tmp_path):
+def test_a_preset_keeps_its_related_task_but_data_of_another_kind_switches_it(
+    qtbot, make_page, state, bridge, tmp_path
+):
     csv = make_reviews_csv(tmp_path / "reviews.csv")
     config = validate_dict({"task": {"kind": "text-regression"}, "data": {"path": str(csv)}})
     state.set_config(config, tmp_path / "preset.toml")

@@ -80,8 +80,7 @@ def test_clicking_a_cell_lists_exactly_the_samples_with_that_true_and_predicted_
                 assert f"predicted {labels[c]}" in item.text()
             assert f"true {labels[r]}, predicted {labels[c]}: {cm[r][c]} sample" in page.cell_title.text()
     diagonal = max(range(3), key=lambda k: cm[k][k])
-    qtbot.mouseClick(page.matrix, Qt.MouseButton.LeftButton,
-                     pos=page.matrix.cell_rect(diagonal, diagonal).center())
+    qtbot.mouseClick(page.matrix, Qt.MouseButton.LeftButton, pos=page.matrix.cell_rect(diagonal, diagonal).center())
     qtbot.waitUntil(lambda: not page.cell_list.item(0).icon().isNull(), timeout=20000)  # thumbnails arrive
 
 
@@ -90,12 +89,15 @@ def test_regression_shows_true_against_predicted(qtbot, page, tmp_path):
     pics = sorted((tmp_path / "images").rglob("*.png"))
     lines = ["path,value"] + [f"{p.relative_to(tmp_path).as_posix()},{(i % 7) / 7:.3f}" for i, p in enumerate(pics)]
     (tmp_path / "reg.csv").write_text("\n".join(lines) + "\n")
-    run = train_run(tmp_path, {
-        "task": {"kind": "image-regression"},
-        "data": {"path": "reg.csv", "image_size": 32, "label_columns": ["value"]},
-        "model": {"name": "resnet18", "allow_random_init": True, "freeze": "head-only"},
-        "train": dict(TINY_TRAIN, epochs=1),
-    })
+    run = train_run(
+        tmp_path,
+        {
+            "task": {"kind": "image-regression"},
+            "data": {"path": "reg.csv", "image_size": 32, "label_columns": ["value"]},
+            "model": {"name": "resnet18", "allow_random_init": True, "freeze": "head-only"},
+            "train": dict(TINY_TRAIN, epochs=1),
+        },
+    )
     evaluation = loaded(qtbot, page, run)
     xs, ys = page.scatter_points.getData()
     shown = [v for pair in sorted(zip(xs.tolist(), ys.tolist())) for v in pair]
@@ -112,12 +114,15 @@ def test_a_language_model_run_shows_perplexity_and_generates_text(qtbot, page, t
 
     model_dir = tiny_gpt2_dir(tmp_path / "gpt2")
     (tmp_path / "corpus.txt").write_text("\n%\n".join(tiny_text_corpus() * 3) + "\n", encoding="utf-8")
-    run = train_run(tmp_path, {
-        "task": {"kind": "causal-lm"},
-        "data": {"path": "corpus.txt", "max_length": 16, "val_fraction": 0.2, "test_fraction": 0.1},
-        "model": {"name": str(model_dir), "freeze": "none"},
-        "train": dict(TINY_TRAIN, lr=5e-3),
-    })
+    run = train_run(
+        tmp_path,
+        {
+            "task": {"kind": "causal-lm"},
+            "data": {"path": "corpus.txt", "max_length": 16, "val_fraction": 0.2, "test_fraction": 0.1},
+            "model": {"name": str(model_dir), "freeze": "none"},
+            "train": dict(TINY_TRAIN, lr=5e-3),
+        },
+    )
     evaluation = loaded(qtbot, page, run, scored=False)
     assert page.body.currentIndex() == 2
     assert card_value(page, "perplexity") == f"{evaluation['perplexity']:.4g}"

@@ -128,6 +128,8 @@ def test_a_text_run_exports_its_hugging_face_folder_from_the_page(qtbot, page, t
         box.setChecked(fmt == "hf")
     assert page.start_export()
     qtbot.waitUntil(lambda: page.report is not None, timeout=120000)
-    rows = [[page.table.item(r, c).text() for c in range(page.table.columnCount())] for r in range(page.table.rowCount())]
+    rows = [
+        [page.table.item(r, c).text() for c in range(page.table.columnCount())] for r in range(page.table.rowCount())
+    ]
     assert [(r[0], r[1], r[3], r[5]) for r in rows] == [("hf", "hf", "100.0%", "pass")]
     assert page.report.folder.parent == run / "exports" and (page.report.folder / "hf" / "config.json").exists()

@@ -70,8 +70,9 @@ def type_data_path(qtbot, window, path: Path):
 
 def wait_model_tree(qtbot, page) -> None:
     qtbot.wait(2 * TREE_DEBOUNCE_MS)  # a change just made may rebuild the tree
-    qtbot.waitUntil(lambda: not page.tree_loading and not page.bridge.busy and bool(page.layer_tree.module_names()),
-                    timeout=120_000)
+    qtbot.waitUntil(
+        lambda: not page.tree_loading and not page.bridge.busy and bool(page.layer_tree.module_names()), timeout=120_000
+    )
 
 
 def train_and_wait(qtbot, window):
@@ -90,8 +91,13 @@ def train_and_wait(qtbot, window):
 def wait_evaluate_filled(qtbot, window):
     page = window.pages["evaluate"]
     qtbot.waitUntil(lambda: page.run_dir is not None and not window.bridge.busy, timeout=120_000)
-    qtbot.waitUntil(lambda: page.findChild(QWidget, "evaluate-status").text() == "" or
-                    "reading" not in page.findChild(QWidget, "evaluate-status").text().lower(), timeout=60_000)
+    qtbot.waitUntil(
+        lambda: (
+            page.findChild(QWidget, "evaluate-status").text() == ""
+            or "reading" not in page.findChild(QWidget, "evaluate-status").text().lower()
+        ),
+        timeout=60_000,
+    )
     return page
 
 
@@ -244,8 +250,9 @@ def test_stop_mid_run_ends_within_a_step_with_a_checkpoint_that_resumes(qtbot, s
     window.bridge.step.connect(lambda e: steps.append(e.step))
     with qtbot.waitSignal(window.bridge.step, timeout=RUN_TIMEOUT_MS):
         qtbot.mouseClick(monitor.findChild(QWidget, "monitor-start"), Qt.MouseButton.LeftButton)
-    with qtbot.waitSignal(window.bridge.training_changed, timeout=60_000,
-                          check_params_cb=lambda training: not training):
+    with qtbot.waitSignal(
+        window.bridge.training_changed, timeout=60_000, check_params_cb=lambda training: not training
+    ):
         qtbot.mouseClick(monitor.findChild(QWidget, "monitor-stop"), Qt.MouseButton.LeftButton)
         seen = max(steps)
     run_dir = window.state.run_dir
@@ -275,8 +282,14 @@ def test_a_failing_run_shows_the_error_dialog_and_the_window_stays_usable(qtbot,
     with qtbot.waitSignal(window.bridge.run_failed, timeout=RUN_TIMEOUT_MS):
         window.start_training()
     dialog = window.findChild(QMessageBox, "errorDialog")
-    qtbot.waitUntil(lambda: dialog is not None and dialog.isVisible() or
-                    (window.findChild(QMessageBox, "errorDialog") or QWidget()).isVisible(), timeout=10_000)
+    qtbot.waitUntil(
+        lambda: (
+            dialog is not None
+            and dialog.isVisible()
+            or (window.findChild(QMessageBox, "errorDialog") or QWidget()).isVisible()
+        ),
+        timeout=10_000,
+    )
     dialog = window.findChild(QMessageBox, "errorDialog")
     assert str(empty) in dialog.text() or "empty" in dialog.text().lower()
     assert dialog.windowTitle() == "Problem with the data"

@@ -72,7 +72,7 @@ def test_unticking_and_ticking_modules_writes_the_module_list_and_updates_the_to
     assert (model.freeze, model.frozen_modules) == ("modules", ["layer1"])
     assert tree.params_of("layer1") == 147_968
     assert page.trainable_count()[0] == total - 147_968
-    assert "Trainable: {:,} of".format(total - 147_968) in tree.total_label.text()
+    assert f"Trainable: {total - 147_968:,} of" in tree.total_label.text()
 
     tree.set_checked("layer2.0", False)
     tree.set_checked("layer2.1", False)
@@ -105,7 +105,11 @@ def test_quick_actions_set_the_strategy_and_the_boxes_follow(qtbot, resnet_state
     qtbot.mouseClick(page.last_n_button, Qt.MouseButton.LeftButton)
     assert (model.freeze, model.unfreeze_last_n) == ("last-n", 2)
     assert [tree.check_state(n) for n in ("layer2", "layer3", "layer4", "fc")] == [
-        Qt.CheckState.Unchecked, Qt.CheckState.Checked, Qt.CheckState.Checked, Qt.CheckState.Checked]
+        Qt.CheckState.Unchecked,
+        Qt.CheckState.Checked,
+        Qt.CheckState.Checked,
+        Qt.CheckState.Checked,
+    ]
     page.last_n_spin.setValue(3)  # while last-n is on, the spin box edits N directly
     assert model.unfreeze_last_n == 3 and tree.check_state("layer2") == Qt.CheckState.Checked
 
@@ -123,8 +127,14 @@ def test_tiny_bert_folder_tree_last_n_and_lora(qtbot, state, bridge, tmp_path):
     assert (state.config.model.name, state.config.model.source) == (str(folder.resolve()), "huggingface")
     wait_idle(qtbot, page)
     tree = page.layer_tree
-    assert {"bert", "bert.embeddings", "bert.encoder.layer.0", "bert.encoder.layer.1", "bert.pooler",
-            "classifier"} <= set(tree.module_names())
+    assert {
+        "bert",
+        "bert.embeddings",
+        "bert.encoder.layer.0",
+        "bert.encoder.layer.1",
+        "bert.pooler",
+        "classifier",
+    } <= set(tree.module_names())
     assert tree.check_state("classifier") == Qt.CheckState.Checked  # head-only by default
     assert tree.check_state("bert") == Qt.CheckState.Unchecked
 
@@ -156,8 +166,10 @@ def test_catalog_lists_models_for_the_task_and_search_filters_them(qtbot, resnet
     wait_idle(qtbot, page)
     names = page.visible_catalog_names()
     assert "resnet18" in names and "bert-base-uncased" not in names
-    badges = {page.catalog_model.item(r, 0).text(): page.catalog_model.item(r, 5).text()
-              for r in range(page.catalog_model.rowCount())}
+    badges = {
+        page.catalog_model.item(r, 0).text(): page.catalog_model.item(r, 5).text()
+        for r in range(page.catalog_model.rowCount())
+    }
     assert badges["resnet18"] == "● cached" and badges["resnet34"] == "↓ download"
 
     qtbot.keyClicks(page.search, "mobile")

@@ -12,19 +12,20 @@ from finetune_gui.core.training.engine import fit
 from finetune_gui.gui.pages.monitor import MonitorPage, format_duration, task_metric
 from tests.conftest import make_image_folder
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_config(tmp_path, **train):
     make_image_folder(tmp_path / "images")
-    return validate_dict({
-        "task": {"kind": "image-classification"},
-        "data": {"path": str(tmp_path / "images"), "image_size": 32, "val_fraction": 0.25, "test_fraction": 0.25},
-        "model": {"name": "resnet18", "allow_random_init": True, "freeze": "none"},
-        "train": {"epochs": 2, "batch_size": 4, "log_every": 1, **train},
-        "checkpoint": {"output_dir": str(tmp_path / "runs")},
-    })
+    return validate_dict(
+        {
+            "task": {"kind": "image-classification"},
+            "data": {"path": str(tmp_path / "images"), "image_size": 32, "val_fraction": 0.25, "test_fraction": 0.25},
+            "model": {"name": "resnet18", "allow_random_init": True, "freeze": "none"},
+            "train": {"epochs": 2, "batch_size": 4, "log_every": 1, **train},
+            "checkpoint": {"output_dir": str(tmp_path / "runs")},
+        }
+    )
 
 
 @pytest.fixture
@@ -103,8 +104,9 @@ def test_opening_a_finished_run_replots_its_curves(qtbot, page, state, bridge, t
     epochs = [r for r in rows if "split" not in r]
 
     state.set_run_dir(run)
-    qtbot.waitUntil(lambda: len(page.plots.get("metric", None).series["metric"]) == 2 if page.plots else False,
-                    timeout=20000)
+    qtbot.waitUntil(
+        lambda: len(page.plots.get("metric", None).series["metric"]) == 2 if page.plots else False, timeout=20000
+    )
     val = page.plots["loss"].series["validation"]
     assert list(val.x) == [r["step"] for r in epochs]
     assert list(val.y) == pytest.approx([r["val_loss"] for r in epochs])

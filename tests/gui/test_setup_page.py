@@ -126,9 +126,12 @@ def test_when_the_devices_cannot_be_listed_auto_claims_no_device(qtbot, state, b
 def tiny_image_state(state, tmp_path, one_torch_thread):
     make_image_folder(tmp_path / "images")
     for section, key, value in [
-        ("data", "path", str(tmp_path / "images")), ("data", "image_size", 32),
-        ("model", "pretrained", False), ("model", "freeze", "none"),
-        ("train", "batch_size", 8), ("train", "device", "cpu"),
+        ("data", "path", str(tmp_path / "images")),
+        ("data", "image_size", 32),
+        ("model", "pretrained", False),
+        ("model", "freeze", "none"),
+        ("train", "batch_size", 8),
+        ("train", "device", "cpu"),
     ]:
         assert state.set_value(section, key, value) is None
     return state
@@ -204,8 +207,9 @@ def memory_for_12_images(monkeypatch):
     monkeypatch.setattr(engine, "forward_batch", forward_batch)
 
 
-def test_batch_size_finder_reports_the_largest_batch_that_fits_and_it_can_be_used(qtbot, tiny_image_state, bridge,
-                                                                                  memory_for_12_images):
+def test_batch_size_finder_reports_the_largest_batch_that_fits_and_it_can_be_used(
+    qtbot, tiny_image_state, bridge, memory_for_12_images
+):
     state = tiny_image_state
     page = open_page(qtbot, state, bridge)
     wait_plan(qtbot, page)
@@ -231,8 +235,9 @@ def test_batch_size_finder_failure_shows_on_the_page_and_as_a_signal(qtbot, page
     assert page.find_batch_button.isEnabled() and not page.use_batch_button.isEnabled()
 
 
-def test_stopping_the_batch_size_finder_ends_the_search_and_changes_nothing(qtbot, tiny_image_state, bridge,
-                                                                           memory_for_12_images):
+def test_stopping_the_batch_size_finder_ends_the_search_and_changes_nothing(
+    qtbot, tiny_image_state, bridge, memory_for_12_images
+):
     page = open_page(qtbot, tiny_image_state, bridge)
     wait_plan(qtbot, page)
     assert page.stop_batch_button.isHidden()

@@ -63,8 +63,9 @@ def test_user_presets_appear_when_the_page_is_shown_and_broken_files_cannot_be_o
     assert state.config_path is None
 
 
-def test_the_open_buttons_hand_the_chosen_path_to_the_window_and_cancel_does_nothing(qtbot, page, monkeypatch,
-                                                                                      tmp_path):
+def test_the_open_buttons_hand_the_chosen_path_to_the_window_and_cancel_does_nothing(
+    qtbot, page, monkeypatch, tmp_path
+):
     chosen = {"file": str(tmp_path / "setup.toml"), "dir": str(tmp_path / "runs" / "run-1")}
     monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (chosen["file"], "Config (*.toml)"))
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: chosen["dir"])

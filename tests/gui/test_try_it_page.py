@@ -46,8 +46,9 @@ def open_run(qtbot, page, run):
 def drop(page, path: Path) -> None:
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(path))])
-    event = QDropEvent(QPointF(20, 20), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                       Qt.KeyboardModifier.NoModifier)
+    event = QDropEvent(
+        QPointF(20, 20), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    )
     page.dropEvent(event)
 
 
@@ -86,12 +87,15 @@ def test_typed_text_is_classified(qtbot, page, tmp_path):
 
     model_dir = tiny_bert_dir(tmp_path / "bert")
     make_reviews_csv(tmp_path / "reviews.csv")
-    run = train_run(tmp_path, {
-        "task": {"kind": "text-classification"},
-        "data": {"path": "reviews.csv", "max_length": 16},
-        "model": {"name": str(model_dir), "freeze": "none"},
-        "train": dict(TINY_TRAIN),
-    })
+    run = train_run(
+        tmp_path,
+        {
+            "task": {"kind": "text-classification"},
+            "data": {"path": "reviews.csv", "max_length": 16},
+            "model": {"name": str(model_dir), "freeze": "none"},
+            "train": dict(TINY_TRAIN),
+        },
+    )
     open_run(qtbot, page, run)
     assert page.inputs.currentIndex() == INPUT_TEXT
     qtbot.keyClicks(page.text_edit, "the film was great and lovely")
@@ -107,12 +111,15 @@ def test_a_language_model_writes_on_from_the_prompt(qtbot, page, tmp_path):
 
     model_dir = tiny_gpt2_dir(tmp_path / "gpt2")
     (tmp_path / "corpus.txt").write_text("\n%\n".join(tiny_text_corpus() * 3) + "\n", encoding="utf-8")
-    run = train_run(tmp_path, {
-        "task": {"kind": "causal-lm"},
-        "data": {"path": "corpus.txt", "max_length": 16, "val_fraction": 0.2, "test_fraction": 0.1},
-        "model": {"name": str(model_dir), "freeze": "none"},
-        "train": dict(TINY_TRAIN, lr=5e-3),
-    })
+    run = train_run(
+        tmp_path,
+        {
+            "task": {"kind": "causal-lm"},
+            "data": {"path": "corpus.txt", "max_length": 16, "val_fraction": 0.2, "test_fraction": 0.1},
+            "model": {"name": str(model_dir), "freeze": "none"},
+            "train": dict(TINY_TRAIN, lr=5e-3),
+        },
+    )
     open_run(qtbot, page, run)
     assert page.inputs.currentIndex() == INPUT_PROMPT and not page.results.isVisible()
     page.prompt_edit.setPlainText("the dog")

@@ -10,13 +10,15 @@ from tests.conftest import make_image_folder
 
 def tiny_config(tmp_path, **train):
     make_image_folder(tmp_path / "images")
-    return validate_dict({
-        "task": {"kind": "image-classification"},
-        "data": {"path": str(tmp_path / "images"), "image_size": 32, "val_fraction": 0.25, "test_fraction": 0.25},
-        "model": {"name": "resnet18", "allow_random_init": True, "freeze": "none"},
-        "train": {"epochs": 2, "batch_size": 4, "log_every": 1, **train},
-        "checkpoint": {"output_dir": str(tmp_path / "runs")},
-    })
+    return validate_dict(
+        {
+            "task": {"kind": "image-classification"},
+            "data": {"path": str(tmp_path / "images"), "image_size": 32, "val_fraction": 0.25, "test_fraction": 0.25},
+            "model": {"name": "resnet18", "allow_random_init": True, "freeze": "none"},
+            "train": {"epochs": 2, "batch_size": 4, "log_every": 1, **train},
+            "checkpoint": {"output_dir": str(tmp_path / "runs")},
+        }
+    )
 
 
 def test_a_run_reports_start_epochs_and_finish_as_signals(qtbot, bridge, tmp_path):

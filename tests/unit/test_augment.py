@@ -37,16 +37,35 @@ def test_train_transform_gives_normalised_float_tensor_of_image_size(settings):
 
 
 def test_train_transform_contains_the_configured_steps():
-    aug = AugmentConfig(crop_scale_min=0.3, hflip=0.2, vflip=0.1, rotation=10, color_jitter=0.4,
-                        auto_augment="randaugment", random_erasing=0.25)
+    aug = AugmentConfig(
+        crop_scale_min=0.3,
+        hflip=0.2,
+        vflip=0.1,
+        rotation=10,
+        color_jitter=0.4,
+        auto_augment="randaugment",
+        random_erasing=0.25,
+    )
     steps = build_image_transforms(aug, 32, None, None, train=True).transforms
     names = [type(t).__name__ for t in steps]
-    assert names == ["RandomResizedCrop", "RandomHorizontalFlip", "RandomVerticalFlip", "RandomRotation",
-                     "ColorJitter", "RandAugment", "ToImage", "ToDtype", "Normalize", "RandomErasing"]
+    assert names == [
+        "RandomResizedCrop",
+        "RandomHorizontalFlip",
+        "RandomVerticalFlip",
+        "RandomRotation",
+        "ColorJitter",
+        "RandAugment",
+        "ToImage",
+        "ToDtype",
+        "Normalize",
+        "RandomErasing",
+    ]
     assert steps[0].scale == (0.3, 1.0) and steps[1].p == 0.2 and steps[9].p == 0.25
     jitter = steps[4]
     assert jitter.brightness == (0.6, 1.4) and jitter.hue == (-0.1, 0.1)
-    plain = [type(t).__name__ for t in build_image_transforms(AugmentConfig(hflip=0), 32, None, None, train=True).transforms]
+    plain = [
+        type(t).__name__ for t in build_image_transforms(AugmentConfig(hflip=0), 32, None, None, train=True).transforms
+    ]
     assert plain == ["RandomResizedCrop", "ToImage", "ToDtype", "Normalize"]
 
 
@@ -64,7 +83,9 @@ def test_normalisation_uses_imagenet_by_default_and_given_statistics_otherwise()
     flat = Image.new("RGB", (40, 40), mean_colour)
     x = build_image_transforms(AugmentConfig(), 32, None, None, train=False)(flat)
     assert x.abs().max() < 0.02
-    y = build_image_transforms(AugmentConfig(), 32, [0.5] * 3, [0.5] * 3, train=False)(Image.new("RGB", (40, 40), "white"))
+    y = build_image_transforms(AugmentConfig(), 32, [0.5] * 3, [0.5] * 3, train=False)(
+        Image.new("RGB", (40, 40), "white")
+    )
     assert torch.allclose(y, torch.ones_like(y))
     assert IMAGENET_STD == (0.229, 0.224, 0.225)
 
@@ -93,7 +114,9 @@ def test_mixer_is_none_without_mixup_or_cutmix():
     assert build_batch_mixer(AugmentConfig(), 5) is None
 
 
-@pytest.mark.parametrize("settings", [{"mixup_alpha": 0.4}, {"cutmix_alpha": 1.0}, {"mixup_alpha": 0.2, "cutmix_alpha": 1.0}])
+@pytest.mark.parametrize(
+    "settings", [{"mixup_alpha": 0.4}, {"cutmix_alpha": 1.0}, {"mixup_alpha": 0.2, "cutmix_alpha": 1.0}]
+)
 def test_mixer_returns_mixed_images_and_soft_targets(settings):
     torch.manual_seed(0)
     mixer = build_batch_mixer(AugmentConfig(**settings), 5)

@@ -28,10 +28,24 @@ def test_new_entry_registers(monkeypatch):
 def test_required_entries_present():
     names = {e.name for e in entries()}
     for n in [
-        "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "efficientnet_b0", "mobilenet_v3_small",
-        "mobilenet_v3_large", "convnext_tiny", "vit_b_16", "bert-base-uncased", "distilbert-base-uncased",
-        "roberta-base", "sentence-transformers/all-MiniLM-L6-v2", "gpt2", "distilgpt2",
-        "HuggingFaceTB/SmolLM2-135M", "HuggingFaceTB/SmolLM2-135M-Instruct",
+        "resnet18",
+        "resnet34",
+        "resnet50",
+        "resnet101",
+        "resnet152",
+        "efficientnet_b0",
+        "mobilenet_v3_small",
+        "mobilenet_v3_large",
+        "convnext_tiny",
+        "vit_b_16",
+        "bert-base-uncased",
+        "distilbert-base-uncased",
+        "roberta-base",
+        "sentence-transformers/all-MiniLM-L6-v2",
+        "gpt2",
+        "distilgpt2",
+        "HuggingFaceTB/SmolLM2-135M",
+        "HuggingFaceTB/SmolLM2-135M-Instruct",
     ]:
         assert n in names
 

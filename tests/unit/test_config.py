@@ -83,7 +83,6 @@ def test_relative_paths_resolve_against_the_config_file(tmp_path):
     assert load_config(path).resolve("../data") == (tmp_path / "data").resolve()
 
 
-
 def test_a_path_under_an_unknown_users_home_is_kept_as_written(tmp_path):
     cfg = validate_dict({"data": {"path": "~no-such-user-0/data"}}).with_base_dir(tmp_path)
     assert cfg.resolve("~no-such-user-0/data") == tmp_path / "~no-such-user-0" / "data"

@@ -33,7 +33,9 @@ def make_folder(root: Path, counts: dict[str, int]) -> Path:
 
 
 def config(path: Path, kind: TaskKind = TaskKind.IMAGE_CLASSIFICATION, **data) -> RunConfig:
-    cfg = RunConfig.model_validate({"task": {"kind": kind.value}, "data": {"path": str(path), "image_size": SIZE, **data}})
+    cfg = RunConfig.model_validate(
+        {"task": {"kind": kind.value}, "data": {"path": str(path), "image_size": SIZE, **data}}
+    )
     return cfg.with_base_dir(path.parent)
 
 
@@ -230,11 +232,19 @@ def write_csv(path: Path, text: str) -> Path:
 def test_manifest_multilabel_with_separator_resolves_paths_next_to_the_csv(tmp_path):
     for i in range(6):
         png(tmp_path / "set" / "img" / f"{i}.png")
-    rows = ["path,tags", "img/0.png,sky|sea", "img/1.png,sea", "img/2.png,sky", "img/3.png,sky|tree",
-            "img/4.png,tree", "img/5.png,"]
+    rows = [
+        "path,tags",
+        "img/0.png,sky|sea",
+        "img/1.png,sea",
+        "img/2.png,sky",
+        "img/3.png,sky|tree",
+        "img/4.png,tree",
+        "img/5.png,",
+    ]
     csv = write_csv(tmp_path / "set" / "labels.csv", "\n".join(rows) + "\n")
-    cfg = config(csv, TaskKind.IMAGE_MULTILABEL, label_columns=["tags"], label_separator="|",
-                 val_fraction=0.0, test_fraction=0.0)
+    cfg = config(
+        csv, TaskKind.IMAGE_MULTILABEL, label_columns=["tags"], label_separator="|", val_fraction=0.0, test_fraction=0.0
+    )
     cfg.with_base_dir(tmp_path)  # the config lives elsewhere; image paths still resolve against the CSV
     b = build_data(cfg)
     assert b.labels == ["sea", "sky", "tree"]
@@ -250,8 +260,16 @@ def test_manifest_multilabel_from_one_hot_columns(tmp_path):
     for i in range(3):
         png(tmp_path / f"{i}.png")
     csv = write_csv(tmp_path / "m.csv", "file,cat,dog\n0.png,1,0\n1.png,1,1\n2.png,0,0\n")
-    b = build_data(config(csv, TaskKind.IMAGE_MULTILABEL, path_column="file", label_columns=["cat", "dog"],
-                          val_fraction=0.0, test_fraction=0.0))
+    b = build_data(
+        config(
+            csv,
+            TaskKind.IMAGE_MULTILABEL,
+            path_column="file",
+            label_columns=["cat", "dog"],
+            val_fraction=0.0,
+            test_fraction=0.0,
+        )
+    )
     assert b.labels == ["cat", "dog"]
     assert [b.train[k][1].tolist() for k in range(3)] == [[1.0, 0.0], [1.0, 1.0], [0.0, 0.0]]
 
@@ -265,7 +283,6 @@ def test_manifest_regression_and_missing_images(tmp_path):
     x, y = b.train[0]
     assert y.dtype == torch.float32 and y.shape == (1,) and y.item() == 1.5
     assert [(p.line, "not found" in p.reason) for p in b.problems] == [(6, True)]
-
 
 
 def test_a_manifest_path_under_an_unknown_users_home_is_a_missing_image_not_a_crash(tmp_path):
@@ -328,8 +345,17 @@ def test_random_multilabel_split_keeps_rare_labels_in_train(tmp_path):
         rows.append(f"{i}.png,{'common|rare' if i == 7 else 'common'}")
     csv = write_csv(tmp_path / "m.csv", "\n".join(rows) + "\n")
     for seed in range(5):
-        b = build_data(config(csv, TaskKind.IMAGE_MULTILABEL, label_columns=["tags"], label_separator="|",
-                              val_fraction=0.3, test_fraction=0.3, split_seed=seed))
+        b = build_data(
+            config(
+                csv,
+                TaskKind.IMAGE_MULTILABEL,
+                label_columns=["tags"],
+                label_separator="|",
+                val_fraction=0.3,
+                test_fraction=0.3,
+                split_seed=seed,
+            )
+        )
         assert b.labels == ["common", "rare"] and b.class_counts["rare"] == 1
         assert len(b.train) + len(b.val) + len(b.test) == 20
 

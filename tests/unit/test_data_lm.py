@@ -48,16 +48,19 @@ def ids(words: str) -> list[int]:
 def test_fortune_file_becomes_blocks_of_max_length_with_eos_between_documents(tmp_path, tokenizer):
     docs = [" ".join(f"w{i}" for i in range(k, k + 5)) for k in range(0, 30, 5)]  # 6 docs × 5 tokens
     (tmp_path / "fortunes").write_text("\n%\n".join(docs) + "\n%\n", encoding="utf-8")
-    b = build_data(config(tmp_path / "fortunes", format="txt", max_length=16, val_fraction=0.0, test_fraction=0.0),
-                   tokenizer=tokenizer)
+    b = build_data(
+        config(tmp_path / "fortunes", format="txt", max_length=16, val_fraction=0.0, test_fraction=0.0),
+        tokenizer=tokenizer,
+    )
     stream = [t for d in docs for t in ids(d) + [3]]  # 36 tokens: blocks of 16, 16 and a dropped 4
     assert all_blocks(b) == [stream[:16], stream[16:32]]
     assert b.labels == [] and b.class_counts == {}
 
 
 def test_last_partial_block_is_kept_when_it_has_at_least_8_tokens(tmp_path, tokenizer):
-    (tmp_path / "a.txt").write_text("w1 w2 w3 w4 w5 w6 w7 w8 w9 w10 w11 w12 w13 w14 w15 w16 w17 w18 w19 w20 w21 w22 w23",
-                                    encoding="utf-8")  # 23 + eos = 24 tokens
+    (tmp_path / "a.txt").write_text(
+        "w1 w2 w3 w4 w5 w6 w7 w8 w9 w10 w11 w12 w13 w14 w15 w16 w17 w18 w19 w20 w21 w22 w23", encoding="utf-8"
+    )  # 23 + eos = 24 tokens
     b = build_data(config(tmp_path / "a.txt", max_length=16, val_fraction=0.0, test_fraction=0.0), tokenizer=tokenizer)
     assert [len(x) for x in all_blocks(b)] == [16, 8]
 
@@ -103,8 +106,9 @@ def test_jsonl_text_field_and_empty_rows_listed(tmp_path, tokenizer):
     path = tmp_path / "d.jsonl"
     rows = [{"body": " ".join(WORDS[:10])}, {"body": ""}, {"body": " ".join(WORDS[10:20])}]
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
-    b = build_data(config(path, text_column="body", max_length=32, val_fraction=0.0, test_fraction=0.0),
-                   tokenizer=tokenizer)
+    b = build_data(
+        config(path, text_column="body", max_length=32, val_fraction=0.0, test_fraction=0.0), tokenizer=tokenizer
+    )
     assert all_blocks(b) == [ids(" ".join(WORDS[:10])) + [3] + ids(" ".join(WORDS[10:20])) + [3]]
     assert [(p.line, "empty text" in p.reason) for p in b.problems] == [(2, True)]
     with pytest.raises(DataError, match=r"'text' not found.*'body'"):

@@ -32,8 +32,16 @@ def config(path: Path, kind: TaskKind = TaskKind.TEXT_CLASSIFICATION, **data) ->
     return cfg.with_base_dir(path.parent)
 
 
-REVIEWS = [("good movie", "pos"), ("great fun film", "pos"), ("very good plot", "pos"), ("the film is fun", "pos"),
-           ("bad movie", "neg"), ("awful boring plot", "neg"), ("not fun", "neg"), ("the film was very bad", "neg")]
+REVIEWS = [
+    ("good movie", "pos"),
+    ("great fun film", "pos"),
+    ("very good plot", "pos"),
+    ("the film is fun", "pos"),
+    ("bad movie", "neg"),
+    ("awful boring plot", "neg"),
+    ("not fun", "neg"),
+    ("the film was very bad", "neg"),
+]
 
 
 def write_csv(path: Path, rows, sep=",", header=("text", "label"), encoding="utf-8") -> Path:
@@ -43,8 +51,9 @@ def write_csv(path: Path, rows, sep=",", header=("text", "label"), encoding="utf
 
 
 def test_csv_classification_samples_and_padded_batches(tmp_path, tokenizer):
-    b = build_data(config(write_csv(tmp_path / "r.csv", REVIEWS), val_fraction=0.25, test_fraction=0.0),
-                   tokenizer=tokenizer)
+    b = build_data(
+        config(write_csv(tmp_path / "r.csv", REVIEWS), val_fraction=0.25, test_fraction=0.0), tokenizer=tokenizer
+    )
     assert b.labels == ["neg", "pos"] and b.class_counts == {"neg": 3, "pos": 3}
     assert (len(b.train), len(b.val), len(b.test)) == (6, 2, 0)
     s = b.train[0]
@@ -76,17 +85,29 @@ def test_split_is_stratified_and_seeded(tmp_path, tokenizer):
 
 def test_tsv_and_truncation_to_max_length(tmp_path, tokenizer):
     rows = [(" ".join(["good"] * 50), "pos"), ("bad", "neg"), ("fun", "pos"), ("boring", "neg")]
-    b = build_data(config(write_csv(tmp_path / "r.tsv", rows, sep="\t"), max_length=8, val_fraction=0.0,
-                          test_fraction=0.0), tokenizer=tokenizer)
+    b = build_data(
+        config(write_csv(tmp_path / "r.tsv", rows, sep="\t"), max_length=8, val_fraction=0.0, test_fraction=0.0),
+        tokenizer=tokenizer,
+    )
     assert max(len(b.train[k]["input_ids"]) for k in range(4)) == 8
 
 
 def test_jsonl_regression_labels_are_float_column(tmp_path, tokenizer):
     path = tmp_path / "r.jsonl"
-    path.write_text("\n".join(json.dumps({"review": t, "score": i / 2}) for i, (t, _) in enumerate(REVIEWS)),
-                    encoding="utf-8")
-    b = build_data(config(path, TaskKind.TEXT_REGRESSION, text_column="review", label_columns=["score"],
-                          val_fraction=0.0, test_fraction=0.0), tokenizer=tokenizer)
+    path.write_text(
+        "\n".join(json.dumps({"review": t, "score": i / 2}) for i, (t, _) in enumerate(REVIEWS)), encoding="utf-8"
+    )
+    b = build_data(
+        config(
+            path,
+            TaskKind.TEXT_REGRESSION,
+            text_column="review",
+            label_columns=["score"],
+            val_fraction=0.0,
+            test_fraction=0.0,
+        ),
+        tokenizer=tokenizer,
+    )
     assert b.labels == [] and b.class_counts == {}
     batch = b.collate_fn([b.train[0], b.train[1]])
     assert batch["labels"].dtype == torch.float32 and batch["labels"].shape == (2, 1)

@@ -43,7 +43,9 @@ def test_available_devices_lists_cpu_first(no_gpu):
 def test_cuda_index_beyond_count_is_refused(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
-    monkeypatch.setattr(devices, "available_devices", lambda: [devices.DeviceInfo("cpu", "x"), devices.DeviceInfo("cuda:0", "y")])
+    monkeypatch.setattr(
+        devices, "available_devices", lambda: [devices.DeviceInfo("cpu", "x"), devices.DeviceInfo("cuda:0", "y")]
+    )
     assert devices.pick_device("cuda:0") == torch.device("cuda", 0)
     with pytest.raises(ConfigError, match="cuda:3 is not available on this machine; available: cpu, cuda:0"):
         devices.pick_device("cuda:3")

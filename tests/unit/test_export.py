@@ -28,8 +28,15 @@ def text_run(root: Path) -> Path:
 
     make_reviews_csv(root / "reviews.csv")
     model = tiny_bert_dir(root / "bert")
-    return train_run(root, {"task": {"kind": "text-classification"}, "data": {"path": "reviews.csv", "max_length": 16},
-                        "model": {"name": str(model), "freeze": "none"}, "train": dict(TINY_TRAIN)})
+    return train_run(
+        root,
+        {
+            "task": {"kind": "text-classification"},
+            "data": {"path": "reviews.csv", "max_length": 16},
+            "model": {"name": str(model), "freeze": "none"},
+            "train": dict(TINY_TRAIN),
+        },
+    )
 
 
 def lm_run(root: Path) -> Path:
@@ -37,18 +44,24 @@ def lm_run(root: Path) -> Path:
 
     model = tiny_gpt2_dir(root / "gpt2")
     (root / "corpus.txt").write_text("\n%\n".join(tiny_text_corpus() * 3) + "\n", encoding="utf-8")
-    return train_run(root, {"task": {"kind": "causal-lm"},
-                        "data": {"path": "corpus.txt", "max_length": 16, "val_fraction": 0.2, "test_fraction": 0.1},
-                        "model": {"name": str(model), "freeze": "none", "lora": {"enabled": True, "r": 4}},
-                        "train": dict(TINY_TRAIN, lr=5e-3)})
+    return train_run(
+        root,
+        {
+            "task": {"kind": "causal-lm"},
+            "data": {"path": "corpus.txt", "max_length": 16, "val_fraction": 0.2, "test_fraction": 0.1},
+            "model": {"name": str(model), "freeze": "none", "lora": {"enabled": True, "r": 4}},
+            "train": dict(TINY_TRAIN, lr=5e-3),
+        },
+    )
 
 
 def _exported(tmp_path_factory, name: str, make_run) -> tuple[Path, object, list[str]]:
     root = tmp_path_factory.mktemp(name)
     run = make_run(root)
     lines: list[str] = []
-    report = export_run(run, supported_formats(json.loads((run / "labels.json").read_text())["task"]),
-                        progress=lines.append)
+    report = export_run(
+        run, supported_formats(json.loads((run / "labels.json").read_text())["task"]), progress=lines.append
+    )
     return run, report, lines
 
 
@@ -118,8 +131,10 @@ def test_a_bert_text_classifier_exports_to_every_format_including_a_hugging_face
     model = AutoModelForSequenceClassification.from_pretrained(hf, local_files_only=True)
     assert model.config.id2label == {0: "negative", 1: "positive"}
     tokenizer = AutoTokenizer.from_pretrained(hf)
-    assert tokenizer("the film was great")["input_ids"] == AutoTokenizer.from_pretrained(
-        report.folder / "tokenizer")("the film was great")["input_ids"]
+    assert (
+        tokenizer("the film was great")["input_ids"]
+        == AutoTokenizer.from_pretrained(report.folder / "tokenizer")("the film was great")["input_ids"]
+    )
 
 
 def test_text_verification_covers_two_sequence_lengths_and_padding(text_export):
@@ -176,8 +191,15 @@ def test_labels_preprocessing_card_and_verification_lie_next_to_the_artefacts(im
     assert prep["mean"] == pytest.approx([0.485, 0.456, 0.406]) and prep["std"] == pytest.approx([0.229, 0.224, 0.225])
     card = (folder / "MODEL_CARD.md").read_text()
     evaluation = json.loads((run / "evaluation.json").read_text())
-    for text in ("image-classification", "resnet18", "Frozen layers: nothing frozen", "| learning rate | 0.001 |",
-                 f"| accuracy | {evaluation['accuracy']:.4f} |", "circle, square, stripes", "model.onnx"):
+    for text in (
+        "image-classification",
+        "resnet18",
+        "Frozen layers: nothing frozen",
+        "| learning rate | 0.001 |",
+        f"| accuracy | {evaluation['accuracy']:.4f} |",
+        "circle, square, stripes",
+        "model.onnx",
+    ):
         assert text in card, text
     saved = json.loads((folder / "verification.json").read_text())
     assert saved["ok"] is True and [r["format"] for r in saved["results"]] == [r.format for r in report.results]
@@ -211,8 +233,10 @@ def pickled_code_in(folder: Path) -> list[str]:
     """Every pickle in the folder (plain files and zip members) referencing anything but tensor rebuilding,
     containers and TorchScript's own compiled classes (__torch__.*, code that lives in the archive as TorchScript)."""
     allowed = ("torch._utils.", "torch.jit._pickle.", "collections.OrderedDict", "__torch__.")
-    allowed_exact = {f"torch.{t}Storage" for t in ("Float", "Double", "Half", "BFloat16", "Long", "Int", "Bool",
-                                                    "Byte", "Char", "Short")}
+    allowed_exact = {
+        f"torch.{t}Storage"
+        for t in ("Float", "Double", "Half", "BFloat16", "Long", "Int", "Bool", "Byte", "Char", "Short")
+    }
     bad = []
     for path in folder.rglob("*"):
         if not path.is_file():
@@ -243,8 +267,10 @@ def test_the_pickle_scan_would_catch_pickled_code(tmp_path):
     (tmp_path / "evil.pt").write_bytes(pickle.dumps(print, protocol=4))
     with zipfile.ZipFile(tmp_path / "archive.pt", "w") as z:
         z.writestr("archive/data.pkl", pickle.dumps(Path("x"), protocol=2))
-    assert sorted(pickled_code_in(tmp_path)) == ["archive.pt:archive/data.pkl: pathlib.PosixPath",
-                                                 "evil.pt: builtins.print"]
+    assert sorted(pickled_code_in(tmp_path)) == [
+        "archive.pt:archive/data.pkl: pathlib.PosixPath",
+        "evil.pt: builtins.print",
+    ]
 
 
 # ---------------------------------------------------------------- tampering and damage
@@ -275,8 +301,10 @@ def test_a_tampered_artefact_fails_verification_naming_the_file(text_export, tmp
     checked = verify_export(folder)
     by_format = {r.format: r for r in checked.results}
     assert not checked.ok
-    assert not by_format["onnx"].passed and "model.onnx does NOT give the trained model's outputs" in by_format[
-        "onnx"].message
+    assert (
+        not by_format["onnx"].passed
+        and "model.onnx does NOT give the trained model's outputs" in by_format["onnx"].message
+    )
     assert "exceeds the tolerance" in by_format["onnx"].message
     assert not by_format["safetensors"].passed and by_format["safetensors"].max_abs_diff > 0.5
     assert not by_format["torchscript"].passed
@@ -289,7 +317,8 @@ def test_an_untouched_export_verifies_again(text_export):
     _, report, _ = text_export
     again = verify_export(report.folder, save=False)
     assert again.ok and [r.max_abs_diff for r in again.results] == pytest.approx(
-        [r.max_abs_diff for r in report.results], abs=1e-6)
+        [r.max_abs_diff for r in report.results], abs=1e-6
+    )
 
 
 # ---------------------------------------------------------------- refusals and failures
@@ -316,7 +345,9 @@ def test_an_empty_existing_folder_receives_the_export(text_export, tmp_path):
 
 def test_formats_the_task_cannot_have_are_refused_with_the_ones_it_can(image_export, tmp_path):
     run, _, _ = image_export
-    with pytest.raises(ExportError, match="'hf' does not fit a image-classification.*torchscript, onnx, pt2, safetensors"):
+    with pytest.raises(
+        ExportError, match="'hf' does not fit a image-classification.*torchscript, onnx, pt2, safetensors"
+    ):
         export_run(run, ["onnx", "hf"], output=tmp_path / "x")
     with pytest.raises(ExportError, match="unknown export format 'tflite'"):
         export_run(run, "tflite", output=tmp_path / "x")

@@ -118,7 +118,8 @@ def test_frozen_modules_for_round_trips_through_the_plan(tmp_path, monkeypatch):
     nodes = list(tree.walk())
     head_only = _plan(bundle, tree, ModelConfig(freeze="head-only"))
     own_frozen = {
-        n.name for n in nodes
+        n.name
+        for n in nodes
         if own_params(n) > 0 and head_only[n.name] - sum(head_only[c.name] for c in n.children) == 0
     }
     listed = frozen_modules_for(tree, own_frozen)

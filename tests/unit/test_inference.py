@@ -73,12 +73,15 @@ def test_predicting_files_and_pil_images_gives_the_same_answer_as_the_split(imag
 
 
 def test_multilabel_scores_are_one_sigmoid_per_label(manifest_root):
-    run = train_run(manifest_root, {
-        "task": {"kind": "image-multilabel"},
-        "data": {"path": "ml.csv", "image_size": 32, "label_columns": ["label", "label2"]},
-        "model": {"name": "resnet18", "allow_random_init": True, "freeze": "head-only"},
-        "train": dict(TINY_TRAIN, epochs=1),
-    })
+    run = train_run(
+        manifest_root,
+        {
+            "task": {"kind": "image-multilabel"},
+            "data": {"path": "ml.csv", "image_size": 32, "label_columns": ["label", "label2"]},
+            "model": {"name": "resnet18", "allow_random_init": True, "freeze": "head-only"},
+            "train": dict(TINY_TRAIN, epochs=1),
+        },
+    )
     predictor = load_predictor(run)
     pics = sorted((manifest_root / "images").rglob("*.png"))[:3]
     preds = predictor.predict_images(pics)
@@ -91,12 +94,15 @@ def test_multilabel_scores_are_one_sigmoid_per_label(manifest_root):
 
 
 def test_regression_predicts_a_value_and_the_split_matches_the_runs_mae(manifest_root):
-    run = train_run(manifest_root, {
-        "task": {"kind": "image-regression"},
-        "data": {"path": "reg.csv", "image_size": 32, "label_columns": ["value"]},
-        "model": {"name": "resnet18", "allow_random_init": True, "freeze": "head-only"},
-        "train": dict(TINY_TRAIN, epochs=1),
-    })
+    run = train_run(
+        manifest_root,
+        {
+            "task": {"kind": "image-regression"},
+            "data": {"path": "reg.csv", "image_size": 32, "label_columns": ["value"]},
+            "model": {"name": "resnet18", "allow_random_init": True, "freeze": "head-only"},
+            "train": dict(TINY_TRAIN, epochs=1),
+        },
+    )
     predictor = load_predictor(run)
     [pred] = predictor.predict_images([sorted((manifest_root / "images").rglob("*.png"))[0]])
     assert pred.scores == {} and isinstance(pred.value, float) and pred.label == f"{pred.value:.4g}"
@@ -104,8 +110,11 @@ def test_regression_predicts_a_value_and_the_split_matches_the_runs_mae(manifest
     evaluation = json.loads((run / "evaluation.json").read_text())
     mae = sum(abs(r.pred_value - r.true_value) for r in samples.records) / len(samples.records)
     assert mae == pytest.approx(evaluation["mae"], rel=1e-4)
-    ours = [v for r in sorted(samples.records, key=lambda r: (r.true_value, r.pred_value))
-            for v in (r.true_value, r.pred_value)]
+    ours = [
+        v
+        for r in sorted(samples.records, key=lambda r: (r.true_value, r.pred_value))
+        for v in (r.true_value, r.pred_value)
+    ]
     theirs = [v for pair in sorted(evaluation["scatter"]) for v in pair]
     assert ours == pytest.approx(theirs, rel=1e-4)  # the same (true, predicted) points as the run's scatter
 
@@ -115,12 +124,15 @@ def test_text_classification_shows_the_original_texts_and_matches_the_run(tmp_pa
 
     model_dir = tiny_bert_dir(tmp_path / "bert")
     make_reviews_csv(tmp_path / "reviews.csv")
-    run = train_run(tmp_path, {
-        "task": {"kind": "text-classification"},
-        "data": {"path": "reviews.csv", "max_length": 16},
-        "model": {"name": str(model_dir), "freeze": "none"},
-        "train": dict(TINY_TRAIN),
-    })
+    run = train_run(
+        tmp_path,
+        {
+            "task": {"kind": "text-classification"},
+            "data": {"path": "reviews.csv", "max_length": 16},
+            "model": {"name": str(model_dir), "freeze": "none"},
+            "train": dict(TINY_TRAIN),
+        },
+    )
     evaluation = json.loads((run / "evaluation.json").read_text())
     samples = sample_predictions(run)
     assert samples.confusion_matrix() == evaluation["confusion_matrix"]
@@ -140,12 +152,15 @@ def test_causal_lm_generates_text_and_reports_the_runs_perplexity(tmp_path):
 
     model_dir = tiny_gpt2_dir(tmp_path / "gpt2")
     (tmp_path / "corpus.txt").write_text("\n%\n".join(tiny_text_corpus() * 3) + "\n", encoding="utf-8")
-    run = train_run(tmp_path, {
-        "task": {"kind": "causal-lm"},
-        "data": {"path": "corpus.txt", "max_length": 16, "val_fraction": 0.2, "test_fraction": 0.1},
-        "model": {"name": str(model_dir), "freeze": "none"},
-        "train": dict(TINY_TRAIN, lr=5e-3),
-    })
+    run = train_run(
+        tmp_path,
+        {
+            "task": {"kind": "causal-lm"},
+            "data": {"path": "corpus.txt", "max_length": 16, "val_fraction": 0.2, "test_fraction": 0.1},
+            "model": {"name": str(model_dir), "freeze": "none"},
+            "train": dict(TINY_TRAIN, lr=5e-3),
+        },
+    )
     predictor = load_predictor(run)
     text = predictor.generate("the cat", max_new_tokens=8, temperature=0)
     assert isinstance(text, str) and text.strip()

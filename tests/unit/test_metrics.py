@@ -42,7 +42,13 @@ def test_classification_hand_computed():
     assert rep["labels"] == labels
     assert rep["confusion_matrix"] == [[2, 1, 0], [0, 1, 1], [0, 0, 1]]  # rows = true class
     cat, dog, fox = rep["per_class"]
-    assert cat == {"label": "cat", "precision": 1.0, "recall": pytest.approx(2 / 3), "f1": pytest.approx(0.8), "support": 3}
+    assert cat == {
+        "label": "cat",
+        "precision": 1.0,
+        "recall": pytest.approx(2 / 3),
+        "f1": pytest.approx(0.8),
+        "support": 3,
+    }
     assert dog["support"] == 2 and dog["f1"] == pytest.approx(0.5)
     assert fox["precision"] == pytest.approx(0.5) and fox["recall"] == 1.0
     json.dumps(rep)  # evaluation.json
@@ -162,8 +168,16 @@ def test_lm_perplexity_is_capped():
 
 @pytest.mark.parametrize(
     "name, mode",
-    [("val_loss", "min"), ("val_mae", "min"), ("test_rmse", "min"), ("val_perplexity", "min"),
-     ("val_accuracy", "max"), ("val_f1_macro", "max"), ("val_r2", "max"), ("top5_accuracy", "max")],
+    [
+        ("val_loss", "min"),
+        ("val_mae", "min"),
+        ("test_rmse", "min"),
+        ("val_perplexity", "min"),
+        ("val_accuracy", "max"),
+        ("val_f1_macro", "max"),
+        ("val_r2", "max"),
+        ("top5_accuracy", "max"),
+    ],
 )
 def test_metric_mode(name, mode):
     assert metric_mode(name) == mode

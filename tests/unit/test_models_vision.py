@@ -88,7 +88,9 @@ def test_head_dropout_wraps_head_and_backbone_dropout_sets_p(tmp_path, offline_h
     head = bundle.model.get_submodule(bundle.head[0])
     assert bundle.head == ["classifier.3"]
     assert isinstance(head, nn.Sequential) and head[0].p == 0.3 and head[1].out_features == 4
-    others = [m.p for n, m in bundle.model.named_modules() if isinstance(m, nn.Dropout) and not n.startswith("classifier.3")]
+    others = [
+        m.p for n, m in bundle.model.named_modules() if isinstance(m, nn.Dropout) and not n.startswith("classifier.3")
+    ]
     assert others and all(p == 0.05 for p in others)
     assert _forward(bundle).shape == (2, 4)
 

@@ -36,7 +36,12 @@ def _mults(train, total, spe):
 
 @pytest.mark.parametrize(
     "name, cls",
-    [("sgd", torch.optim.SGD), ("adam", torch.optim.Adam), ("adamw", torch.optim.AdamW), ("rmsprop", torch.optim.RMSprop)],
+    [
+        ("sgd", torch.optim.SGD),
+        ("adam", torch.optim.Adam),
+        ("adamw", torch.optim.AdamW),
+        ("rmsprop", torch.optim.RMSprop),
+    ],
 )
 def test_build_optimizer_keeps_group_lr_and_weight_decay(name, cls):
     train = TrainConfig(optimizer=name, lr=0.1, momentum=0.8, weight_decay=0.5)

@@ -19,8 +19,16 @@ PRESETS_DIR = REPO / "presets"
 DEMO = REPO / "resources" / "demo"
 SHIPPED = sorted(PRESETS_DIR.glob("*.toml"))
 REQUIRED = {
-    "demo-fashion", "resnet18-quick-head", "resnet50-finetune", "mobilenet-v3-small", "bert-base-sentiment",
-    "distilbert-topics", "minilm-sentiment", "gpt2-finetune", "smollm2-lora", "fashion-multilabel",
+    "demo-fashion",
+    "resnet18-quick-head",
+    "resnet50-finetune",
+    "mobilenet-v3-small",
+    "bert-base-sentiment",
+    "distilbert-topics",
+    "minilm-sentiment",
+    "gpt2-finetune",
+    "smollm2-lora",
+    "fashion-multilabel",
     "fashion-brightness-regression",
 }
 
@@ -205,7 +213,7 @@ def test_list_presets_has_builtins_and_user_presets(user_dir):
 
 def test_invalid_user_preset_is_listed_as_invalid(user_dir):
     user_dir.mkdir(parents=True)
-    (user_dir / "broken.toml").write_text('[train]\nlr = -1\nepoch = 3\n', encoding="utf-8")
+    (user_dir / "broken.toml").write_text("[train]\nlr = -1\nepoch = 3\n", encoding="utf-8")
     (user_dir / "not-toml.toml").write_text("this is [not toml", encoding="utf-8")
     infos = {i.name: i for i in presets.list_presets() if not i.builtin}
     assert set(infos) == {"broken", "not-toml"}

@@ -41,8 +41,9 @@ def test_a_failing_check_prints_its_reason_and_the_later_checks_still_run(tmp_pa
         raise ValueError("unexpected") from OSError("libfoo.so: cannot open")
 
     out = io.StringIO()
-    failed = selftest.run_checks([("one", good), ("two", refuses), ("three", crashes), ("four", good)],
-                                 out=out, workdir=tmp_path)
+    failed = selftest.run_checks(
+        [("one", good), ("two", refuses), ("three", crashes), ("four", good)], out=out, workdir=tmp_path
+    )
     lines = out.getvalue().splitlines()
     assert failed == 2
     assert ran == [True, True]

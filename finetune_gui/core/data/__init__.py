@@ -46,10 +46,10 @@ def scan_data(config: RunConfig) -> ScanReport:
     Raises DataError when the data cannot be read at all (missing path, not UTF-8); problems that the
     user can fix on the data page (a missing column, one class only) are listed in the report instead.
     """
+    from finetune_gui.core.data.common import read_table
     from finetune_gui.core.data.images import IMAGE_EXTENSIONS, scan_images, suggest_manifest_kind
     from finetune_gui.core.data.lm import scan_lm
     from finetune_gui.core.data.text import data_file, scan_text
-    from finetune_gui.core.data.common import read_table
 
     kind = config.task.kind
     path, fmt = data_file(config)
@@ -91,8 +91,14 @@ def scan_data(config: RunConfig) -> ScanReport:
                 f"the file has columns {have}. Set data.path_column (images) or data.text_column (text)."
             )
     except DataError as e:
-        return ScanReport(source=str(path), format=fmt, suggested_kind=None, num_samples=0,
-                          problems=[*table.problems, Problem(str(path), str(e))], columns=table.columns)
+        return ScanReport(
+            source=str(path),
+            format=fmt,
+            suggested_kind=None,
+            num_samples=0,
+            problems=[*table.problems, Problem(str(path), str(e))],
+            columns=table.columns,
+        )
     report.suggested_kind = suggested
     report.columns = table.columns
     _single_class_note(report)
@@ -102,5 +108,9 @@ def scan_data(config: RunConfig) -> ScanReport:
 def _single_class_note(report: ScanReport) -> None:
     kind = report.suggested_kind
     if kind is not None and kind.is_classification and report.num_samples and len(report.labels) < 2:
-        report.problems.append(Problem(report.source, "classification needs at least two classes; found "
-                                       f"{len(report.labels)}. Add data for another class."))
+        report.problems.append(
+            Problem(
+                report.source,
+                f"classification needs at least two classes; found {len(report.labels)}. Add data for another class.",
+            )
+        )

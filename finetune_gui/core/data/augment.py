@@ -114,6 +114,8 @@ def warnings_for(aug: AugmentConfig) -> list[str]:
     if aug.mixup_alpha > 0 or aug.cutmix_alpha > 0:
         w.append("MixUp/CutMix apply to single-label classification only and need more epochs to pay off")
         if aug.auto_augment != "none" and aug.random_erasing > 0:
-            w.append("MixUp/CutMix together with auto-augment and random erasing is heavy regularisation; "
-                     "on small datasets the model may underfit")
+            w.append(
+                "MixUp/CutMix together with auto-augment and random erasing is heavy regularisation; "
+                "on small datasets the model may underfit"
+            )
     return w

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import random
 from collections import Counter, defaultdict
 from collections.abc import Callable, Hashable, Sequence
@@ -117,7 +118,9 @@ def stratified_split_indices(
     return sorted(train), sorted(val), sorted(test)
 
 
-def subsample_indices(n: int, max_samples: int | None, seed: int, labels: Sequence[Hashable] | None = None) -> list[int]:
+def subsample_indices(
+    n: int, max_samples: int | None, seed: int, labels: Sequence[Hashable] | None = None
+) -> list[int]:
     """At most max_samples of range(n), seeded; stratified (every class first, then in proportion) with labels."""
     if max_samples is None or max_samples >= n:
         return list(range(n))
@@ -187,7 +190,9 @@ def read_text(path: Path) -> str:
 
 def format_from_suffix(path: Path) -> str | None:
     suffix = path.suffix.lower()
-    return {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".txt": "txt"}.get(suffix)
+    return {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".txt": "txt"}.get(
+        suffix
+    )
 
 
 @dataclass
@@ -225,8 +230,12 @@ def read_table(path: Path, fmt: str) -> Table:
                 continue
             if len(cells) > len(columns):
                 problems.append(
-                    Problem(str(path), f"{len(cells)} cells but {len(columns)} columns; extra cells ignored "
-                            "(quote cells that contain the delimiter)", line)
+                    Problem(
+                        str(path),
+                        f"{len(cells)} cells but {len(columns)} columns; extra cells ignored "
+                        "(quote cells that contain the delimiter)",
+                        line,
+                    )
                 )
             row = {c: (cells[k] if k < len(cells) else "") for k, c in enumerate(columns)}
             rows.append((line, row))
@@ -275,7 +284,7 @@ def cell(row: dict[str, Any], column: str) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, float):
-        if v != v:
+        if math.isnan(v):
             return ""
         if v.is_integer() and abs(v) < 2**53:
             return str(int(v))
@@ -301,7 +310,7 @@ def parse_number(text: str, path: Path, line: int | None, column: str) -> float:
             f"{where}: regression label {text!r} in column '{column}' is not a number. "
             "Fix the value, or choose a classification task if the labels are names."
         ) from None
-    if value != value or value in (float("inf"), float("-inf")):
+    if not math.isfinite(value):
         raise DataError(f"{where}: regression label {text!r} in column '{column}' is not a finite number; fix it.")
     return value
 

@@ -45,8 +45,16 @@ Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm", ".pnm", ".ico"}
 )
-SPLIT_FOLDERS = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
-                 "dev": "val", "test": "test", "testing": "test"}
+SPLIT_FOLDERS = {
+    "train": "train",
+    "training": "train",
+    "val": "val",
+    "valid": "val",
+    "validation": "val",
+    "dev": "val",
+    "test": "test",
+    "testing": "test",
+}
 SPLITS = ("train", "val", "test")
 _TRUE = {"1", "1.0", "true", "yes", "y", "x"}
 _FALSE = {"", "0", "0.0", "false", "no", "n", "-1"}
@@ -179,8 +187,11 @@ class ImageDataset(Dataset):
             try:
                 image = load_rgb(self.paths[j])
             except Exception as e:  # noqa: BLE001 - fall back to the next image, deterministically
-                problem = Problem(self.paths[j], f"could not be decoded while training ({type(e).__name__}: {e}); "
-                                  "the next image was used instead — delete or replace this file")
+                problem = Problem(
+                    self.paths[j],
+                    f"could not be decoded while training ({type(e).__name__}: {e}); "
+                    "the next image was used instead — delete or replace this file",
+                )
                 if problem not in self.failures:
                     self.failures.append(problem)
                     log.warning("%s", problem)
@@ -236,8 +247,12 @@ def _collect_folder(root: Path) -> ImageRecords:
         rec = ImageRecords(root, "folder-splits", splits=[])
         others = [p.name for p in subdirs if p.name.lower() not in SPLIT_FOLDERS]
         if others:
-            rec.problems.append(Problem(str(root), f"folders {', '.join(others)} ignored: with a train folder, "
-                                        "only train/val/test folders are read"))
+            rec.problems.append(
+                Problem(
+                    str(root),
+                    f"folders {', '.join(others)} ignored: with a train folder, only train/val/test folders are read",
+                )
+            )
         for split in SPLITS:
             if split not in split_dirs:
                 continue
@@ -251,13 +266,17 @@ def _collect_folder(root: Path) -> ImageRecords:
         return rec
     if split_dirs:
         names = ", ".join(p.name for p in split_dirs.values())
-        raise DataError(f"{root}: found {names} but no 'train' folder. Add a train folder with one subfolder per "
-                        "class, or rename these folders if they are classes.")
+        raise DataError(
+            f"{root}: found {names} but no 'train' folder. Add a train folder with one subfolder per "
+            "class, or rename these folders if they are classes."
+        )
     rec = ImageRecords(root, "folder")
     if not subdirs:
         if any(p.suffix.lower() in IMAGE_EXTENSIONS for p in root.iterdir()):
-            raise DataError(f"{root}: images must be sorted into one subfolder per class (e.g. {root}/cat/1.jpg), "
-                            "or listed in a CSV manifest with their labels.")
+            raise DataError(
+                f"{root}: images must be sorted into one subfolder per class (e.g. {root}/cat/1.jpg), "
+                "or listed in a CSV manifest with their labels."
+            )
         raise DataError(f"{root}: no class subfolders with images found; put the images in one subfolder per class.")
     _loose_images(root, rec, "put each image in a subfolder named after its class")
     for class_dir in subdirs:
@@ -360,13 +379,17 @@ def collect_images(config: RunConfig, kind: TaskKind | None = None, *, verify: b
         raise DataError("no data chosen; set data.path to a folder of images or a CSV manifest")
     path = config.resolve(d.path)
     if not path.exists():
-        raise DataError(f"{path}: data path not found; check data.path (relative paths start at the config file's folder)")
+        raise DataError(
+            f"{path}: data path not found; check data.path (relative paths start at the config file's folder)"
+        )
     if path.is_dir():
         if d.format not in ("auto", "folder"):
             raise DataError(f"{path}: is a folder but data.format is '{d.format}'; set data.format to folder or auto")
         if kind in (TaskKind.IMAGE_MULTILABEL, TaskKind.IMAGE_REGRESSION):
-            raise DataError(f"{path}: {kind.value} needs a CSV manifest (columns '{d.path_column}' and the label "
-                            "column(s)); a folder of class subfolders only gives single-label classes")
+            raise DataError(
+                f"{path}: {kind.value} needs a CSV manifest (columns '{d.path_column}' and the label "
+                "column(s)); a folder of class subfolders only gives single-label classes"
+            )
         rec = _collect_folder(path)
     else:
         fmt = d.format if d.format != "auto" else (format_from_suffix(path) or "csv")
@@ -444,8 +467,13 @@ def build_image_data(
         counts = {name: sum(name in t for t in train_targets) for name in labels}
         target_kind = "multilabel"
         if not any(len(t) > 1 for t in targets) and rec.label_order is None and not d.label_separator:
-            rec.problems.append(Problem(source, "every image has one label; for several labels per image set "
-                                        "data.label_separator or list several data.label_columns"))
+            rec.problems.append(
+                Problem(
+                    source,
+                    "every image has one label; for several labels per image set "
+                    "data.label_separator or list several data.label_columns",
+                )
+            )
     else:
         labels, counts, encoded, target_kind = [], {}, list(targets), "regression"
 
@@ -525,8 +553,9 @@ def suggest_manifest_kind(config: RunConfig, columns: list[str], rows: list[dict
     """Guess the image task from a manifest's label columns."""
     d = config.data
     label_cols = [c for c in d.label_columns if c in columns]
-    if len(label_cols) > 1 or (d.label_separator and any(d.label_separator in cell(r, label_cols[0]) for r in rows
-                                                         if label_cols)):
+    if len(label_cols) > 1 or (
+        d.label_separator and any(d.label_separator in cell(r, label_cols[0]) for r in rows if label_cols)
+    ):
         return TaskKind.IMAGE_MULTILABEL
     if label_cols and looks_numeric([cell(r, label_cols[0]) for r in rows]):
         return TaskKind.IMAGE_REGRESSION

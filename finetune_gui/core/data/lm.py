@@ -106,8 +106,9 @@ def collect_documents(config: RunConfig) -> Documents:
         for line, row in table.rows:
             nested = nested_cell(row, d.text_column)
             if nested:
-                out.problems.append(Problem(str(path), f"column '{d.text_column}' holds {nested}, not text; row "
-                                            "skipped", line))
+                out.problems.append(
+                    Problem(str(path), f"column '{d.text_column}' holds {nested}, not text; row skipped", line)
+                )
                 continue
             text = cell(row, d.text_column)
             if not text:
@@ -115,8 +116,9 @@ def collect_documents(config: RunConfig) -> Documents:
                 continue
             out.docs.append(text)
         return out
-    raise DataError(f"{path}: language-model data must be .txt file(s) or a JSONL file with a "
-                    f"'{d.text_column}' field, not '{fmt}'")
+    raise DataError(
+        f"{path}: language-model data must be .txt file(s) or a JSONL file with a '{d.text_column}' field, not '{fmt}'"
+    )
 
 
 def build_lm_data(config: RunConfig, tokenizer: Any) -> DataBundle:
@@ -142,9 +144,9 @@ def build_lm_data(config: RunConfig, tokenizer: Any) -> DataBundle:
         if eos is not None:
             stream[pos] = eos
             pos += 1
-    L = d.max_length
-    spans = [(a, min(a + L, total)) for a in range(0, total, L)]
-    if spans and spans[-1][1] - spans[-1][0] < min(MIN_LAST_BLOCK, L):
+    block = d.max_length
+    spans = [(a, min(a + block, total)) for a in range(0, total, block)]
+    if spans and spans[-1][1] - spans[-1][0] < min(MIN_LAST_BLOCK, block):
         spans.pop()
     if not spans:
         raise DataError(f"{source}: only {total} tokens of text, fewer than {MIN_LAST_BLOCK}; add more text")

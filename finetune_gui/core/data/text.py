@@ -67,21 +67,27 @@ def data_file(config: RunConfig) -> tuple[Path, str]:
         raise DataError("no data chosen; set data.path to a CSV, TSV, JSONL or TXT file")
     path = config.resolve(d.path)
     if not path.exists():
-        raise DataError(f"{path}: data path not found; check data.path (relative paths start at the config file's folder)")
+        raise DataError(
+            f"{path}: data path not found; check data.path (relative paths start at the config file's folder)"
+        )
     if path.is_dir():
         return path, "folder" if d.format == "auto" else d.format
     fmt = d.format if d.format not in ("auto", "folder") else (format_from_suffix(path) or "")
     if not fmt:
-        raise DataError(f"{path}: cannot tell the format from the extension '{path.suffix}'; set data.format "
-                        "to csv, tsv, jsonl or txt")
+        raise DataError(
+            f"{path}: cannot tell the format from the extension '{path.suffix}'; set data.format "
+            "to csv, tsv, jsonl or txt"
+        )
     return path, fmt
 
 
 def read_text_table(config: RunConfig) -> Table:
     path, fmt = data_file(config)
     if fmt not in ("csv", "tsv", "jsonl"):
-        raise DataError(f"{path}: text classification data must be a CSV, TSV or JSONL file with columns "
-                        f"'{config.data.text_column}' and '{config.data.label_columns[0] if config.data.label_columns else 'label'}'")
+        raise DataError(
+            f"{path}: text classification data must be a CSV, TSV or JSONL file with columns "
+            f"'{config.data.text_column}' and '{config.data.label_columns[0] if config.data.label_columns else 'label'}'"
+        )
     return read_table(path, fmt)
 
 
@@ -89,8 +95,9 @@ def collect_text(config: RunConfig, kind: TaskKind, table: Table | None = None) 
     d = config.data
     table = table or read_text_table(config)
     if not d.label_columns:
-        raise DataError(f"{table.path}: no label column set; set data.label_columns to one of "
-                        f"{', '.join(table.columns)}")
+        raise DataError(
+            f"{table.path}: no label column set; set data.label_columns to one of {', '.join(table.columns)}"
+        )
     label_col = d.label_columns[0]
     require_columns(table, [d.text_column], "data.text_column")
     require_columns(table, [label_col], "data.label_columns")
@@ -100,8 +107,9 @@ def collect_text(config: RunConfig, kind: TaskKind, table: Table | None = None) 
         nested = nested_cell(row, d.text_column) or nested_cell(row, label_col)
         if nested:
             column = d.text_column if nested_cell(row, d.text_column) else label_col
-            rec.problems.append(Problem(str(table.path), f"column '{column}' holds {nested}, not a single value; "
-                                        "row skipped", line))
+            rec.problems.append(
+                Problem(str(table.path), f"column '{column}' holds {nested}, not a single value; row skipped", line)
+            )
             continue
         text = cell(row, d.text_column)
         if not text:

@@ -9,9 +9,8 @@ Importing this package is cheap (no torch): export_run and verify_export load th
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable
 
 from finetune_gui.core.errors import ExportError
 from finetune_gui.core.export.formats import DESCRIPTIONS, FILES, FORMATS, parse_formats, run_task, supported_formats

@@ -10,8 +10,17 @@ from typing import Any
 
 from finetune_gui.core.export.formats import DESCRIPTIONS, FILES
 
-SKIP_METRICS = ("split", "best_epoch", "monitor", "labels", "per_class", "confusion_matrix", "scatter", "num_samples",
-                "tokens")
+SKIP_METRICS = (
+    "split",
+    "best_epoch",
+    "monitor",
+    "labels",
+    "per_class",
+    "confusion_matrix",
+    "scatter",
+    "num_samples",
+    "tokens",
+)
 
 
 def frozen_layers(config) -> str:
@@ -19,8 +28,10 @@ def frozen_layers(config) -> str:
     m = config.model
     if m.lora.enabled:
         targets = ", ".join(m.lora.target_modules) or "the attention projections"
-        text = (f"LoRA: the base weights were frozen and low-rank adapters (r={m.lora.r}, alpha={m.lora.alpha}) on "
-                f"{targets} were trained; the adapters are merged into the exported weights")
+        text = (
+            f"LoRA: the base weights were frozen and low-rank adapters (r={m.lora.r}, alpha={m.lora.alpha}) on "
+            f"{targets} were trained; the adapters are merged into the exported weights"
+        )
         return text
     text = {
         "none": "nothing frozen: every weight was trained",
@@ -36,17 +47,31 @@ def frozen_layers(config) -> str:
 def _hyperparameters(config) -> list[tuple[str, Any]]:
     t, a = config.train, config.augment
     rows: list[tuple[str, Any]] = [
-        ("epochs", t.epochs), ("batch size", t.batch_size), ("optimizer", t.optimizer), ("learning rate", t.lr),
-        ("weight decay", t.weight_decay), ("schedule", t.schedule), ("warmup fraction", t.warmup_fraction),
-        ("label smoothing", t.label_smoothing), ("gradient clipping", t.grad_clip or "off"),
-        ("gradient accumulation", t.grad_accum), ("precision", t.precision), ("seed", t.seed),
-        ("backbone LR multiplier", config.model.backbone_lr_mult), ("head dropout", config.model.head_dropout),
+        ("epochs", t.epochs),
+        ("batch size", t.batch_size),
+        ("optimizer", t.optimizer),
+        ("learning rate", t.lr),
+        ("weight decay", t.weight_decay),
+        ("schedule", t.schedule),
+        ("warmup fraction", t.warmup_fraction),
+        ("label smoothing", t.label_smoothing),
+        ("gradient clipping", t.grad_clip or "off"),
+        ("gradient accumulation", t.grad_accum),
+        ("precision", t.precision),
+        ("seed", t.seed),
+        ("backbone LR multiplier", config.model.backbone_lr_mult),
+        ("head dropout", config.model.head_dropout),
     ]
     if config.task.kind.is_image:
-        rows += [("image size", config.data.image_size),
-                 ("augmentation", f"random resized crop {a.random_resized_crop}, hflip {a.hflip}, rotation "
-                                  f"{a.rotation}, colour jitter {a.color_jitter}, auto {a.auto_augment}, mixup "
-                                  f"{a.mixup_alpha}, cutmix {a.cutmix_alpha}")]
+        rows += [
+            ("image size", config.data.image_size),
+            (
+                "augmentation",
+                f"random resized crop {a.random_resized_crop}, hflip {a.hflip}, rotation "
+                f"{a.rotation}, colour jitter {a.color_jitter}, auto {a.auto_augment}, mixup "
+                f"{a.mixup_alpha}, cutmix {a.cutmix_alpha}",
+            ),
+        ]
     else:
         rows.append(("max length (tokens)", config.data.max_length))
     if config.early_stopping.enabled:
@@ -99,18 +124,28 @@ def model_card(source, report, version: str) -> str:
         "",
         f"- Task: {task}",
         f"- Backbone: {source.description}",
-        f"- Outputs: " + (f"{len(source.labels)} labels" if source.labels and not source.task.is_regression
-                          else "one value" if source.task.is_regression else "next-token logits over the vocabulary"),
+        "- Outputs: "
+        + (
+            f"{len(source.labels)} labels"
+            if source.labels and not source.task.is_regression
+            else "one value"
+            if source.task.is_regression
+            else "next-token logits over the vocabulary"
+        ),
         f"- Frozen layers: {frozen_layers(config)}",
     ]
     if source.labels and task != "causal-lm":
         lines.append(f"- Labels (index order, also in labels.json): {', '.join(source.labels)}")
     if source.lora_merged:
-        lines.append("- The LoRA adapters were merged into the base weights before export; no peft is needed to "
-                     "load any of the files.")
+        lines.append(
+            "- The LoRA adapters were merged into the base weights before export; no peft is needed to "
+            "load any of the files."
+        )
     if task == "causal-lm":
-        lines.append("- Exported as the logits graph only (input_ids, attention_mask → logits for every position, no "
-                     "key/value cache): generation runs in Python (`finetune-gui predict EXPORT \"prompt\"`).")
+        lines.append(
+            "- Exported as the logits graph only (input_ids, attention_mask → logits for every position, no "
+            'key/value cache): generation runs in Python (`finetune-gui predict EXPORT "prompt"`).'
+        )
     lines += [
         "",
         "## Data",
@@ -120,41 +155,69 @@ def model_card(source, report, version: str) -> str:
         + (f", at most {d.max_samples} samples" if d.max_samples else ""),
     ]
     if evaluation.get("num_samples"):
-        lines.append(f"- Evaluated on {evaluation['num_samples']} samples of the {evaluation.get('split', 'test')} "
-                     "split")
+        lines.append(
+            f"- Evaluated on {evaluation['num_samples']} samples of the {evaluation.get('split', 'test')} split"
+        )
     lines += ["", "## Hyperparameters", ""] + _table(_hyperparameters(config), ("setting", "value"))
     metrics = _metrics(evaluation)
     lines += ["", f"## Metrics ({evaluation.get('split', 'test')} split, from evaluation.json)", ""]
-    lines += _table([(k, f"{v:.4f}") for k, v in metrics], ("metric", "value")) if metrics else [
-        "No evaluation.json in the run: it did not finish its final evaluation."]
+    lines += (
+        _table([(k, f"{v:.4f}") for k, v in metrics], ("metric", "value"))
+        if metrics
+        else ["No evaluation.json in the run: it did not finish its final evaluation."]
+    )
     lines += ["", "## Inputs", ""]
     prep = source.preprocessing
     if prep.get("kind") == "image":
-        lines.append(f"`images`: float32 NCHW RGB. Resize the shorter side to {prep['resize_shorter_side']} px "
-                     f"(bilinear, antialiased), centre-crop {prep['center_crop']}×{prep['center_crop']}, scale to "
-                     f"[0, 1], normalise with mean {prep['mean']} and std {prep['std']}. Output `logits`.")
+        lines.append(
+            f"`images`: float32 NCHW RGB. Resize the shorter side to {prep['resize_shorter_side']} px "
+            f"(bilinear, antialiased), centre-crop {prep['center_crop']}×{prep['center_crop']}, scale to "
+            f"[0, 1], normalise with mean {prep['mean']} and std {prep['std']}. Output `logits`."
+        )
     else:
-        lines.append(f"`input_ids`, `attention_mask`: int64 (batch, tokens) from the tokenizer in `tokenizer/`, "
-                     f"truncated to {prep.get('max_length')} tokens, padded on the right. Output `logits`.")
+        lines.append(
+            f"`input_ids`, `attention_mask`: int64 (batch, tokens) from the tokenizer in `tokenizer/`, "
+            f"truncated to {prep.get('max_length')} tokens, padded on the right. Output `logits`."
+        )
     if task == "image-multilabel":
         lines.append("A sigmoid per label gives its probability; labels at 0.5 or more are predicted.")
     elif source.task.is_regression:
         lines.append("The output is the predicted value itself.")
     elif task != "causal-lm":
         lines.append("A softmax over `logits` gives the class probabilities.")
-    lines += ["", "All of it is also in preprocessing.json.", "", "## Files and verification", "",
-              f"Each artefact was loaded back and run against the trained model on {report.samples}."]
+    lines += [
+        "",
+        "All of it is also in preprocessing.json.",
+        "",
+        "## Files and verification",
+        "",
+        f"Each artefact was loaded back and run against the trained model on {report.samples}.",
+    ]
     lines.append("")
     rows = []
     for r in report.results:
         diff = f"{r.max_abs_diff:.2e}" if math.isfinite(r.max_abs_diff) else "-"
         top1 = f"{r.top1_agreement:.1%}" if r.top1_agreement is not None else "n/a"
-        rows.append((r.format, f"`{FILES[r.format]}`", DESCRIPTIONS[r.format].split(":")[0], diff, top1,
-                     "pass" if r.passed else "FAIL"))
+        rows.append(
+            (
+                r.format,
+                f"`{FILES[r.format]}`",
+                DESCRIPTIONS[r.format].split(":")[0],
+                diff,
+                top1,
+                "pass" if r.passed else "FAIL",
+            )
+        )
     lines += _table(rows, ("format", "file", "what", "max abs diff", "top-1 agreement", "verified"))
     if report.merge is not None:
         lines += ["", f"{report.merge['message']}. The differences above compare each file with the merged model."]
-    lines += ["", "Details in verification.json. Check a deployment with `finetune-gui predict THIS_FOLDER INPUT`.",
-              "", "## Limitations", "",
-              "The model learned from the data above only; check it on data like yours before relying on it.", ""]
+    lines += [
+        "",
+        "Details in verification.json. Check a deployment with `finetune-gui predict THIS_FOLDER INPUT`.",
+        "",
+        "## Limitations",
+        "",
+        "The model learned from the data above only; check it on data like yours before relying on it.",
+        "",
+    ]
     return "\n".join(lines)

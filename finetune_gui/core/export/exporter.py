@@ -22,9 +22,8 @@ import shutil
 import tempfile
 import time
 import traceback
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable
 
 from finetune_gui.core.errors import ExportError
 from finetune_gui.core.export.formats import FILES, parse_formats, run_task
@@ -48,8 +47,10 @@ def check_output(output: Path) -> None:
     if output.is_file():
         raise ExportError(f"{output}: is a file; give a new or empty folder for the export")
     if output.is_dir() and any(output.iterdir()):
-        raise ExportError(f"{output}: already holds files; an export never overwrites. Choose a new or empty folder "
-                          "(or leave --output out for a fresh one under the run's exports/)")
+        raise ExportError(
+            f"{output}: already holds files; an export never overwrites. Choose a new or empty folder "
+            "(or leave --output out for a fresh one under the run's exports/)"
+        )
 
 
 def _publish(tmp: Path, final: Path) -> None:
@@ -120,9 +121,18 @@ def export_run(
                 detail = "" if isinstance(e, ExportError) else f" ({type(e).__name__})"
                 rtol, atol = TOLERANCES[fmt]
                 message = f"export to {fmt} failed{detail}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
-                result = FormatResult(fmt, final / FILES[fmt], math.inf, None, source.batch_sizes, False,
-                                      message.rstrip(": "), rtol, atol,
-                                      details="" if isinstance(e, ExportError) else traceback.format_exc())
+                result = FormatResult(
+                    fmt,
+                    final / FILES[fmt],
+                    math.inf,
+                    None,
+                    source.batch_sizes,
+                    False,
+                    message.rstrip(": "),
+                    rtol,
+                    atol,
+                    details="" if isinstance(e, ExportError) else traceback.format_exc(),
+                )
             else:
                 say(f"verifying {fmt} with {LOADED_WITH[fmt]}…")
                 result = with_merge(verify_artefact(fmt, target, source, expected), merge)

@@ -73,8 +73,7 @@ def parse_formats(formats: str | Iterable[str], task: str) -> list[str]:
         if name not in allowed:
             why = " (it is for Hugging Face text models)" if name == "hf" else ""
             raise ExportError(
-                f"format {name!r} does not fit a {task} model{why}; this run can be exported as "
-                f"{', '.join(allowed)}"
+                f"format {name!r} does not fit a {task} model{why}; this run can be exported as {', '.join(allowed)}"
             )
     return wanted
 
@@ -85,8 +84,9 @@ def run_task(run_dir: str | Path) -> str:
     if not (Path(run_dir) / "config.toml").is_file():
         raise ExportError(f"{run_dir}: not a run folder (config.toml missing); pick the folder a run was saved to")
     if not labels.is_file():
-        raise ExportError(f"{run_dir}: labels.json missing; the run ended before it read its data, so it has no "
-                          "model to export")
+        raise ExportError(
+            f"{run_dir}: labels.json missing; the run ended before it read its data, so it has no model to export"
+        )
     try:
         return str(json.loads(labels.read_text(encoding="utf-8"))["task"])
     except (OSError, ValueError, KeyError, TypeError) as e:

@@ -5,8 +5,8 @@ Loads back with AutoModelForSequenceClassification / AutoModelForCausalLM and Au
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 

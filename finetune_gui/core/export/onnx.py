@@ -9,8 +9,8 @@ from __future__ import annotations
 import contextlib
 import io
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -59,7 +59,7 @@ def session(path: Path):
     return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
 
-def load(path: Path, source=None) -> Callable[..., torch.Tensor]:  # noqa: ARG001
+def load(path: Path, source=None) -> Callable[..., torch.Tensor]:
     sess = session(path)
     names = [i.name for i in sess.get_inputs()]
 

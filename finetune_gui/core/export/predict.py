@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -35,7 +35,9 @@ def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ExportError(f"{path.parent}: {path.name} missing; the export folder is incomplete, export again") from None
+        raise ExportError(
+            f"{path.parent}: {path.name} missing; the export folder is incomplete, export again"
+        ) from None
     except (OSError, ValueError) as e:
         raise ExportError(f"{path}: unreadable ({e})") from None
 
@@ -92,11 +94,15 @@ class ExportedModel:
         from finetune_gui.core.data.images import load_rgb
 
         p = self.preprocessing
-        transform = v2.Compose([
-            v2.Resize(int(p["resize_shorter_side"]), antialias=bool(p.get("antialias", True))),
-            v2.CenterCrop(int(p["center_crop"])),
-            v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean=p["mean"], std=p["std"]),
-        ])
+        transform = v2.Compose(
+            [
+                v2.Resize(int(p["resize_shorter_side"]), antialias=bool(p.get("antialias", True))),
+                v2.CenterCrop(int(p["center_crop"])),
+                v2.ToImage(),
+                v2.ToDtype(torch.float32, scale=True),
+                v2.Normalize(mean=p["mean"], std=p["std"]),
+            ]
+        )
         tensors = []
         for path in paths:
             try:
@@ -111,7 +117,9 @@ class ExportedModel:
         paths = list(paths)
         out: list[Prediction] = []
         for a in range(0, len(paths), batch_size):
-            out += outputs_to_predictions(self.task, self.labels, self._run(self.image_tensor(paths[a : a + batch_size])))
+            out += outputs_to_predictions(
+                self.task, self.labels, self._run(self.image_tensor(paths[a : a + batch_size]))
+            )
         return out
 
     # -- text
@@ -136,7 +144,9 @@ class ExportedModel:
             raise DataError("empty text: give something to predict from")
         out: list[Prediction] = []
         for a in range(0, len(texts), batch_size):
-            out += outputs_to_predictions(self.task, self.labels, self._run(*self.text_batch(texts[a : a + batch_size])))
+            out += outputs_to_predictions(
+                self.task, self.labels, self._run(*self.text_batch(texts[a : a + batch_size]))
+            )
         return out
 
     # -- generation
@@ -197,8 +207,10 @@ def load_export(folder: str | Path, backend: str | None = None) -> ExportedModel
         if "onnx" in present and importlib.util.find_spec("onnxruntime") is None:
             present.remove("onnx")  # without onnxruntime the next format does the work
         if present and all(fmt in failed for fmt in present):
-            raise ExportError(f"{folder}: every runnable artefact failed verification ({', '.join(present)}); export "
-                              "again, or pick one anyway with --backend")
+            raise ExportError(
+                f"{folder}: every runnable artefact failed verification ({', '.join(present)}); export "
+                "again, or pick one anyway with --backend"
+            )
         present = [fmt for fmt in present if fmt not in failed]
     if not present:
         raise ExportError(
@@ -213,8 +225,10 @@ def load_export(folder: str | Path, backend: str | None = None) -> ExportedModel
     except ExportError:
         raise
     except Exception as e:  # noqa: BLE001 - a damaged file, said in words
-        raise ExportError(f"cannot load {path} ({type(e).__name__}: {str(e).strip().splitlines()[0][:300] if str(e).strip() else ''}); "
-                          "the file is damaged: export the run again") from None
+        raise ExportError(
+            f"cannot load {path} ({type(e).__name__}: {str(e).strip().splitlines()[0][:300] if str(e).strip() else ''}); "
+            "the file is damaged: export the run again"
+        ) from None
     model = ExportedModel(folder, fmt, run, manifest)
     model.warning = warning
     return model

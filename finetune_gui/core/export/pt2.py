@@ -7,8 +7,8 @@ saving, so no validation sample ends up in the file.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -16,13 +16,14 @@ import torch
 def save(source, path: Path) -> None:
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        program = torch.export.export(source.deployable, source.example, dynamic_shapes=source.dynamic_shapes(),
-                                      strict=False)
+        program = torch.export.export(
+            source.deployable, source.example, dynamic_shapes=source.dynamic_shapes(), strict=False
+        )
     program._example_inputs = None  # no user data in the artefact
     torch.export.save(program, str(path))
 
 
-def load(path: Path, source=None) -> Callable[..., torch.Tensor]:  # noqa: ARG001
+def load(path: Path, source=None) -> Callable[..., torch.Tensor]:
     module = torch.export.load(str(path)).module()
 
     def run(*inputs: torch.Tensor) -> torch.Tensor:

@@ -58,8 +58,9 @@ class ExportReport:
         for r in self.results:
             diff = f"{r.max_abs_diff:.2e}" if math.isfinite(r.max_abs_diff) else "-"
             top1 = f"{r.top1_agreement:.1%}" if r.top1_agreement is not None else "n/a"
-            rows.append((r.format, diff, top1, ",".join(map(str, r.batch_sizes)) or "-",
-                         "pass" if r.passed else "FAIL"))
+            rows.append(
+                (r.format, diff, top1, ",".join(map(str, r.batch_sizes)) or "-", "pass" if r.passed else "FAIL")
+            )
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
         lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
         lines.insert(1, "  ".join("-" * w for w in widths))

@@ -122,8 +122,9 @@ def _merged(model: nn.Module) -> tuple[nn.Module, bool]:
     try:
         return copy.deepcopy(model).merge_and_unload(), True
     except Exception as e:  # noqa: BLE001 - peft raises many kinds; the user needs the reason
-        raise ExportError(f"cannot merge the run's LoRA adapters into the model for export ({type(e).__name__}: "
-                          f"{e})") from None
+        raise ExportError(
+            f"cannot merge the run's LoRA adapters into the model for export ({type(e).__name__}: {e})"
+        ) from None
 
 
 def _split_samples(predictor, data) -> tuple[str, Any]:
@@ -220,8 +221,7 @@ def load_source(run_dir: str | Path, max_batch: int = VERIFY_BATCH) -> ExportSou
     kind = predictor.kind
     try:
         if kind == "vision":
-            data = build_data(predictor.config, image_size=predictor.image_size, mean=predictor.mean,
-                              std=predictor.std)
+            data = build_data(predictor.config, image_size=predictor.image_size, mean=predictor.mean, std=predictor.std)
         else:
             data = build_data(predictor.config, tokenizer=predictor.tokenizer)
     except DataError as e:
@@ -267,8 +267,9 @@ def load_source(run_dir: str | Path, max_batch: int = VERIFY_BATCH) -> ExportSou
         lora_merged=merged,
     )
     if kind != "vision":
-        source.preprocessing = text_preprocessing_json(predictor.tokenizer, predictor.config.data.max_length, causal,
-                                                       source.max_positions)
+        source.preprocessing = text_preprocessing_json(
+            predictor.tokenizer, predictor.config.data.max_length, causal, source.max_positions
+        )
     return source
 
 

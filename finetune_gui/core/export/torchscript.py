@@ -8,8 +8,8 @@ The example inputs are not stored in the file (no user data in the artefact).
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -21,7 +21,7 @@ def save(source, path: Path) -> None:
     traced.save(str(path))
 
 
-def load(path: Path, source=None) -> Callable[..., torch.Tensor]:  # noqa: ARG001 - the same shape as the others
+def load(path: Path, source=None) -> Callable[..., torch.Tensor]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # "torch.jit.load is deprecated": still how TorchScript loads
         module = torch.jit.load(str(path), map_location="cpu").eval()

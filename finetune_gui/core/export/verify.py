@@ -31,8 +31,8 @@ import importlib
 import json
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -90,8 +90,10 @@ def merge_check(source, expected: list[torch.Tensor]) -> dict | None:
     worst = max(float((m - t).abs().max()) for m, t in zip(expected, trained))
     passed = all(torch.allclose(m, t, rtol=rtol, atol=atol) for m, t in zip(expected, trained))
     verdict = "within" if passed else "EXCEEDS"
-    message = (f"LoRA merge: the merged weights give the trained model's outputs to max abs diff {worst:.2g} "
-               f"({verdict} rtol {rtol:g}, atol {atol:g})")
+    message = (
+        f"LoRA merge: the merged weights give the trained model's outputs to max abs diff {worst:.2g} "
+        f"({verdict} rtol {rtol:g}, atol {atol:g})"
+    )
     return {"max_abs_diff": worst, "passed": passed, "rtol": rtol, "atol": atol, "message": message}
 
 
@@ -113,7 +115,9 @@ def _top1(task, expected: list[torch.Tensor], got: list[torch.Tensor]) -> float 
     return same / total if total else None
 
 
-def compare(fmt: str, path: Path, run: Callable[..., torch.Tensor], source, expected: list[torch.Tensor]) -> FormatResult:
+def compare(
+    fmt: str, path: Path, run: Callable[..., torch.Tensor], source, expected: list[torch.Tensor]
+) -> FormatResult:
     """Run `run` on the verification batches and judge it against `expected` with the format's tolerance."""
     rtol, atol = TOLERANCES.get(fmt, DEFAULT_TOLERANCE)
     sizes = source.batch_sizes
@@ -122,15 +126,32 @@ def compare(fmt: str, path: Path, run: Callable[..., torch.Tensor], source, expe
         for batch in source.batches:
             got.append(run(*batch).float())
     except Exception as e:  # noqa: BLE001 - any failure of the artefact is a verification failure
-        return FormatResult(fmt, path, math.inf, None, sizes, False,
-                            f"{path.name} loaded but failed on the verification samples ({type(e).__name__}: "
-                            f"{_first_line(e)})", rtol, atol)
+        return FormatResult(
+            fmt,
+            path,
+            math.inf,
+            None,
+            sizes,
+            False,
+            f"{path.name} loaded but failed on the verification samples ({type(e).__name__}: {_first_line(e)})",
+            rtol,
+            atol,
+        )
     worst, failing = 0.0, []
     for size, e, g in zip(sizes, expected, got):
         if e.shape != g.shape:
-            return FormatResult(fmt, path, math.inf, None, sizes, False,
-                                f"{path.name} gives outputs of shape {tuple(g.shape)} at batch {size}, the trained "
-                                f"model {tuple(e.shape)}", rtol, atol)
+            return FormatResult(
+                fmt,
+                path,
+                math.inf,
+                None,
+                sizes,
+                False,
+                f"{path.name} gives outputs of shape {tuple(g.shape)} at batch {size}, the trained "
+                f"model {tuple(e.shape)}",
+                rtol,
+                atol,
+            )
         diff = float((g - e).abs().max()) if e.numel() else 0.0
         if not math.isfinite(diff):
             diff = math.inf
@@ -142,12 +163,13 @@ def compare(fmt: str, path: Path, run: Callable[..., torch.Tensor], source, expe
     model = "the merged model" if source.lora_merged else "the trained model"
     if failing:
         where = " and ".join(str(s) for s in failing)
-        message = (f"{path.name} does NOT give {model}'s outputs: max abs diff {worst:.3g} exceeds the "
-                   f"tolerance ({tol}) at batch {where}; do not deploy it")
+        message = (
+            f"{path.name} does NOT give {model}'s outputs: max abs diff {worst:.3g} exceeds the "
+            f"tolerance ({tol}) at batch {where}; do not deploy it"
+        )
         return FormatResult(fmt, path, worst, top1, sizes, False, message, rtol, atol)
     agree = f", top-1 agreement {top1:.0%}" if top1 is not None else ""
-    message = (f"{path.name} ({LOADED_WITH[fmt]}) matches {model}: max abs diff {worst:.2g} within "
-               f"{tol}{agree}")
+    message = f"{path.name} ({LOADED_WITH[fmt]}) matches {model}: max abs diff {worst:.2g} within {tol}{agree}"
     return FormatResult(fmt, path, worst, top1, sizes, True, message, rtol, atol)
 
 
@@ -157,16 +179,24 @@ def verify_artefact(fmt: str, path: Path, source, expected: list[torch.Tensor] |
     rtol, atol = TOLERANCES.get(fmt, DEFAULT_TOLERANCE)
     expected = expected if expected is not None else reference_outputs(source)
     if not path.exists():
-        return FormatResult(fmt, path, math.inf, None, source.batch_sizes, False, f"{path.name} is missing",
-                            rtol, atol)
+        return FormatResult(fmt, path, math.inf, None, source.batch_sizes, False, f"{path.name} is missing", rtol, atol)
     try:
         run = format_module(fmt).load(path, source)
     except ExportError as e:
         return FormatResult(fmt, path, math.inf, None, source.batch_sizes, False, str(e), rtol, atol)
     except Exception as e:  # noqa: BLE001 - a damaged or incompatible file, reported as a failed check
-        return FormatResult(fmt, path, math.inf, None, source.batch_sizes, False,
-                            f"cannot load {path.name} with {LOADED_WITH[fmt]} ({type(e).__name__}: {_first_line(e)}); "
-                            "the file is damaged or was not written by this export", rtol, atol)
+        return FormatResult(
+            fmt,
+            path,
+            math.inf,
+            None,
+            source.batch_sizes,
+            False,
+            f"cannot load {path.name} with {LOADED_WITH[fmt]} ({type(e).__name__}: {_first_line(e)}); "
+            "the file is damaged or was not written by this export",
+            rtol,
+            atol,
+        )
     result = compare(fmt, path, run, source, expected)
     result.seconds = round(time.perf_counter() - start, 3)
     return result
@@ -185,8 +215,9 @@ def verify_export(folder: str | Path, progress: Callable[[str], None] | None = N
     source = load_source(manifest["run"])
     expected = reference_outputs(source)
     merge = merge_check(source, expected)
-    report = ExportReport(folder, [], Path(manifest["run"]), manifest.get("task", ""), source.samples_note(),
-                          merge=merge)
+    report = ExportReport(
+        folder, [], Path(manifest["run"]), manifest.get("task", ""), source.samples_note(), merge=merge
+    )
     for fmt in manifest["formats"]:
         say(f"verifying {fmt}")
         result = with_merge(verify_artefact(fmt, folder / FILES[fmt], source, expected), merge)
@@ -204,7 +235,7 @@ def read_manifest(folder: Path) -> dict:
         raise ExportError(f"{folder}: not an export folder (export.json missing); export a run first")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        data["run"], data["formats"]  # noqa: B018 - both must be there
+        data["run"], data["formats"]
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise ExportError(f"{path}: unreadable ({type(e).__name__}: {e})") from None
     return data

@@ -7,8 +7,8 @@ architecture from its config (no LoRA: the adapters are merged in), loads this f
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 

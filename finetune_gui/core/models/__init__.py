@@ -22,7 +22,7 @@ __all__ = ["ModelBundle", "build_model", "resolve_source"]
 class ModelBundle:
     """A model ready for the engine, with what the data pipeline and the freezing code need to know."""
 
-    model: "torch.nn.Module"
+    model: torch.nn.Module
     kind: str  # "vision" | "hf-sequence" | "hf-causal"
     tokenizer: Any | None  # HF tokenizer for text kinds (pad token set), None for vision
     image_size: int  # input side for vision, 0 for text
@@ -42,8 +42,8 @@ class ModelBundle:
         return hasattr(self.model, "peft_config")
 
 
-def resolve_source(config: "RunConfig") -> str:
-    """"torchvision", "timm" or "huggingface": where config.model.name is taken from."""
+def resolve_source(config: RunConfig) -> str:
+    """ "torchvision", "timm" or "huggingface": where config.model.name is taken from."""
     from finetune_gui.core.errors import ModelLoadError
 
     mc, task = config.model, config.task.kind
@@ -64,7 +64,7 @@ def resolve_source(config: "RunConfig") -> str:
     return "huggingface"
 
 
-def build_model(config: "RunConfig", num_outputs: int) -> ModelBundle:
+def build_model(config: RunConfig, num_outputs: int) -> ModelBundle:
     """Build the model for `config.task` with `num_outputs` outputs (ignored for causal-lm)."""
     from finetune_gui.core.errors import ModelLoadError
 

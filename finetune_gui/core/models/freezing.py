@@ -42,7 +42,7 @@ class ModuleNode:
     type_name: str
     num_params: int
     trainable_params: int
-    children: list["ModuleNode"] = field(default_factory=list)
+    children: list[ModuleNode] = field(default_factory=list)
 
     @property
     def short_name(self) -> str:
@@ -105,7 +105,7 @@ def _own_under(node: ModuleNode, prefixes: list[str]) -> bool:
 
 
 def planned_trainable(
-    tree: ModuleNode, model_cfg: "ModelConfig", head: list[str], blocks: list[str], lora: bool = False
+    tree: ModuleNode, model_cfg: ModelConfig, head: list[str], blocks: list[str], lora: bool = False
 ) -> dict[str, int]:
     """Trainable parameters of every node (by name) once `apply_freeze(bundle, model_cfg)` has run.
 
@@ -174,9 +174,7 @@ def frozen_modules_for(tree: ModuleNode, frozen: set[str], lora: bool = False) -
     return visit(tree)
 
 
-
-
-def is_lora(bundle: "ModelBundle") -> bool:
+def is_lora(bundle: ModelBundle) -> bool:
     return hasattr(bundle.model, "peft_config")
 
 
@@ -190,7 +188,7 @@ def _set(model: nn.Module, prefixes: list[str], trainable: bool) -> None:
             p.requires_grad_(trainable)
 
 
-def _tail(bundle: "ModelBundle") -> list[str]:
+def _tail(bundle: ModelBundle) -> list[str]:
     """Parameters after the last block that are neither block nor head (final norm, pooler): they go with
     the last block when it trains."""
     if not bundle.blocks:
@@ -216,7 +214,7 @@ def _check_names(model: nn.Module, names: list[str], field_name: str) -> None:
         raise ConfigError(problems)
 
 
-def apply_freeze(bundle: "ModelBundle", model_cfg: "ModelConfig") -> None:
+def apply_freeze(bundle: ModelBundle, model_cfg: ModelConfig) -> None:
     """Set requires_grad by the strategy in model_cfg.freeze (none | head-only | last-n | modules).
 
     With LoRA the adapters (and the saved head) are what trains; peft has already set that up, so the
@@ -250,7 +248,7 @@ def apply_freeze(bundle: "ModelBundle", model_cfg: "ModelConfig") -> None:
         raise ConfigError([f"model.freeze: unknown strategy '{strategy}'"])
 
 
-def unfreeze_next_block(bundle: "ModelBundle") -> str | None:
+def unfreeze_next_block(bundle: ModelBundle) -> str | None:
     """Gradual unfreezing: make the last still-frozen block trainable; its name, or None when all train."""
     if is_lora(bundle):
         return None
@@ -281,7 +279,7 @@ def set_frozen_batchnorm_eval(model: nn.Module) -> int:
 
 
 def param_groups(
-    bundle: "ModelBundle", lr: float, backbone_lr_mult: float = 1.0, weight_decay: float = 0.0
+    bundle: ModelBundle, lr: float, backbone_lr_mult: float = 1.0, weight_decay: float = 0.0
 ) -> list[dict[str, Any]]:
     """Optimizer parameter groups: head at lr, the rest at lr * backbone_lr_mult; no decay on 1-D params
     (biases, norm weights). Only trainable parameters; empty groups left out. LoRA adapters count as head."""
@@ -313,25 +311,59 @@ def param_groups(
 # ---------------------------------------------------------------- LoRA
 
 _ATTENTION_NAMES = (
-    "q_proj", "k_proj", "v_proj", "o_proj",  # Llama, Mistral, OPT, BART
-    "query", "key", "value",  # BERT, RoBERTa, ELECTRA
-    "q_lin", "k_lin", "v_lin", "out_lin",  # DistilBERT
-    "c_attn", "c_proj",  # GPT-2
-    "query_key_value", "dense",  # GPT-NeoX, Falcon
-    "Wqkv", "Wo",  # ModernBERT
+    "q_proj",
+    "k_proj",
+    "v_proj",
+    "o_proj",  # Llama, Mistral, OPT, BART
+    "query",
+    "key",
+    "value",  # BERT, RoBERTa, ELECTRA
+    "q_lin",
+    "k_lin",
+    "v_lin",
+    "out_lin",  # DistilBERT
+    "c_attn",
+    "c_proj",  # GPT-2
+    "query_key_value",
+    "dense",  # GPT-NeoX, Falcon
+    "Wqkv",
+    "Wo",  # ModernBERT
 )
 
 
 def default_lora_targets(model: nn.Module) -> list[str]:
     """Attention projection names present in the model (falls back to every Linear outside the head)."""
-    leaf_names = {n.rpartition(".")[2] for n, m in model.named_modules() if isinstance(m, nn.Linear) or type(m).__name__ == "Conv1D"}
-    preferred = [n for n in ("q_proj", "k_proj", "v_proj", "o_proj", "query", "key", "value", "q_lin", "k_lin", "v_lin", "out_lin", "c_attn", "query_key_value", "Wqkv") if n in leaf_names]
+    leaf_names = {
+        n.rpartition(".")[2]
+        for n, m in model.named_modules()
+        if isinstance(m, nn.Linear) or type(m).__name__ == "Conv1D"
+    }
+    preferred = [
+        n
+        for n in (
+            "q_proj",
+            "k_proj",
+            "v_proj",
+            "o_proj",
+            "query",
+            "key",
+            "value",
+            "q_lin",
+            "k_lin",
+            "v_lin",
+            "out_lin",
+            "c_attn",
+            "query_key_value",
+            "Wqkv",
+        )
+        if n in leaf_names
+    ]
     if preferred:
         return preferred
     return sorted(leaf_names - {"classifier", "score", "lm_head", "pre_classifier", "out_proj"})
 
 
-def apply_lora(bundle: "ModelBundle", lora_cfg: "LoraConfig") -> None:
+def apply_lora(bundle: ModelBundle, lora_cfg: LoraConfig) -> None:
     """Wrap bundle.model in a peft LoRA model; the head stays trainable (modules_to_save) for classifiers."""
     if bundle.kind == "vision":
         raise ModelLoadError(
@@ -353,7 +385,9 @@ def apply_lora(bundle: "ModelBundle", lora_cfg: "LoraConfig") -> None:
     full_names = {n for n, _ in model.named_modules()}
     unknown = [t for t in targets if t not in leaf_names and t not in full_names]
     if unknown and lora_cfg.target_modules:
-        raise ConfigError([f"model.lora.target_modules: no module named '{t}' in {type(model).__name__}" for t in unknown])
+        raise ConfigError(
+            [f"model.lora.target_modules: no module named '{t}' in {type(model).__name__}" for t in unknown]
+        )
     # GPT-2 style Conv1D layers store their weight transposed.
     conv1d = any(
         type(m).__name__ == "Conv1D" and (n.rpartition(".")[2] in targets or n in targets)

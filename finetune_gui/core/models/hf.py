@@ -57,7 +57,7 @@ def is_local_reference(name: str) -> bool:
     return name.startswith((".", "/", "~", "\\")) or (len(name) > 2 and name[1] == ":" and name[0].isalpha())
 
 
-def locate(config: "RunConfig") -> tuple[str, bool]:
+def locate(config: RunConfig) -> tuple[str, bool]:
     """(what to pass to from_pretrained, whether it is a local folder)."""
     name = config.model.name.strip()
     if not name:
@@ -140,8 +140,10 @@ def check_remote_code(source: str, is_local: bool, trust: bool) -> str | None:
     if not files:
         return None
     if trust:
-        return (f"model.trust_remote_code is on: '{source}' runs its own Python code ({', '.join(files)} in "
-                f"{folder}). Only do this for sources you trust.")
+        return (
+            f"model.trust_remote_code is on: '{source}' runs its own Python code ({', '.join(files)} in "
+            f"{folder}). Only do this for sources you trust."
+        )
     raise ModelLoadError(
         f"'{source}' needs to run its own Python code ({', '.join(files)} in {folder}), which is off for safety. "
         "If you trust where this model comes from, set model.trust_remote_code = true (Model page: "
@@ -149,7 +151,7 @@ def check_remote_code(source: str, is_local: bool, trust: bool) -> str | None:
     )
 
 
-def _load_config(source: str, config: "RunConfig", local_only: bool):
+def _load_config(source: str, config: RunConfig, local_only: bool):
     from transformers import AutoConfig
 
     return AutoConfig.from_pretrained(
@@ -178,11 +180,7 @@ def hf_head(model: nn.Module) -> list[str]:
     """The task head: the model's top-level children outside its base model that hold parameters."""
     prefix = getattr(model, "base_model_prefix", "")
     base = getattr(model, prefix, None) if prefix else None
-    head = [
-        n
-        for n, m in model.named_children()
-        if m is not base and any(True for _ in m.parameters())
-    ]
+    head = [n for n, m in model.named_children() if m is not base and any(True for _ in m.parameters())]
     return head
 
 
@@ -209,7 +207,7 @@ def hf_blocks(model: nn.Module) -> list[str]:
     return pre + [f"{layers_name}.{n}" for n, _ in layers.named_children()]
 
 
-def _load_tokenizer(source: str, config: "RunConfig", local_only: bool):
+def _load_tokenizer(source: str, config: RunConfig, local_only: bool):
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(
@@ -234,7 +232,7 @@ def ensure_pad_token(tokenizer: Any, model: nn.Module) -> str | None:
     return warning
 
 
-def load_tokenizer(config: "RunConfig") -> Any:
+def load_tokenizer(config: RunConfig) -> Any:
     """The tokenizer of `config.model.name` alone (the data is read before the model, which needs the label count)."""
     source, is_local = locate(config)
     local_only = is_local or offline_mode()
@@ -256,7 +254,7 @@ def load_tokenizer(config: "RunConfig") -> Any:
     return tokenizer
 
 
-def build_hf(config: "RunConfig", num_outputs: int) -> "ModelBundle":
+def build_hf(config: RunConfig, num_outputs: int) -> ModelBundle:
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
     from finetune_gui.config import TaskKind
@@ -303,7 +301,7 @@ def build_hf(config: "RunConfig", num_outputs: int) -> "ModelBundle":
         tokenizer = _load_tokenizer(source, config, local_only)
     except (OfflineError, ModelLoadError):
         raise
-    except pickle.UnpicklingError as e:
+    except pickle.UnpicklingError:
         raise ModelLoadError(
             f"the weights of '{source}' (a pickled .bin/.pt file) hold Python objects besides tensors, which are "
             "refused for safety. Ask for, or convert to, model.safetensors."

@@ -207,7 +207,7 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
             )
     except ModelLoadError:
         raise
-    except Exception as e:  # noqa: BLE001 - any unreadable file is the user's to fix
+    except Exception as e:
         text = str(e).lower()
         if isinstance(e, pickle.UnpicklingError) or "weights_only" in text or "weights only" in text:
             raise ModelLoadError(
@@ -225,7 +225,7 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         raise ModelLoadError(f"model.weights_path: {path.name} does not hold a state dict of tensors")
     state = {k: v for k, v in data.items() if isinstance(v, torch.Tensor)}
     if state and all(k.startswith("module.") for k in state):  # saved from DataParallel/DDP
-        state = {k[len("module."):]: v for k, v in state.items()}
+        state = {k[len("module.") :]: v for k, v in state.items()}
     return state
 
 
@@ -286,7 +286,7 @@ def _mean_std(weights: Any) -> tuple[tuple[float, float, float], tuple[float, fl
     return IMAGENET_MEAN, IMAGENET_STD
 
 
-def build_vision(config: "RunConfig", num_outputs: int) -> "ModelBundle":
+def build_vision(config: RunConfig, num_outputs: int) -> ModelBundle:
     from finetune_gui.core.models import ModelBundle
 
     mc = config.model
@@ -361,7 +361,9 @@ def build_vision(config: "RunConfig", num_outputs: int) -> "ModelBundle":
     image_size = config.data.image_size
     fixed = getattr(model, "image_size", None)
     if isinstance(fixed, int) and fixed != image_size:
-        warnings.append(f"{name} takes {fixed}x{fixed} images only; data.image_size {image_size} is replaced by {fixed}.")
+        warnings.append(
+            f"{name} takes {fixed}x{fixed} images only; data.image_size {image_size} is replaced by {fixed}."
+        )
         image_size = fixed
     meta_weights = used_weights or _safe_weights(name)
     min_size = (getattr(meta_weights, "meta", None) or {}).get("min_size")
@@ -384,7 +386,7 @@ def build_vision(config: "RunConfig", num_outputs: int) -> "ModelBundle":
     )
 
 
-def build_timm(config: "RunConfig", num_outputs: int) -> "ModelBundle":
+def build_timm(config: RunConfig, num_outputs: int) -> ModelBundle:
     """timm models (optional dependency, imported only here)."""
     from finetune_gui.core.models import ModelBundle
 
@@ -427,7 +429,9 @@ def build_timm(config: "RunConfig", num_outputs: int) -> "ModelBundle":
     cfg = getattr(model, "pretrained_cfg", None) or getattr(model, "default_cfg", {}) or {}
     mean = tuple(cfg.get("mean", IMAGENET_MEAN))
     std = tuple(cfg.get("std", IMAGENET_STD))
-    blocks_attr = next((a for a in ("blocks", "stages", "layers") if isinstance(getattr(model, a, None), nn.Sequential)), None)
+    blocks_attr = next(
+        (a for a in ("blocks", "stages", "layers") if isinstance(getattr(model, a, None), nn.Sequential)), None
+    )
     blocks = (
         [f"{blocks_attr}.{n}" for n, _ in getattr(model, blocks_attr).named_children()]
         if blocks_attr

@@ -8,8 +8,9 @@ accelerate's `find_executable_batch_size` backs off, plus the search upwards). T
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from finetune_gui.config import RunConfig
 from finetune_gui.core import devices
@@ -27,14 +28,17 @@ class BatchSizeResult:
 
     @property
     def reason(self) -> str:
-        why = {"memory": "the next size up ran out of memory",
-               "data": "the training split has no more samples for a bigger batch",
-               "cap": "the largest size searched"}.get(self.limit, "")
+        why = {
+            "memory": "the next size up ran out of memory",
+            "data": "the training split has no more samples for a bigger batch",
+            "cap": "the largest size searched",
+        }.get(self.limit, "")
         return f"batch size {self.batch_size} fits; {why}" if why else f"batch size {self.batch_size} fits"
 
 
-def search_batch_size(fits: Callable[[int], bool], start: int, upper: int, max_trials: int = 16,
-                      control: RunControl | None = None) -> BatchSizeResult:
+def search_batch_size(
+    fits: Callable[[int], bool], start: int, upper: int, max_trials: int = 16, control: RunControl | None = None
+) -> BatchSizeResult:
     """The largest size in [1, upper] for which `fits(size)` holds, assuming that smaller sizes fit whenever a
     larger one does. Raises OutOfMemory when not even 1 fits."""
     upper = max(1, upper)
@@ -58,8 +62,10 @@ def search_batch_size(fits: Callable[[int], bool], start: int, upper: int, max_t
         else:
             bad = size
             if size == 1:
-                raise OutOfMemory("even a batch of 1 sample does not fit in memory; use a smaller data.image_size "
-                                  "or data.max_length, a smaller model, or freeze more of it (model.freeze)")
+                raise OutOfMemory(
+                    "even a batch of 1 sample does not fit in memory; use a smaller data.image_size "
+                    "or data.max_length, a smaller model, or freeze more of it (model.freeze)"
+                )
             size = max(1, size // 2) if good == 0 else (good + bad) // 2
         if good and bad - good <= 1:
             break
@@ -69,8 +75,14 @@ def search_batch_size(fits: Callable[[int], bool], start: int, upper: int, max_t
     return BatchSizeResult(good, tried, limit)
 
 
-def find_batch_size(config: RunConfig, *, start: int | None = None, max_batch_size: int | None = None,
-                    max_trials: int = 16, control: RunControl | None = None) -> BatchSizeResult:
+def find_batch_size(
+    config: RunConfig,
+    *,
+    start: int | None = None,
+    max_batch_size: int | None = None,
+    max_trials: int = 16,
+    control: RunControl | None = None,
+) -> BatchSizeResult:
     """Try real training steps with the config's model, data and optimiser; return the largest batch size
     that fits (at most max_batch_size, the training split's size and 4096)."""
     from finetune_gui.core.training.engine import prepare
@@ -83,8 +95,14 @@ def find_batch_size(config: RunConfig, *, start: int | None = None, max_batch_si
         devices.release_memory()
 
 
-def search_with(p: Any, *, start: int | None = None, max_batch_size: int | None = None, max_trials: int = 16,
-                control: RunControl | None = None) -> BatchSizeResult:
+def search_with(
+    p: Any,
+    *,
+    start: int | None = None,
+    max_batch_size: int | None = None,
+    max_trials: int = 16,
+    control: RunControl | None = None,
+) -> BatchSizeResult:
     """find_batch_size on an already prepared model and data (`engine.Prepared`); its weights change."""
     from torch.utils.data import default_collate
 
@@ -110,7 +128,7 @@ def search_with(p: Any, *, start: int | None = None, max_batch_size: int | None 
             loss.backward()
             optimizer.step()
             return True
-        except Exception as e:  # noqa: BLE001 - only running out of memory is an answer; the rest re-raised
+        except Exception as e:
             if not devices.is_oom(e):
                 raise
             return False
@@ -122,7 +140,7 @@ def search_with(p: Any, *, start: int | None = None, max_batch_size: int | None 
     try:
         result = search_batch_size(fits, start or tc.batch_size, upper, max_trials, control)
     finally:
-        del optimizer
+        optimizer = None  # drop its state now; `fits` is not called again
         p.model.train(was_training)
     if result.limit == "cap" and upper < cap:
         result.limit = "data"

@@ -10,10 +10,11 @@ import errno
 import math
 import time
 import traceback
+from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from torch import nn
@@ -33,12 +34,12 @@ from finetune_gui.core.models.freezing import (
     unfreeze_next_block,
 )
 from finetune_gui.core.runs import (
+    CheckpointInfo,
     RunDir,
     atomic_write,
     atomic_write_json,
     atomic_write_text,
     environment_record,
-    CheckpointInfo,
     latest_usable_checkpoint,
     list_checkpoints,
     load_checkpoint,
@@ -234,7 +235,11 @@ def prepare(config: RunConfig, log: Listener | None = None) -> Prepared:
     for w in warnings:
         say(LogMessage("warning", w))
     if data.problems:
-        say(LogMessage("warning", f"{len(data.problems)} data problem(s); skipped items are listed in data_problems.json"))
+        say(
+            LogMessage(
+                "warning", f"{len(data.problems)} data problem(s); skipped items are listed in data_problems.json"
+            )
+        )
     if len(data.train) == 0:
         from finetune_gui.core.errors import DataError
 
@@ -268,8 +273,22 @@ def prepare(config: RunConfig, log: Listener | None = None) -> Prepared:
     if config.train.max_steps:
         total = min(total, config.train.max_steps)
     return Prepared(
-        config, device, amp_dtype, data, bundle, task, train_loader, val_loader, test_loader, sampler,
-        loss_fn, mixer, batches, steps_per_epoch, total, warnings,
+        config,
+        device,
+        amp_dtype,
+        data,
+        bundle,
+        task,
+        train_loader,
+        val_loader,
+        test_loader,
+        sampler,
+        loss_fn,
+        mixer,
+        batches,
+        steps_per_epoch,
+        total,
+        warnings,
     )
 
 
@@ -292,7 +311,9 @@ def _to_device(batch: Any, device: torch.device) -> Any:
     return batch
 
 
-def forward_batch(p: Prepared, batch: Any, *, train: bool) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, int]:
+def forward_batch(
+    p: Prepared, batch: Any, *, train: bool
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, int]:
     """Run one batch; returns (loss, outputs, targets, batch size)."""
     batch = _to_device(batch, p.device)
     autocast = torch.autocast(p.device.type, dtype=p.amp_dtype) if p.amp_dtype else nullcontext()
@@ -442,9 +463,20 @@ class _Trainer:
         trainable, total = count_params(bundle.model)
         self.emit(
             RunStarted(
-                str(run.root), task.value, str(p.device), str(p.amp_dtype or "fp32").replace("torch.", ""),
-                tc.epochs, p.steps_per_epoch, p.total_steps, len(p.data.train), len(p.data.val),
-                len(p.data.test), tuple(p.data.labels), trainable, total, step,
+                str(run.root),
+                task.value,
+                str(p.device),
+                str(p.amp_dtype or "fp32").replace("torch.", ""),
+                tc.epochs,
+                p.steps_per_epoch,
+                p.total_steps,
+                len(p.data.train),
+                len(p.data.val),
+                len(p.data.test),
+                tuple(p.data.labels),
+                trainable,
+                total,
+                step,
             )
         )
         run.write_status(state="running", step=step, total_steps=p.total_steps)
@@ -494,7 +526,7 @@ class _Trainer:
                 epoch_start = time.monotonic()
                 pending = 0
                 n_batches = p.batches_per_epoch
-                for batch in ([] if epoch_trained else p.train_loader):  # trained already: stopped in its evaluation
+                for batch in [] if epoch_trained else p.train_loader:  # trained already: stopped in its evaluation
                     loss, _, _, n = forward_batch(p, batch, train=True)
                     if tc.l1 > 0:
                         loss = loss + tc.l1 * sum(q.abs().sum() for q in params if q.requires_grad and q.dim() > 1)
@@ -543,20 +575,30 @@ class _Trainer:
                 lr = schedule.current_lrs()[0]
                 epoch_done = epoch
                 epoch += 1
-                row = {"epoch": epoch, "step": step, "lr": lr, **metrics, "time_s": round(time.monotonic() - epoch_start, 3)}
+                row = {
+                    "epoch": epoch,
+                    "step": step,
+                    "lr": lr,
+                    **metrics,
+                    "time_s": round(time.monotonic() - epoch_start, 3),
+                }
                 run.append_metrics(row)
                 self.emit(EpochMetrics(epoch_done, step, metrics, lr, time.monotonic() - epoch_start))
                 if monitor not in metrics:
                     raise ConfigError(
-                        [f"early_stopping.metric: '{monitor}' is not logged for this task; "
-                         f"logged metrics: {', '.join(sorted(metrics))}"]
+                        [
+                            f"early_stopping.metric: '{monitor}' is not logged for this task; "
+                            f"logged metrics: {', '.join(sorted(metrics))}"
+                        ]
                     )
                 if best.update(metrics[monitor], epoch_done):
                     weights, tied = model_weights(model)
                     _check_finite_weights(weights, step, lr)
                     info = save_checkpoint(
-                        run, "best", weights, {"epoch": epoch_done, "step": step, "metric": monitor,
-                                               "value": metrics[monitor], "tied": tied},
+                        run,
+                        "best",
+                        weights,
+                        {"epoch": epoch_done, "step": step, "metric": monitor, "value": metrics[monitor], "tied": tied},
                     )
                     self.emit(CheckpointSaved(str(info.weights), epoch_done, step, True))
                 if epoch % cfg.checkpoint.every_n_epochs == 0 or epoch == tc.epochs or step >= p.total_steps:
@@ -579,8 +621,11 @@ class _Trainer:
             try:
                 weights, _ = load_checkpoint(CheckpointInfo(best_ckpt, run.checkpoints / "best.state.pt", step))
             except RunStateError as e:
-                self.emit(LogMessage("warning", f"the best checkpoint cannot be used ({e}); the final weights are "
-                                                "the last epoch's"))
+                self.emit(
+                    LogMessage(
+                        "warning", f"the best checkpoint cannot be used ({e}); the final weights are the last epoch's"
+                    )
+                )
             else:
                 load_model_weights(model, weights, str(best_ckpt))
                 self.emit(LogMessage("info", f"restored the best weights (epoch {best.best_epoch + 1}, {monitor})"))
@@ -665,14 +710,19 @@ def _last_checkpoint_note(run: RunDir, diverged: bool = False) -> str:
         return f"The last finite checkpoint is checkpoints/{complete[-1].weights.name}."
     if not complete:
         return "No checkpoint was complete yet, so the run cannot be resumed; start it again."
-    return (f"The last complete checkpoint, checkpoints/{complete[-1].weights.name}, is intact: "
-            f"`finetune-gui resume {run.root}` continues from it.")
+    return (
+        f"The last complete checkpoint, checkpoints/{complete[-1].weights.name}, is intact: "
+        f"`finetune-gui resume {run.root}` continues from it."
+    )
 
 
 def storage_error(e: OSError, run: RunDir) -> StorageError:
-    what = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up",
-            errno.EFBIG: "the file is larger than this file system or process allows",
-            errno.EROFS: "the disk is read-only"}.get(e.errno or 0, e.strerror or str(e))
+    what = {
+        errno.ENOSPC: "the disk is full",
+        errno.EDQUOT: "the disk quota is used up",
+        errno.EFBIG: "the file is larger than this file system or process allows",
+        errno.EROFS: "the disk is read-only",
+    }.get(e.errno or 0, e.strerror or str(e))
     where = f" ({e.filename})" if e.filename else ""
     return StorageError(
         f"cannot write to the run folder {run.root}: {what}{where}. Free some space (checkpoints of this model "
@@ -705,7 +755,7 @@ def _guarded(trainer: _Trainer, resume_from=None) -> RunResult:
                 return _failed(trainer, storage_error(e, trainer.run), "")
             _failed(trainer, e, traceback.format_exc())
             raise
-        except Exception as e:  # noqa: BLE001 - turned into a report, then re-raised as a bug
+        except Exception as e:
             if not devices.is_oom(e):
                 _failed(trainer, e, traceback.format_exc())
                 raise
@@ -724,8 +774,9 @@ def _out_of_memory(trainer: _Trainer) -> OutOfMemory:
     shrink = "a smaller data.image_size or data.max_length, or freezing more of the model (model.freeze)"
     p = getattr(trainer, "p", None)
     if p is None or bs <= 1:
-        return OutOfMemory(f"{what}; try {'train.batch_size = ' + str(max(1, bs // 2)) + ' or ' if bs > 1 else ''}"
-                           f"{shrink}")
+        return OutOfMemory(
+            f"{what}; try {'train.batch_size = ' + str(max(1, bs // 2)) + ' or ' if bs > 1 else ''}{shrink}"
+        )
     from finetune_gui.core.training.batch_size import search_with
 
     trainer.emit(LogMessage("info", f"{what}; trying smaller batches to find one that fits"))
@@ -736,8 +787,10 @@ def _out_of_memory(trainer: _Trainer) -> OutOfMemory:
     except Exception:  # noqa: BLE001 - the suggestion is a bonus; the plain one below still helps
         return OutOfMemory(f"{what}; try train.batch_size = {bs // 2} or {shrink}")
     tried = ", ".join(f"{n} {'fits' if ok else 'does not'}" for n, ok in found.tried)
-    return OutOfMemory(f"{what}; batch size {found.batch_size} fits ({tried}): set train.batch_size = "
-                       f"{found.batch_size} and start again (or `finetune-gui find-batch-size` to search upwards too)")
+    return OutOfMemory(
+        f"{what}; batch size {found.batch_size} fits ({tried}): set train.batch_size = "
+        f"{found.batch_size} and start again (or `finetune-gui find-batch-size` to search upwards too)"
+    )
 
 
 def _failed(trainer: _Trainer, e: BaseException, details: str) -> RunResult:
@@ -768,8 +821,10 @@ def fit(
         run = new_run_dir(out, config.checkpoint.run_name or config.name)
         atomic_write_text(run.config, snap.to_toml())
     except OSError as e:
-        raise StorageError(f"cannot make a run folder in {out.resolve()}: {e.strerror or e}; free some space or set "
-                           "checkpoint.output_dir to a folder you can write to") from None
+        raise StorageError(
+            f"cannot make a run folder in {out.resolve()}: {e.strerror or e}; free some space or set "
+            "checkpoint.output_dir to a folder you can write to"
+        ) from None
     return _guarded(_Trainer(snap, run, listener, control))
 
 

@@ -6,8 +6,9 @@ Events carry plain floats and strings, never tensors, so any thread may keep the
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Protocol
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,6 @@ def find_lr(
         should_stop = (lambda: control.stop_requested) if control is not None else None
         return lr_sweep(train_step, start_lr=start_lr, end_lr=end_lr, num_steps=num_steps, should_stop=should_stop)
     finally:
-        del p
+        p = None  # the model and data go before the memory is released; `train_step` is not called again
         gc.collect()
         devices.release_memory()

@@ -41,27 +41,41 @@ def task_warnings(aug, kind: TaskKind, num_samples: int | None) -> list[str]:
     w: list[str] = []
     mixing = aug.mixup_alpha > 0 or aug.cutmix_alpha > 0
     if mixing and kind != TaskKind.IMAGE_CLASSIFICATION:
-        w.append(f"MixUp/CutMix are not used for {kind.value}: they only work for single-label classification. "
-                 "Set both to 0.")
+        w.append(
+            f"MixUp/CutMix are not used for {kind.value}: they only work for single-label classification. "
+            "Set both to 0."
+        )
     if kind == TaskKind.IMAGE_REGRESSION and aug.color_jitter > 0:
-        w.append("colour jitter changes brightness and contrast; when the number to predict depends on them, "
-                 "it makes the targets wrong. Set color_jitter to 0 unless the target ignores colour.")
-    strong = [name for name, on in (
-        ("auto-augment", aug.auto_augment != "none"), (f"rotation {aug.rotation:g}°", aug.rotation > 30),
-        ("random erasing", aug.random_erasing > 0.25), ("strong colour jitter", aug.color_jitter > 0.4),
-        ("MixUp/CutMix", mixing), ("small crops", aug.random_resized_crop and aug.crop_scale_min < 0.3),
-    ) if on]
+        w.append(
+            "colour jitter changes brightness and contrast; when the number to predict depends on them, "
+            "it makes the targets wrong. Set color_jitter to 0 unless the target ignores colour."
+        )
+    strong = [
+        name
+        for name, on in (
+            ("auto-augment", aug.auto_augment != "none"),
+            (f"rotation {aug.rotation:g}°", aug.rotation > 30),
+            ("random erasing", aug.random_erasing > 0.25),
+            ("strong colour jitter", aug.color_jitter > 0.4),
+            ("MixUp/CutMix", mixing),
+            ("small crops", aug.random_resized_crop and aug.crop_scale_min < 0.3),
+        )
+        if on
+    ]
     if num_samples is not None and 0 < num_samples < FEW_SAMPLES and len(strong) >= 2:
-        w.append(f"only {num_samples} images, with {', '.join(strong)}: this much augmentation can keep a model from "
-                 "learning from so few samples. Start mild, and add more only if it overfits.")
+        w.append(
+            f"only {num_samples} images, with {', '.join(strong)}: this much augmentation can keep a model from "
+            "learning from so few samples. Start mild, and add more only if it overfits."
+        )
     return w
 
 
 # ---------------------------------------------------------------- the worker job
 
 
-def preview_job(config, kind: TaskKind, samples: list[tuple[str, str]] | None, n_samples: int, n_versions: int,
-                seed: int, side: int) -> dict:
+def preview_job(
+    config, kind: TaskKind, samples: list[tuple[str, str]] | None, n_samples: int, n_versions: int, seed: int, side: int
+) -> dict:
     """Augmented versions of a few training images, as RGB bytes, and the engine's warnings for the knobs.
 
     `samples` ([(path, caption)]) are reused between calls; None picks them from the data (one per class).
@@ -141,8 +155,9 @@ class AugmentPage(Page):
         self.warnings_label.setObjectName("augmentWarnings")
         self.warnings_label.setWordWrap(True)
         self.warnings_label.setTextFormat(Qt.TextFormat.RichText)
-        self.warnings_label.setStyleSheet("#augmentWarnings { color: #b9770e; border: 1px solid #e0a030; "
-                                          "border-radius: 4px; padding: 6px; }")
+        self.warnings_label.setStyleSheet(
+            "#augmentWarnings { color: #b9770e; border: 1px solid #e0a030; border-radius: 4px; padding: 6px; }"
+        )
         left_layout.addWidget(self.warnings_label)
         left_layout.addStretch(1)
         left_scroll = QScrollArea()
@@ -171,7 +186,8 @@ class AugmentPage(Page):
         self.text_notice = QLabel(
             "<h3>Augmentation applies to images only</h3>"
             "<p>Text classification, text regression and language-model tasks train on the text as it is, so the "
-            "settings on this page are not used. Choose an image task on the Data page to use them.</p>")
+            "settings on this page are not used. Choose an image task on the Data page to use them.</p>"
+        )
         self.text_notice.setObjectName("textNotice")
         self.text_notice.setWordWrap(True)
         self.text_notice.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
@@ -190,8 +206,15 @@ class AugmentPage(Page):
     def _data_key(self) -> tuple:
         c = self.state.config
         d = c.data
-        return (d.path, d.format, d.path_column, tuple(d.label_columns), d.label_separator, c.task.kind.value,
-                str(c.base_dir))
+        return (
+            d.path,
+            d.format,
+            d.path_column,
+            tuple(d.label_columns),
+            d.label_separator,
+            c.task.kind.value,
+            str(c.base_dir),
+        )
 
     def _on_state_changed(self, section: str) -> None:
         if section not in ("", "augment", "data", "task"):
@@ -212,8 +235,10 @@ class AugmentPage(Page):
         self.text_notice.setVisible(not is_image)
         self.form.setEnabled(is_image)
         size = self.state.config.data.image_size
-        self.caption.setText(f"<b>Preview</b>: {PREVIEW_VERSIONS} random versions of real training images, cut to "
-                             f"{size}×{size} px as the model gets them (before normalisation).")
+        self.caption.setText(
+            f"<b>Preview</b>: {PREVIEW_VERSIONS} random versions of real training images, cut to "
+            f"{size}×{size} px as the model gets them (before normalisation)."
+        )
 
     def _show_warnings(self) -> None:
         kind = self.state.config.task.kind
@@ -223,8 +248,11 @@ class AugmentPage(Page):
         scan = self.state.scan
         num = scan.num_samples if scan is not None else None
         items = list(dict.fromkeys(self._engine_warnings + task_warnings(self.state.config.augment, kind, num)))
-        self.warnings_label.setText("<b>⚠ Check these settings</b><ul style='margin-left: -20px'>"
-                                    + "".join(f"<li>{html.escape(w[0].upper() + w[1:])}</li>" for w in items) + "</ul>")
+        self.warnings_label.setText(
+            "<b>⚠ Check these settings</b><ul style='margin-left: -20px'>"
+            + "".join(f"<li>{html.escape(w[0].upper() + w[1:])}</li>" for w in items)
+            + "</ul>"
+        )
         self.warnings_label.setVisible(bool(items))
 
     def warnings(self) -> list[str]:
@@ -260,10 +288,19 @@ class AugmentPage(Page):
         if not self.grid.image_count():
             self.grid.set_message("Making previews…")
         self._samples_key = self._data_key()
-        run_in_worker(self, preview_job, snapshot, config.task.kind, self._samples, PREVIEW_SAMPLES,
-                      PREVIEW_VERSIONS, self.seed, PREVIEW_SIDE,
-                      on_result=partial(self._preview_done, gen),
-                      on_error=partial(self._preview_failed, gen))
+        run_in_worker(
+            self,
+            preview_job,
+            snapshot,
+            config.task.kind,
+            self._samples,
+            PREVIEW_SAMPLES,
+            PREVIEW_VERSIONS,
+            self.seed,
+            PREVIEW_SIDE,
+            on_result=partial(self._preview_done, gen),
+            on_error=partial(self._preview_failed, gen),
+        )
 
     def _preview_done(self, gen: int, result: dict) -> None:
         if gen != self._gen:

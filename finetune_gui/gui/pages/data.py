@@ -62,8 +62,19 @@ THUMB_CLASSES = 12
 THUMB_SIDE = 88
 PREVIEW_ROWS = 50
 SCAN_FIELDS = ("path", "format", "text_column", "path_column", "label_columns", "label_separator")
-_ERROR_WORDS = ("skipped", "not a readable", "empty file", "too large", "cannot be read", "not found",
-                "at least two classes", "neither", "not valid", "not a number", "not a finite")
+_ERROR_WORDS = (
+    "skipped",
+    "not a readable",
+    "empty file",
+    "too large",
+    "cannot be read",
+    "not found",
+    "at least two classes",
+    "neither",
+    "not valid",
+    "not a number",
+    "not a finite",
+)
 
 
 # ---------------------------------------------------------------- plain helpers (no Qt)
@@ -143,8 +154,9 @@ def scan_job(config):
     return scan_data(config)
 
 
-def thumbnail_job(config, kind: TaskKind, per_class: int = THUMBS_PER_CLASS, max_classes: int = THUMB_CLASSES,
-                  side: int = THUMB_SIDE) -> tuple[list, str]:
+def thumbnail_job(
+    config, kind: TaskKind, per_class: int = THUMBS_PER_CLASS, max_classes: int = THUMB_CLASSES, side: int = THUMB_SIDE
+) -> tuple[list, str]:
     """A few decoded, shrunk images per class (or across the value range for regression) as RGB bytes."""
     from finetune_gui.core.data.images import collect_images, load_rgb
 
@@ -155,12 +167,13 @@ def thumbnail_job(config, kind: TaskKind, per_class: int = THUMBS_PER_CLASS, max
         wanted = min(len(ranked), per_class * 3)
         spread = [ranked[round(i * (len(ranked) - 1) / max(1, wanted - 1))] for i in range(wanted)]
         for k in range(0, wanted, per_class):
-            chunk = spread[k: k + per_class]
+            chunk = spread[k : k + per_class]
             groups[f"{k // per_class + 1}. values {chunk[0][1]:g} – {chunk[-1][1]:g}"] = [
-                (p, f"{t:g}") for p, t in chunk]
+                (p, f"{t:g}") for p, t in chunk
+            ]
     else:
         for path, target in zip(rec.paths, rec.targets):
-            for name in (target if isinstance(target, list) else [target]):
+            for name in target if isinstance(target, list) else [target]:
                 groups.setdefault(str(name), []).append((path, Path(path).name))
     note = f"showing {max_classes} of {len(groups)} classes" if len(groups) > max_classes else ""
     rows = []
@@ -239,12 +252,15 @@ class DataPage(Page):
         self.path_edit = QLineEdit()
         self.path_edit.setObjectName("dataPath")
         self.path_edit.setPlaceholderText(
-            "a folder of images (one subfolder per class), or a CSV / TSV / JSONL / TXT file")
+            "a folder of images (one subfolder per class), or a CSV / TSV / JSONL / TXT file"
+        )
         self.path_edit.editingFinished.connect(lambda: self.set_data_path(self.path_edit.text().strip()))
         row.addWidget(self.path_edit, 1)
-        for text, name, slot in (("Folder…", "chooseFolder", self.choose_folder),
-                                 ("File…", "chooseFile", self.choose_file),
-                                 ("Rescan", "rescan", lambda: self.rescan(force=True))):
+        for text, name, slot in (
+            ("Folder…", "chooseFolder", self.choose_folder),
+            ("File…", "chooseFile", self.choose_file),
+            ("Rescan", "rescan", lambda: self.rescan(force=True)),
+        ):
             button = QPushButton(text)
             button.setObjectName(name)
             button.clicked.connect(slot)
@@ -275,8 +291,9 @@ class DataPage(Page):
     def _build_error_banner(self) -> QFrame:
         self.error_banner = QFrame()
         self.error_banner.setObjectName("dataError")
-        self.error_banner.setStyleSheet("#dataError { border: 1px solid #c0392b; border-radius: 4px; "
-                                        "background: rgba(192, 57, 43, 0.08); }")
+        self.error_banner.setStyleSheet(
+            "#dataError { border: 1px solid #c0392b; border-radius: 4px; background: rgba(192, 57, 43, 0.08); }"
+        )
         box = QVBoxLayout(self.error_banner)
         self.error_label = QLabel()
         self.error_label.setObjectName("dataErrorMessage")
@@ -304,8 +321,11 @@ class DataPage(Page):
         self.label_columns.setObjectName("labelColumns")
         self.label_columns.setMaximumHeight(96)
         self.label_columns.itemChanged.connect(self._label_columns_changed)
-        for editor, key in ((self.text_column, "text_column"), (self.path_column, "path_column"),
-                            (self.label_columns, "label_columns")):
+        for editor, key in (
+            (self.text_column, "text_column"),
+            (self.path_column, "path_column"),
+            (self.label_columns, "label_columns"),
+        ):
             editor.setToolTip(field_info("data", key)[0])
         form.addRow("Text column", self.text_column)
         form.addRow("Image path column", self.path_column)
@@ -325,8 +345,9 @@ class DataPage(Page):
 
         more_box = QGroupBox("Reading the data")
         more_layout = QVBoxLayout(more_box)
-        self.more_form = ConfigForm(self.state, "data", ["format", "label_separator", "image_size", "max_length",
-                                                         "max_samples", "num_workers"])
+        self.more_form = ConfigForm(
+            self.state, "data", ["format", "label_separator", "image_size", "max_length", "max_samples", "num_workers"]
+        )
         more_layout.addWidget(self.more_form)
         column.addWidget(more_box)
         column.addStretch(1)
@@ -413,9 +434,11 @@ class DataPage(Page):
         tab = QWidget()
         layout = QVBoxLayout(tab)
         self.errors_box, self.errors_table = self._problem_table(
-            "Errors: these samples are left out, or training cannot start", "problemErrors", "#c0392b")
+            "Errors: these samples are left out, or training cannot start", "problemErrors", "#c0392b"
+        )
         self.warnings_box, self.warnings_table = self._problem_table(
-            "Warnings: worth a look, training can go on", "problemWarnings", "#b9770e")
+            "Warnings: worth a look, training can go on", "problemWarnings", "#b9770e"
+        )
         layout.addWidget(self.errors_box, 1)
         layout.addWidget(self.warnings_box, 1)
         self.no_problems_label = QLabel("No problems found.")
@@ -449,8 +472,12 @@ class DataPage(Page):
             self.set_data_path(path)
 
     def choose_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Choose a data file", self._dialog_start(),
-                                              "Data (*.csv *.tsv *.tab *.jsonl *.ndjson *.txt);;All files (*)")
+        path, _ = QFileDialog.getOpenFileName(
+            self,
+            "Choose a data file",
+            self._dialog_start(),
+            "Data (*.csv *.tsv *.tab *.jsonl *.ndjson *.txt);;All files (*)",
+        )
         if path:
             self.set_data_path(path)
 
@@ -484,8 +511,11 @@ class DataPage(Page):
             QTimer.singleShot(0, self._commit_label_columns)  # after the signal returns: the list is refilled
 
     def _commit_label_columns(self) -> None:
-        chosen = [self.label_columns.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.label_columns.count())
-                  if self.label_columns.item(i).checkState() == Qt.CheckState.Checked]
+        chosen = [
+            self.label_columns.item(i).data(Qt.ItemDataRole.UserRole)
+            for i in range(self.label_columns.count())
+            if self.label_columns.item(i).checkState() == Qt.CheckState.Checked
+        ]
         if chosen != list(self.state.config.data.label_columns):
             self.state.set_value("data", "label_columns", chosen)
 
@@ -519,8 +549,11 @@ class DataPage(Page):
             self._loading = False
         kind = config.task.kind
         is_table = bool(self.report is not None and self.report.columns)
-        for key, visible in (("image_size", kind.is_image), ("max_length", not kind.is_image),
-                             ("label_separator", kind.is_image and is_table)):
+        for key, visible in (
+            ("image_size", kind.is_image),
+            ("max_length", not kind.is_image),
+            ("label_separator", kind.is_image and is_table),
+        ):
             self.more_form.layout().setRowVisible(self.more_form.editors[key], visible)
 
     def _scan_key(self) -> tuple:
@@ -550,9 +583,9 @@ class DataPage(Page):
         snapshot = config.model_copy(deep=True).with_base_dir(config.base_dir)
         self.summary_label.setText("Scanning the data…")
         self._waiting_for_scan = True
-        run_in_worker(self, scan_job, snapshot,
-                      on_result=partial(self._scan_done, gen),
-                      on_error=partial(self._scan_failed, gen))
+        run_in_worker(
+            self, scan_job, snapshot, on_result=partial(self._scan_done, gen), on_error=partial(self._scan_failed, gen)
+        )
 
     @property
     def scanning(self) -> bool:
@@ -581,8 +614,11 @@ class DataPage(Page):
         self._show_nothing_yet(scanned=True)
         self._sync_from_state()
         expected = error_type in ("DataError", "ConfigError")
-        what = ("Choose another folder or file, or fix the data as the message says and press Rescan."
-                if expected else "This looks like a bug; the details are in the error dialog.")
+        what = (
+            "Choose another folder or file, or fix the data as the message says and press Rescan."
+            if expected
+            else "This looks like a bug; the details are in the error dialog."
+        )
         self.error_banner.show()
         self.error_label.setText(f"<b>The data cannot be used yet.</b><br>{_html(message)}<br><i>{what}</i>")
         if not expected:
@@ -655,8 +691,10 @@ class DataPage(Page):
     # ------------------------------------------------------------ showing a report
     def _show_nothing_yet(self, scanned: bool = False) -> None:
         if not scanned:
-            self.summary_label.setText("Choose a folder of images (one subfolder per class) or a CSV / TSV / JSONL / "
-                                       "TXT file above — or drop it anywhere on this window.")
+            self.summary_label.setText(
+                "Choose a folder of images (one subfolder per class) or a CSV / TSV / JSONL / "
+                "TXT file above — or drop it anywhere on this window."
+            )
         else:
             self.summary_label.setText("No data to show.")
         self.imbalance_label.hide()
@@ -678,11 +716,15 @@ class DataPage(Page):
         unit = "documents" if kind == TaskKind.CAUSAL_LM else "texts" if kind.is_text else "images"
         errors = sum(problem_severity(p) == "error" for p in report.problems)
         warnings = len(report.problems) - errors
-        parts = [f"<b>{report.num_samples:,} {unit}</b>", FORMAT_LABELS.get(report.format, report.format),
-                 _html(report.source)]
+        parts = [
+            f"<b>{report.num_samples:,} {unit}</b>",
+            FORMAT_LABELS.get(report.format, report.format),
+            _html(report.source),
+        ]
         if errors or warnings:
-            counts = ", ".join(t for t in (f"{errors} error(s)" if errors else "",
-                                           f"{warnings} warning(s)" if warnings else "") if t)
+            counts = ", ".join(
+                t for t in (f"{errors} error(s)" if errors else "", f"{warnings} warning(s)" if warnings else "") if t
+            )
             parts.append(f"<a href='problems'>{counts}</a>")
         self.summary_label.setText(" · ".join(parts))
         self._show_classes(report)
@@ -700,9 +742,12 @@ class DataPage(Page):
             self.tabs.setCurrentWidget(self.samples_tab)
         if not has_classes:
             self.no_classes_label.setText(
-                "A language model learns from the text itself: there are no classes." if kind == TaskKind.CAUSAL_LM
-                else "Regression: each sample has a number, not a class." if kind.is_regression
-                else "No classes found; see Problems.")
+                "A language model learns from the text itself: there are no classes."
+                if kind == TaskKind.CAUSAL_LM
+                else "Regression: each sample has a number, not a class."
+                if kind.is_regression
+                else "No classes found; see Problems."
+            )
         total = sum(counts.values()) or 1
         self.class_table.setRowCount(len(counts))
         for r, (name, count) in enumerate(counts.items()):
@@ -721,24 +766,30 @@ class DataPage(Page):
             self.imbalance_label.setText(
                 f"⚠ Imbalanced classes: '{big}' has {counts[big]:,} samples, '{small}' only {counts[small]:,} "
                 f"({ratio:.0f}×).{more} The model may neglect the small classes; add data for them or weight "
-                "the classes.")
+                "the classes."
+            )
         self.imbalance_label.setVisible(bool(found))
-        self.balanced_button.setVisible(bool(found) and kind.is_classification
-                                        and self.state.config.train.class_weights != "balanced")
+        self.balanced_button.setVisible(
+            bool(found) and kind.is_classification and self.state.config.train.class_weights != "balanced"
+        )
 
     def _show_splits(self) -> None:
         if self.report is None or not self.report.num_samples:
             self.split_label.clear()
             return
         sizes, note = split_sizes(self.report, self.state.config)
-        self.split_label.setText(f"<b>train {sizes['train']:,} · val {sizes['val']:,} · test {sizes['test']:,}</b>"
-                                 f"<br><small>{_html(note)}</small>")
+        self.split_label.setText(
+            f"<b>train {sizes['train']:,} · val {sizes['val']:,} · test {sizes['test']:,}</b>"
+            f"<br><small>{_html(note)}</small>"
+        )
 
     def _fill_problems(self, problems: list) -> None:
         errors = [p for p in problems if problem_severity(p) == "error"]
         warnings = [p for p in problems if problem_severity(p) == "warning"]
-        for box, table, items in ((self.errors_box, self.errors_table, errors),
-                                  (self.warnings_box, self.warnings_table, warnings)):
+        for box, table, items in (
+            (self.errors_box, self.errors_table, errors),
+            (self.warnings_box, self.warnings_table, warnings),
+        ):
             table.setRowCount(len(items))
             for r, p in enumerate(items):
                 path_item = QTableWidgetItem(self._short_path(p.path))
@@ -781,13 +832,22 @@ class DataPage(Page):
             return
         if kind.is_image:
             self.thumbnails.set_message("Loading thumbnails…")
-            run_in_worker(self, thumbnail_job, snapshot, kind,
-                          on_result=partial(self._thumbnails_done, gen),
-                          on_error=partial(self._samples_failed, gen))
+            run_in_worker(
+                self,
+                thumbnail_job,
+                snapshot,
+                kind,
+                on_result=partial(self._thumbnails_done, gen),
+                on_error=partial(self._samples_failed, gen),
+            )
         else:
-            run_in_worker(self, first_rows_job, snapshot,
-                          on_result=partial(self._rows_done, gen),
-                          on_error=partial(self._samples_failed, gen))
+            run_in_worker(
+                self,
+                first_rows_job,
+                snapshot,
+                on_result=partial(self._rows_done, gen),
+                on_error=partial(self._samples_failed, gen),
+            )
 
     def _thumbnails_done(self, gen: int, result) -> None:
         if gen != self._samples_gen:
@@ -812,8 +872,9 @@ class DataPage(Page):
         header = self.rows_table.horizontalHeader()
         for c, name in enumerate(columns):
             wide = name == self.state.config.data.text_column or len(columns) == 1
-            header.setSectionResizeMode(c, QHeaderView.ResizeMode.Stretch if wide
-                                        else QHeaderView.ResizeMode.ResizeToContents)
+            header.setSectionResizeMode(
+                c, QHeaderView.ResizeMode.Stretch if wide else QHeaderView.ResizeMode.ResizeToContents
+            )
 
     def _samples_failed(self, gen: int, error_type: str, message: str, details: str) -> None:
         if gen != self._samples_gen:

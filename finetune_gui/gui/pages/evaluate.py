@@ -35,15 +35,27 @@ from PySide6.QtWidgets import (
 )
 
 from finetune_gui.gui.pages.base import Page
-from finetune_gui.gui.widgets.generation_knobs import max_tokens_box, temperature_box
 from finetune_gui.gui.widgets.confusion_matrix import ConfusionMatrixView
+from finetune_gui.gui.widgets.generation_knobs import max_tokens_box, temperature_box
 
 THUMB = 56
 MAX_LISTED = 200
 TOP_LOSS = 50
 #: Overall metrics in the order they are shown; others follow.
-METRIC_ORDER = ("accuracy", "top5_accuracy", "f1_macro", "precision_macro", "recall_macro", "f1_micro",
-                "hamming_accuracy", "mae", "rmse", "r2", "perplexity", "loss")
+METRIC_ORDER = (
+    "accuracy",
+    "top5_accuracy",
+    "f1_macro",
+    "precision_macro",
+    "recall_macro",
+    "f1_micro",
+    "hamming_accuracy",
+    "mae",
+    "rmse",
+    "r2",
+    "perplexity",
+    "loss",
+)
 TAB_PER_CLASS, TAB_CELL, TAB_TOP_LOSS = 0, 1, 2
 
 
@@ -71,8 +83,9 @@ def make_thumbnails(paths: list[str], size: int) -> list[QImage]:
     for p in paths:
         image = QImage(p)
         if not image.isNull():
-            image = image.scaled(size, size, Qt.AspectRatioMode.KeepAspectRatio,
-                                 Qt.TransformationMode.SmoothTransformation)
+            image = image.scaled(
+                size, size, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
+            )
         out.append(image)
     return out
 
@@ -98,9 +111,17 @@ def generate_text(slot: PredictorSlot, run_dir: str, prompt: str, max_new_tokens
 
 
 def metric_title(name: str) -> str:
-    return {"f1_macro": "F1 (macro)", "f1_micro": "F1 (micro)", "precision_macro": "precision (macro)",
-            "recall_macro": "recall (macro)", "top5_accuracy": "top-5 accuracy", "hamming_accuracy":
-            "label accuracy", "mae": "MAE", "rmse": "RMSE", "r2": "R²"}.get(name, name.replace("_", " "))
+    return {
+        "f1_macro": "F1 (macro)",
+        "f1_micro": "F1 (micro)",
+        "precision_macro": "precision (macro)",
+        "recall_macro": "recall (macro)",
+        "top5_accuracy": "top-5 accuracy",
+        "hamming_accuracy": "label accuracy",
+        "mae": "MAE",
+        "rmse": "RMSE",
+        "r2": "R²",
+    }.get(name, name.replace("_", " "))
 
 
 class EvaluatePage(Page):
@@ -138,8 +159,10 @@ class EvaluatePage(Page):
         top = QHBoxLayout()
         top.addWidget(self.run_label, 1)
         top.addWidget(self.refresh_button)
-        self.status_label = QLabel("Finish a run, or open a run folder (File → Open run folder), to see how the "
-                                   "model does on data it did not train on.")
+        self.status_label = QLabel(
+            "Finish a run, or open a run folder (File → Open run folder), to see how the "
+            "model does on data it did not train on."
+        )
         self.status_label.setObjectName("evaluate-status")
         self.status_label.setWordWrap(True)
         self.status_label.setStyleSheet("color: palette(dark);")
@@ -277,8 +300,12 @@ class EvaluatePage(Page):
         self.run_label.setText(f"Run: {Path(run_dir).name}")
         self.run_label.setToolTip(run_dir)
         self.status_label.setText("Reading the run's evaluation…")
-        self.bridge.run_task(read_run_evaluation, run_dir, on_result=partial(self._show_evaluation, self._token),
-                             on_error=partial(self._load_failed, self._token))
+        self.bridge.run_task(
+            read_run_evaluation,
+            run_dir,
+            on_result=partial(self._show_evaluation, self._token),
+            on_error=partial(self._load_failed, self._token),
+        )
 
     def _reset(self, title: str) -> None:
         self.task, self.labels, self.evaluation, self.samples = None, [], {}, None
@@ -305,8 +332,10 @@ class EvaluatePage(Page):
         n = ev.get("num_samples", 0)
         if self.task == "causal-lm":
             self.body.setCurrentIndex(2)
-            self.status_label.setText(f"Perplexity on the {split} split ({ev.get('tokens', 0):,} tokens). "
-                                      "Lower is better. Try the model below.")
+            self.status_label.setText(
+                f"Perplexity on the {split} split ({ev.get('tokens', 0):,} tokens). "
+                "Lower is better. Try the model below."
+            )
             return
         self.body.setCurrentIndex(1)
         self._show_task_views(ev)
@@ -314,8 +343,12 @@ class EvaluatePage(Page):
         self.top_loss_list.clear()
         self.cell_title.setText("Click a cell of the confusion matrix to list its samples.")
         self.status_label.setText(f"{n} {split} samples. Scoring them one by one for the sample lists…")
-        self.bridge.run_task(score_split, self.run_dir, on_result=partial(self._show_samples, token),
-                             on_error=partial(self._samples_failed, token))
+        self.bridge.run_task(
+            score_split,
+            self.run_dir,
+            on_result=partial(self._show_samples, token),
+            on_error=partial(self._samples_failed, token),
+        )
 
     def _show_task_views(self, ev: dict[str, Any]) -> None:
         classification = self.task in ("image-classification", "text-classification")
@@ -353,8 +386,7 @@ class EvaluatePage(Page):
         card = QFrame()
         card.setObjectName(f"metric-{title}")
         card.setFrameShape(QFrame.Shape.StyledPanel)
-        card.setStyleSheet("QFrame { border: 1px solid palette(mid); border-radius: 6px; }"
-                           "QLabel { border: none; }")
+        card.setStyleSheet("QFrame { border: 1px solid palette(mid); border-radius: 6px; }QLabel { border: none; }")
         v = QVBoxLayout(card)
         v.setContentsMargins(10, 4, 10, 4)
         v.setSpacing(0)
@@ -419,9 +451,14 @@ class EvaluatePage(Page):
         worst = samples.top_loss(TOP_LOSS)
         self.top_loss_title.setText(f"The {len(worst)} {samples.split} samples with the highest loss, worst first.")
         self._fill_list(self.top_loss_list, worst)
-        self.status_label.setText(f"{len(samples.records)} {samples.split} samples scored"
-                                  + (". Click a cell of the matrix to see its samples." if self.task and
-                                     self.task.endswith("classification") else "."))
+        self.status_label.setText(
+            f"{len(samples.records)} {samples.split} samples scored"
+            + (
+                ". Click a cell of the matrix to see its samples."
+                if self.task and self.task.endswith("classification")
+                else "."
+            )
+        )
         if self._pending_cell is not None:
             self.show_cell(*self._pending_cell)
 
@@ -453,8 +490,9 @@ class EvaluatePage(Page):
             widget.addItem(item)
         fill = self._fills[widget.objectName()] = self._fills.get(widget.objectName(), 0) + 1
         if images and records:
-            self.bridge.run_task(make_thumbnails, [r.source for r in records], THUMB,
-                                 on_result=partial(self._set_icons, widget, fill))
+            self.bridge.run_task(
+                make_thumbnails, [r.source for r in records], THUMB, on_result=partial(self._set_icons, widget, fill)
+            )
 
     def _set_icons(self, widget: QListWidget, fill: int, images: list[QImage]) -> None:
         if fill != self._fills.get(widget.objectName()) or widget.count() != len(images):
@@ -470,9 +508,16 @@ class EvaluatePage(Page):
             return
         self._set_generating(True)
         self.output.setPlainText("Generating…")
-        self.bridge.run_task(generate_text, self._slot, self.run_dir, self.prompt.toPlainText(),
-                             self.max_tokens.value(), self.temperature.value(),
-                             on_result=self._generated, on_error=self._generate_failed)
+        self.bridge.run_task(
+            generate_text,
+            self._slot,
+            self.run_dir,
+            self.prompt.toPlainText(),
+            self.max_tokens.value(),
+            self.temperature.value(),
+            on_result=self._generated,
+            on_error=self._generate_failed,
+        )
 
     def _generated(self, text: str) -> None:
         self._set_generating(False)

@@ -190,7 +190,8 @@ class ExportPage(Page):
             return
         self.status_label.setText(
             f"{self.task} model. Tick the formats to write; each file is loaded back and compared with the trained "
-            "model on samples of the validation split.")
+            "model on samples of the validation split."
+        )
         self._set_formats(allowed)
 
     def _on_run_finished(self, event) -> None:
@@ -229,9 +230,15 @@ class ExportPage(Page):
         self._set_busy(True)
         self.status_label.setText(f"Exporting {', '.join(formats)} and verifying each file…")
         output = self.output_edit.text().strip()
-        self.bridge.run_task(export_job, str(self.state.run_dir), formats, output, self.progress_line.emit,
-                             on_result=partial(self._exported, self._token),
-                             on_error=partial(self._failed, self._token))
+        self.bridge.run_task(
+            export_job,
+            str(self.state.run_dir),
+            formats,
+            output,
+            self.progress_line.emit,
+            on_result=partial(self._exported, self._token),
+            on_error=partial(self._failed, self._token),
+        )
         return True
 
     @Slot(str)
@@ -246,12 +253,15 @@ class ExportPage(Page):
         self._fill_table(report.results)
         failed = [r.format for r in report.results if not r.passed]
         if failed:
-            self.summary_label.setText(f"Verification FAILED for {', '.join(failed)}: do not deploy those files (see "
-                                       f"the tooltips and the log). Folder: {report.folder}")
+            self.summary_label.setText(
+                f"Verification FAILED for {', '.join(failed)}: do not deploy those files (see "
+                f"the tooltips and the log). Folder: {report.folder}"
+            )
             self.summary_label.setStyleSheet(f"color: {FAIL_COLOUR.name()}; font-weight: 600;")
         else:
-            self.summary_label.setText(f"All {len(report.results)} file(s) give the trained model's outputs. "
-                                       f"Folder: {report.folder}")
+            self.summary_label.setText(
+                f"All {len(report.results)} file(s) give the trained model's outputs. Folder: {report.folder}"
+            )
             self.summary_label.setStyleSheet(f"color: {PASS_COLOUR.name()}; font-weight: 600;")
         merge = f" {report.merge['message']}." if report.merge else ""
         self.status_label.setText(f"Exported to {report.folder} ({report.samples}).{merge}")
@@ -272,8 +282,14 @@ class ExportPage(Page):
         for row, r in enumerate(results):
             diff = f"{r.max_abs_diff:.2e}" if math.isfinite(r.max_abs_diff) else "—"
             top1 = f"{r.top1_agreement:.1%}" if r.top1_agreement is not None else "n/a"
-            cells = (r.format, FILES.get(r.format, ""), diff, top1, ", ".join(map(str, r.batch_sizes)),
-                     "pass" if r.passed else "FAIL")
+            cells = (
+                r.format,
+                FILES.get(r.format, ""),
+                diff,
+                top1,
+                ", ".join(map(str, r.batch_sizes)),
+                "pass" if r.passed else "FAIL",
+            )
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 item.setToolTip(r.message)

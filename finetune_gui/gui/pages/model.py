@@ -171,7 +171,7 @@ class CatalogFilter(QSortFilterProxyModel):
         else:  # pragma: no cover - older Qt
             self.invalidateFilter()
 
-    def filterAcceptsRow(self, row: int, parent) -> bool:  # noqa: N802 - Qt's name
+    def filterAcceptsRow(self, row: int, parent) -> bool:
         index = self.sourceModel().index(row, 0, parent)
         if self.task and self.task not in (index.data(self.TASKS_ROLE) or []):
             return False
@@ -205,8 +205,12 @@ class LoraBox(QGroupBox):
         self.error.setWordWrap(True)
         self.error.hide()
         form = QFormLayout(self)
-        for key, label, editor in (("r", "Rank r", self.r), ("alpha", "Alpha", self.alpha),
-                                   ("dropout", "Dropout", self.dropout), ("target_modules", "Target modules", self.targets)):
+        for key, label, editor in (
+            ("r", "Rank r", self.r),
+            ("alpha", "Alpha", self.alpha),
+            ("dropout", "Dropout", self.dropout),
+            ("target_modules", "Target modules", self.targets),
+        ):
             editor.setObjectName(f"lora.{key}")
             editor.setToolTip(fields[key].description or "")
             form.addRow(label, editor)
@@ -217,7 +221,8 @@ class LoraBox(QGroupBox):
         self.alpha.valueChanged.connect(lambda v: self._commit("alpha", v))
         self.dropout.valueChanged.connect(lambda v: self._commit("dropout", v))
         self.targets.editingFinished.connect(
-            lambda: self._commit("target_modules", [t.strip() for t in self.targets.text().split(",") if t.strip()]))
+            lambda: self._commit("target_modules", [t.strip() for t in self.targets.text().split(",") if t.strip()])
+        )
         self.refresh()
 
     def _commit(self, key: str, value) -> None:
@@ -293,7 +298,8 @@ class ModelPage(Page):
         backbone = QGroupBox("Training the backbone")
         backbone_layout = QVBoxLayout(backbone)
         self.backbone_form = ConfigForm(
-            self.state, "model", ["gradual_unfreeze_every", "backbone_lr_mult", "head_dropout", "backbone_dropout"])
+            self.state, "model", ["gradual_unfreeze_every", "backbone_lr_mult", "head_dropout", "backbone_dropout"]
+        )
         self.backbone_form.layout().setContentsMargins(0, 0, 0, 0)
         widen_number_editors(self.backbone_form)
         backbone_layout.addWidget(self.backbone_form)
@@ -358,7 +364,9 @@ class ModelPage(Page):
         weights_row.addWidget(self.open_local_button)
         weights_row.addWidget(self.weights_file_label, 1)
         weights_row.addWidget(self.clear_weights_button)
-        self.weights_form = ConfigForm(self.state, "model", ["pretrained", "weights", "allow_random_init", "trust_remote_code"])
+        self.weights_form = ConfigForm(
+            self.state, "model", ["pretrained", "weights", "allow_random_init", "trust_remote_code"]
+        )
         self.weights_form.layout().setContentsMargins(0, 0, 0, 0)
 
         layout = QVBoxLayout(box)
@@ -446,7 +454,7 @@ class ModelPage(Page):
     def on_shown(self) -> None:
         self._activate()
 
-    def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
+    def showEvent(self, event) -> None:
         super().showEvent(event)
         self._activate()
 
@@ -495,17 +503,21 @@ class ModelPage(Page):
         text_model = row["family"] == "huggingface"
         name = QStandardItem(row["name"])
         name.setData(row["tasks"], CatalogFilter.TASKS_ROLE)
-        name.setData(" ".join([row["name"], row["family"], row["licence"], row["description"]]).lower(),
-                     CatalogFilter.SEARCH_ROLE)
+        name.setData(
+            " ".join([row["name"], row["family"], row["licence"], row["description"]]).lower(),
+            CatalogFilter.SEARCH_ROLE,
+        )
         name.setToolTip(row["description"])
         badge_text, colour = BADGES.get(row["badge"], (row["badge"], "#666666"))
         badge = QStandardItem(badge_text)
         badge.setForeground(QColor(colour))
-        badge.setToolTip({
-            "cached": "The pretrained weights are on this computer.",
-            "local": "The model is a folder on this computer.",
-            "needs-download": "The weights are not on this computer yet; training downloads them (needs a network).",
-        }.get(row["badge"], ""))
+        badge.setToolTip(
+            {
+                "cached": "The pretrained weights are on this computer.",
+                "local": "The model is a folder on this computer.",
+                "needs-download": "The weights are not on this computer yet; training downloads them (needs a network).",
+            }.get(row["badge"], "")
+        )
         params = QStandardItem(f"{row['params_m']:.1f} M")
         params.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         size = QStandardItem(f"{row['input_size']} {'tok' if text_model else 'px'}")
@@ -527,7 +539,10 @@ class ModelPage(Page):
         shown = self.catalog_filter.rowCount()
         self.catalog_status.setText(
             f"{shown} models for this task. Any other torchvision name, Hugging Face id or local folder works too "
-            "(open it below)." if shown else "No catalog model for this task; open a local model below.")
+            "(open it below)."
+            if shown
+            else "No catalog model for this task; open a local model below."
+        )
 
     def visible_catalog_names(self) -> list[str]:
         """Names of the catalog rows the search and the task let through, in order."""
@@ -578,8 +593,7 @@ class ModelPage(Page):
             self.open_local(path)
 
     def _choose_weights_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open a weights file", "",
-                                              "State dicts (*.safetensors *.pth *.pt)")
+        path, _ = QFileDialog.getOpenFileName(self, "Open a weights file", "", "State dicts (*.safetensors *.pth *.pt)")
         if path:
             self.open_local(path)
 
@@ -588,8 +602,11 @@ class ModelPage(Page):
         p = expand_user(path)
         if p.is_dir():
             if not (p / "config.json").is_file():
-                self._show_error("ModelLoadError", f"{p} is not a Hugging Face model folder: it has no config.json. "
-                                 "Choose the folder that save_pretrained wrote, or a .safetensors/.pth weights file.")
+                self._show_error(
+                    "ModelLoadError",
+                    f"{p} is not a Hugging Face model folder: it has no config.json. "
+                    "Choose the folder that save_pretrained wrote, or a .safetensors/.pth weights file.",
+                )
                 return False
             self.choose_model(str(p.resolve()), "huggingface")
             return True
@@ -619,9 +636,22 @@ class ModelPage(Page):
         """Everything the built model's modules depend on (not the freezing, which the plan handles)."""
         c = self.state.config
         m = c.model
-        return (c.task.kind.value, m.name, m.source, m.pretrained, m.weights, m.weights_path, m.allow_random_init,
-                m.trust_remote_code, m.head_dropout > 0, m.lora.enabled, m.lora.r, tuple(m.lora.target_modules),
-                num_outputs_for(c.task.kind, self.state.scan), str(c.base_dir))
+        return (
+            c.task.kind.value,
+            m.name,
+            m.source,
+            m.pretrained,
+            m.weights,
+            m.weights_path,
+            m.allow_random_init,
+            m.trust_remote_code,
+            m.head_dropout > 0,
+            m.lora.enabled,
+            m.lora.r,
+            tuple(m.lora.target_modules),
+            num_outputs_for(c.task.kind, self.state.scan),
+            str(c.base_dir),
+        )
 
     def _schedule_tree(self, now: bool = False) -> None:
         """Rebuild the tree when the model's structure changed; a hidden page waits until it shows again."""
@@ -707,7 +737,8 @@ class ModelPage(Page):
         o, plan = self._outline, self._plan
         nodes = {n.name: n for n in o.tree.walk()}
         frozen = {
-            n for n, node in nodes.items()
+            n
+            for n, node in nodes.items()
             if own_params(node) > 0 and plan.get(n, 0) - sum(plan.get(c.name, 0) for c in node.children) == 0
         }
         subtree = {m.name for m in nodes[name].walk()}
@@ -748,8 +779,10 @@ class ModelPage(Page):
         form.setRowVisible(self.weights_form.editors["trust_remote_code"], hf)
         self.lora_box.setEnabled(hf)
         self.lora_box.setToolTip(
-            LoraConfig.model_fields["enabled"].description if hf
-            else "LoRA is for Hugging Face text models; image models use the freezing strategies.")
+            LoraConfig.model_fields["enabled"].description
+            if hf
+            else "LoRA is for Hugging Face text models; image models use the freezing strategies."
+        )
         lora = hf and self.state.config.model.lora.enabled
         for button in (self.head_only_button, self.last_n_button, self.all_button, self.last_n_spin):
             button.setEnabled(not lora)
@@ -759,7 +792,11 @@ class ModelPage(Page):
         warn = ""
         if mc.lora.enabled and is_huggingface(self.state.config):
             text = "LoRA: the adapters and the head train, the model's own weights stay fixed"
-            text += f"; {len(mc.frozen_modules)} module(s) frozen as well." if mc.freeze == "modules" and mc.frozen_modules else "."
+            text += (
+                f"; {len(mc.frozen_modules)} module(s) frozen as well."
+                if mc.freeze == "modules" and mc.frozen_modules
+                else "."
+            )
         elif mc.freeze == "last-n":
             n = mc.unfreeze_last_n
             text = f"The head and the last {n} block{'s' if n != 1 else ''} train." if n else "Only the head trains."

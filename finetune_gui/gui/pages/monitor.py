@@ -8,6 +8,7 @@ worker thread. The plots (pyqtgraph) are made the first time they are needed.
 from __future__ import annotations
 
 import html
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,7 @@ def task_metric(metrics: dict[str, float]) -> str | None:
 
 
 def format_duration(seconds: float) -> str:
-    if not seconds == seconds or seconds < 0 or seconds > 1e7:  # NaN, negative or absurd
+    if math.isnan(seconds) or seconds < 0 or seconds > 1e7:  # NaN, negative or absurd
         return "–"
     s = int(round(seconds))
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
@@ -198,24 +199,36 @@ class MonitorPage(Page):
         from finetune_gui.gui.widgets.live_plot import LivePlot, PlotRefresher
 
         self.refresher = PlotRefresher(parent=self)  # one changed plot redrawn per 60 ms tick
-        loss = LivePlot("Loss", "step", "loss", "Training and validation loss appear once a run starts.",
-                        refresher=self.refresher)
+        loss = LivePlot(
+            "Loss", "step", "loss", "Training and validation loss appear once a run starts.", refresher=self.refresher
+        )
         loss.setObjectName("monitor-plot-loss")
         loss.add_series("train")
         loss.add_series("train (epoch mean)", points=True, dashed=True)
         loss.add_series("validation", points=True)
-        metric = LivePlot("Validation metric", "epoch", "metric", "The task's metric appears after each epoch.",
-                          refresher=self.refresher)
+        metric = LivePlot(
+            "Validation metric",
+            "epoch",
+            "metric",
+            "The task's metric appears after each epoch.",
+            refresher=self.refresher,
+        )
         metric.setObjectName("monitor-plot-metric")
         metric.add_series("metric", points=True, legend=False)
         for plot in (loss, metric):  # accuracy 0.64 reads as 0.64, not "640 (x0.001)"
             plot.plot.getAxis("left").enableAutoSIPrefix(False)
-        lr = LivePlot("Learning rate", "step", "learning rate", "The learning rate appears once a run starts.",
-                      refresher=self.refresher)
+        lr = LivePlot(
+            "Learning rate",
+            "step",
+            "learning rate",
+            "The learning rate appears once a run starts.",
+            refresher=self.refresher,
+        )
         lr.setObjectName("monitor-plot-lr")
         lr.add_series("lr", legend=False)
-        grad = LivePlot("Gradient norm", "step", "norm", "Gradient norms appear while a run is going.",
-                        refresher=self.refresher)
+        grad = LivePlot(
+            "Gradient norm", "step", "norm", "Gradient norms appear while a run is going.", refresher=self.refresher
+        )
         grad.setObjectName("monitor-plot-grad")
         grad.add_series("grad norm", legend=False)
         self.plots = {"loss": loss, "metric": metric, "lr": lr, "grad": grad}
@@ -275,11 +288,16 @@ class MonitorPage(Page):
         self.run_label.setText(f"Run folder: {e.run_dir}")
         self.run_label.setToolTip(e.run_dir)
         trainable = f"{e.trainable_params:,} of {e.total_params:,} parameters train"
-        self.info_label.setText(f"{e.device} · {e.precision} · {e.num_train}/{e.num_val}/{e.num_test} samples "
-                                f"(train/val/test) · {trainable}")
+        self.info_label.setText(
+            f"{e.device} · {e.precision} · {e.num_train}/{e.num_val}/{e.num_test} samples "
+            f"(train/val/test) · {trainable}"
+        )
         self.status_label.setText(f"Training on {e.device}…")
-        self._log_line("info", f"run started in {e.run_dir}" + (f" (resumed at step {e.resumed_from_step})"
-                                                                    if e.resumed_from_step else ""))
+        self._log_line(
+            "info",
+            f"run started in {e.run_dir}"
+            + (f" (resumed at step {e.resumed_from_step})" if e.resumed_from_step else ""),
+        )
         self.state.set_run_dir(e.run_dir)
 
     def _on_step(self, e) -> None:
@@ -326,8 +344,10 @@ class MonitorPage(Page):
         self._log_line("info", f"{what} saved at step {e.step}: {Path(e.path).name}")
 
     def _on_early_stopped(self, e) -> None:
-        self._log_line("info", f"early stop after epoch {e.epoch + 1}: {e.metric} best {e.best_value:.4g} "
-                               f"at epoch {e.best_epoch + 1}")
+        self._log_line(
+            "info",
+            f"early stop after epoch {e.epoch + 1}: {e.metric} best {e.best_value:.4g} at epoch {e.best_epoch + 1}",
+        )
 
     def _on_finished(self, e) -> None:
         self._ended = e.status
@@ -397,9 +417,11 @@ class MonitorPage(Page):
         run = history["run_dir"]
         self.run_label.setText(f"Run folder: {run}")
         self.run_label.setToolTip(run)
-        summary = [f"epoch {r.get('epoch')}: " + format_metrics({k: v for k, v in r.items()
-                                                                 if k.startswith(("train_", "val_"))})
-                   for r in epochs]
+        summary = [
+            f"epoch {r.get('epoch')}: "
+            + format_metrics({k: v for k, v in r.items() if k.startswith(("train_", "val_"))})
+            for r in epochs
+        ]
         self.log_view.setPlainText("\n".join(history["log"] + ["— metrics per epoch (metrics.jsonl) —"] + summary))
         self.log_view.moveCursor(self.log_view.textCursor().MoveOperation.End)
         self._resumable = bool(history["resumable"])

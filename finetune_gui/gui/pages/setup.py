@@ -60,16 +60,16 @@ class WidthFittingScrollArea(QScrollArea):
         self.setWidgetResizable(True)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
 
-    def setWidget(self, widget: QWidget) -> None:  # noqa: N802 - Qt's name
+    def setWidget(self, widget: QWidget) -> None:
         super().setWidget(widget)
         widget.installEventFilter(self)
 
-    def eventFilter(self, watched, event) -> bool:  # noqa: N802
+    def eventFilter(self, watched, event) -> bool:
         if watched is self.widget() and event.type() == QEvent.Type.LayoutRequest:
             self.updateGeometry()
         return super().eventFilter(watched, event)
 
-    def minimumSizeHint(self) -> QSize:  # noqa: N802
+    def minimumSizeHint(self) -> QSize:
         hint = super().minimumSizeHint()
         if self.widget() is not None:
             needed = self.widget().minimumSizeHint().width() + self.verticalScrollBar().sizeHint().width()
@@ -112,7 +112,10 @@ def training_samples(config, scan) -> tuple[int, str]:
     """(training samples, where that number comes from): the scan's train split, or an assumption."""
     d = config.data
     if scan is None or not getattr(scan, "num_samples", 0):
-        return ASSUMED_TRAIN_SAMPLES, f"estimated: no data scanned yet, {ASSUMED_TRAIN_SAMPLES:,} training samples assumed"
+        return (
+            ASSUMED_TRAIN_SAMPLES,
+            f"estimated: no data scanned yet, {ASSUMED_TRAIN_SAMPLES:,} training samples assumed",
+        )
     if scan.splits.get("train"):
         n = scan.splits["train"]
         if not scan.splits.get("val"):
@@ -155,17 +158,19 @@ def widen_number_editors(form: ConfigForm, chars: int = 9) -> None:
     """Room for values such as 0.0003 or 5e-05 (a spin box sizes itself from its minimum and maximum only)."""
     for editor in form.editors.values():
         if isinstance(editor, QAbstractSpinBox):
-            editor.setMinimumWidth(max(editor.sizeHint().width(), editor.fontMetrics().horizontalAdvance("0" * chars) + 28))
+            editor.setMinimumWidth(
+                max(editor.sizeHint().width(), editor.fontMetrics().horizontalAdvance("0" * chars) + 28)
+            )
 
 
 class _CloseWatcher(QObject):
     """Stops the LR finder and the batch-size search when the window closes, so quitting does not wait for them."""
 
-    def __init__(self, page: "SetupPage"):
+    def __init__(self, page: SetupPage):
         super().__init__(page)
         self.page = page
 
-    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt's name
+    def eventFilter(self, obj, event) -> bool:
         if event.type() == QEvent.Type.Close:
             self.page.stop_lr_finder()
             self.page.stop_batch_size_search()
@@ -209,9 +214,13 @@ class SetupPage(Page):
     # ------------------------------------------------------------ layout
     def _build(self) -> None:
         train = "train"
-        self.optimizer_form = ConfigForm(self.state, train, ["optimizer", "lr", "momentum", "nesterov", "weight_decay", "l1"])
+        self.optimizer_form = ConfigForm(
+            self.state, train, ["optimizer", "lr", "momentum", "nesterov", "weight_decay", "l1"]
+        )
         self.schedule_form = ConfigForm(self.state, train, ["schedule", *SCHEDULE_KNOBS])
-        self.length_form = ConfigForm(self.state, train, ["epochs", "batch_size", "grad_accum", "max_steps", "grad_clip", "log_every"])
+        self.length_form = ConfigForm(
+            self.state, train, ["epochs", "batch_size", "grad_accum", "max_steps", "grad_clip", "log_every"]
+        )
         self.device_combo = QComboBox()
         self.device_combo.setObjectName("train.device")
         self.device_combo.setToolTip(field_info("train", "device")[0])
@@ -220,16 +229,27 @@ class SetupPage(Page):
         self.hardware_form.layout().insertRow(0, "Device", self.device_combo)
         self.loss_form = ConfigForm(self.state, train, ["label_smoothing", "class_weights"])
         self.stopping_form = ConfigForm(self.state, "early_stopping")
-        self.forms = [self.optimizer_form, self.schedule_form, self.length_form, self.hardware_form,
-                      self.loss_form, self.stopping_form]
+        self.forms = [
+            self.optimizer_form,
+            self.schedule_form,
+            self.length_form,
+            self.hardware_form,
+            self.loss_form,
+            self.stopping_form,
+        ]
         for form in self.forms:
             widen_number_editors(form)
 
         grid = QGridLayout()
         grid.setContentsMargins(0, 0, 6, 0)
-        groups = [("Optimiser", self.optimizer_form), ("Learning-rate schedule", self.schedule_form),
-                  ("Length and batches", self.length_form), ("Hardware and repeatability", self.hardware_form),
-                  ("Early stopping", self.stopping_form), ("Loss", self.loss_form)]
+        groups = [
+            ("Optimiser", self.optimizer_form),
+            ("Learning-rate schedule", self.schedule_form),
+            ("Length and batches", self.length_form),
+            ("Hardware and repeatability", self.hardware_form),
+            ("Early stopping", self.stopping_form),
+            ("Loss", self.loss_form),
+        ]
         for i, (title, form) in enumerate(groups):
             box = QGroupBox(title)
             box_layout = QVBoxLayout(box)
@@ -258,8 +278,10 @@ class SetupPage(Page):
         self._finder_layout = QVBoxLayout(finder_box)
         self.find_button = QPushButton("Find learning rate")
         self.find_button.setObjectName("findLR")
-        self.find_button.setToolTip("Train a throwaway copy of the model for a short sweep of rising learning rates "
-                                    "on your data, and suggest the LR where the loss falls fastest.")
+        self.find_button.setToolTip(
+            "Train a throwaway copy of the model for a short sweep of rising learning rates "
+            "on your data, and suggest the LR where the loss falls fastest."
+        )
         self.find_button.clicked.connect(self.start_lr_finder)
         self.finder_steps_spin = QSpinBox()
         self.finder_steps_spin.setObjectName("lrFinderSteps")
@@ -325,7 +347,7 @@ class SetupPage(Page):
     def on_shown(self) -> None:
         self._activate()
 
-    def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
+    def showEvent(self, event) -> None:
         super().showEvent(event)
         self._activate()
 
@@ -382,8 +404,9 @@ class SetupPage(Page):
         self._lr_busy, self._lr_pending = True, False
         self._lr_request = (total, per_epoch)
         train = config.train.model_copy(deep=True)
-        self.bridge.run_task(lr_plan_job, train, total, per_epoch, on_result=self._lr_plan_ready,
-                             on_error=self._lr_plan_failed)
+        self.bridge.run_task(
+            lr_plan_job, train, total, per_epoch, on_result=self._lr_plan_ready, on_error=self._lr_plan_failed
+        )
 
     def _lr_plan_ready(self, lrs: list[float]) -> None:
         self._lr_busy = False
@@ -449,7 +472,9 @@ class SetupPage(Page):
             self.device_combo.blockSignals(False)
 
     def device_names(self) -> list[str]:
-        return [self.device_combo.itemData(i) for i in range(self.device_combo.count()) if self.device_combo.itemData(i)]
+        return [
+            self.device_combo.itemData(i) for i in range(self.device_combo.count()) if self.device_combo.itemData(i)
+        ]
 
     def _device_chosen(self, index: int) -> None:
         name = self.device_combo.itemData(index)
@@ -465,15 +490,17 @@ class SetupPage(Page):
         self.find_batch_button.setObjectName("findBatchSize")
         self.find_batch_button.setToolTip(
             "Run real training steps with growing batches on the chosen device and report the largest batch that "
-            "fits in its memory (the model is a throwaway copy). Bigger batches train faster per sample.")
+            "fits in its memory (the model is a throwaway copy). Bigger batches train faster per sample."
+        )
         self.find_batch_button.clicked.connect(self.start_batch_size_search)
         self.batch_limit_spin = QSpinBox()
         self.batch_limit_spin.setObjectName("batchSizeLimit")
         self.batch_limit_spin.setRange(1, 4096)
         self.batch_limit_spin.setValue(512)
         self.batch_limit_spin.setPrefix("up to ")
-        self.batch_limit_spin.setToolTip("The largest batch size to try (on a CPU, memory is rarely the limit: "
-                                         "keep this near what you would use).")
+        self.batch_limit_spin.setToolTip(
+            "The largest batch size to try (on a CPU, memory is rarely the limit: keep this near what you would use)."
+        )
         self.stop_batch_button = QPushButton("Stop")
         self.stop_batch_button.setObjectName("stopBatchSize")
         self.stop_batch_button.setToolTip("End the search after the batch size being tried now.")
@@ -512,10 +539,18 @@ class SetupPage(Page):
         self.use_batch_button.setEnabled(False)
         self.use_batch_button.setText("Use it")
         self.batch_status.setStyleSheet("")
-        self.batch_status.setText(f"Trying training steps from batch size {config.train.batch_size} on "
-                                  f"{config.train.device} (building the model and the data first)…")
-        self.bridge.run_task(batch_size_job, config, self.batch_limit_spin.value(), self._batch_control,
-                             on_result=self._batch_size_found, on_error=self._batch_size_failed)
+        self.batch_status.setText(
+            f"Trying training steps from batch size {config.train.batch_size} on "
+            f"{config.train.device} (building the model and the data first)…"
+        )
+        self.bridge.run_task(
+            batch_size_job,
+            config,
+            self.batch_limit_spin.value(),
+            self._batch_control,
+            on_result=self._batch_size_found,
+            on_error=self._batch_size_failed,
+        )
 
     def stop_batch_size_search(self) -> None:
         """End the search after the size being tried now (its result then reads "stopped")."""
@@ -536,8 +571,9 @@ class SetupPage(Page):
         self._batch_size_search_ended()
         self._found_batch_size = result.batch_size
         tried = ", ".join(f"{size} {'fits' if ok else 'out of memory'}" for size, ok in result.tried)
-        self.batch_status.setText(f"Largest batch size that fits: <b>{result.batch_size}</b> — {result.reason} "
-                                  f"(tried {tried}).")
+        self.batch_status.setText(
+            f"Largest batch size that fits: <b>{result.batch_size}</b> — {result.reason} (tried {tried})."
+        )
         self.use_batch_button.setText(f"Use {result.batch_size}")
         self.use_batch_button.setEnabled(result.batch_size != self.state.config.train.batch_size)
 
@@ -573,9 +609,16 @@ class SetupPage(Page):
         self.finder_status.setStyleSheet("")
         self.finder_status.setText(
             f"Sweeping the learning rate over {self.finder_steps_spin.value()} steps of {config.model.name} "
-            "(building the model and the data first)…")
-        self.bridge.run_task(lr_finder_job, config, self.finder_steps_spin.value(), self._finder_control,
-                             on_result=self._finder_done, on_error=self._finder_failed)
+            "(building the model and the data first)…"
+        )
+        self.bridge.run_task(
+            lr_finder_job,
+            config,
+            self.finder_steps_spin.value(),
+            self._finder_control,
+            on_result=self._finder_done,
+            on_error=self._finder_failed,
+        )
 
     def stop_lr_finder(self) -> None:
         if self._finder_control is not None:

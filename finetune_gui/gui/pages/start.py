@@ -74,12 +74,12 @@ class PresetCard(QFrame):
         layout.addStretch(1)
         self.setToolTip(f"{info.description}\n\n{info.path}")
 
-    def mouseReleaseEvent(self, event) -> None:  # noqa: N802 - Qt's name
+    def mouseReleaseEvent(self, event) -> None:
         if event.button() == Qt.MouseButton.LeftButton and self.rect().contains(event.position().toPoint()):
             self.clicked.emit()
         super().mouseReleaseEvent(event)
 
-    def keyPressEvent(self, event) -> None:  # noqa: N802
+    def keyPressEvent(self, event) -> None:
         if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter, Qt.Key.Key_Space):
             self.clicked.emit()
             return
@@ -99,8 +99,10 @@ class StartPage(Page):
         self._preset_stamp: tuple = ()
 
         heading = QLabel("<h2>Fine-tune a model on your own data</h2>")
-        hint = QLabel("Pick a starting point below, or <b>drop a folder of images or a CSV/TXT file</b> anywhere "
-                      "on this window to use it as the data.")
+        hint = QLabel(
+            "Pick a starting point below, or <b>drop a folder of images or a CSV/TXT file</b> anywhere "
+            "on this window to use it as the data."
+        )
         hint.setObjectName("dropHint")
         hint.setWordWrap(True)
 
@@ -151,7 +153,8 @@ class StartPage(Page):
 
         stamp = tuple(
             (p.name, p.stat().st_mtime)
-            for folder in (builtin_presets_dir(), user_presets_dir()) if folder.is_dir()
+            for folder in (builtin_presets_dir(), user_presets_dir())
+            if folder.is_dir()
             for p in sorted(folder.glob("*.toml"))
         )
         if stamp == self._preset_stamp:
@@ -224,8 +227,10 @@ class StartPage(Page):
 
     def refresh_recent(self) -> None:
         settings = self._settings()
-        for box, key, empty in ((self._recent_configs, "recent/configs", "No setups opened yet."),
-                                (self._recent_runs, "recent/runs", "No runs yet.")):
+        for box, key, empty in (
+            (self._recent_configs, "recent/configs", "No setups opened yet."),
+            (self._recent_runs, "recent/runs", "No runs yet."),
+        ):
             layout = box.layout()
             while layout.count():
                 widget = layout.takeAt(0).widget()

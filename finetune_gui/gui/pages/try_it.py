@@ -49,8 +49,9 @@ def predict_image(predictor, path: str) -> tuple[Any, QImage]:
     [prediction] = predictor.predict_images([path])
     preview = QImage(path)
     if not preview.isNull():
-        preview = preview.scaled(PREVIEW, PREVIEW, Qt.AspectRatioMode.KeepAspectRatio,
-                                 Qt.TransformationMode.SmoothTransformation)
+        preview = preview.scaled(
+            PREVIEW, PREVIEW, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
+        )
     return prediction, preview
 
 
@@ -84,13 +85,13 @@ class ScoreBars(QWidget):
     def _row(self) -> int:
         return QFontMetrics(self.font()).height() + 12
 
-    def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
+    def sizeHint(self) -> QSize:
         return QSize(360, max(1, len(self.scores)) * self._row() + 8)
 
-    def minimumSizeHint(self) -> QSize:  # noqa: N802
+    def minimumSizeHint(self) -> QSize:
         return QSize(200, len(self.scores) * self._row() + 8)
 
-    def paintEvent(self, event) -> None:  # noqa: N802
+    def paintEvent(self, event) -> None:
         if not self.scores:
             return
         p = QPainter(self)
@@ -105,16 +106,22 @@ class ScoreBars(QWidget):
         for i, (name, value) in enumerate(self.scores):
             y = 4 + i * row
             p.setPen(pal.color(QPalette.ColorRole.Text))
-            p.drawText(QRect(0, y, name_w - 8, row - 4), Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
-                       fm.elidedText(name, Qt.TextElideMode.ElideRight, name_w - 8))
+            p.drawText(
+                QRect(0, y, name_w - 8, row - 4),
+                Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+                fm.elidedText(name, Qt.TextElideMode.ElideRight, name_w - 8),
+            )
             track = QRect(track_x, y + 3, track_w, row - 10)
             p.fillRect(track, pal.color(QPalette.ColorRole.AlternateBase))
             fill = QColor(highlight)
             if i > 0 and self.threshold is None:
                 fill.setAlpha(150)
             p.fillRect(QRect(track.x(), track.y(), round(track_w * max(0.0, min(1.0, value))), track.height()), fill)
-            p.drawText(QRect(track_x + track_w + 6, y, pct_w, row - 4),
-                       Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, f"{value:.1%}")
+            p.drawText(
+                QRect(track_x + track_w + 6, y, pct_w, row - 4),
+                Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+                f"{value:.1%}",
+            )
         if self.threshold is not None:
             x = track_x + round(track_w * self.threshold)
             p.setPen(pal.color(QPalette.ColorRole.Text))
@@ -131,8 +138,9 @@ class DropArea(QLabel):
         self.setWordWrap(True)
         self.setMinimumSize(280, 280)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
-        self.setStyleSheet("QLabel#tryit-drop { border: 2px dashed palette(mid); border-radius: 8px; "
-                           "color: palette(dark); }")
+        self.setStyleSheet(
+            "QLabel#tryit-drop { border: 2px dashed palette(mid); border-radius: 8px; color: palette(dark); }"
+        )
         self.invite()
 
     def invite(self) -> None:
@@ -315,8 +323,12 @@ class TryItPage(Page):
         self.run_label.setToolTip(str(run))
         self.status_label.setText("Loading the trained model…")
         self._set_busy(True)
-        self.bridge.run_task(load_run_predictor, self._run, on_result=partial(self._loaded, self._token),
-                             on_error=partial(self._load_failed, self._token))
+        self.bridge.run_task(
+            load_run_predictor,
+            self._run,
+            on_result=partial(self._loaded, self._token),
+            on_error=partial(self._load_failed, self._token),
+        )
 
     def _loaded(self, token: int, predictor) -> None:
         if token != self._token:
@@ -333,8 +345,9 @@ class TryItPage(Page):
             self.inputs.setCurrentIndex(INPUT_TEXT)
             what = "Type a text and press Predict."
         self.results.setVisible(task != "causal-lm")
-        self.status_label.setText(f"{task} model with the weights in {predictor.weights_source}, on "
-                                  f"{predictor.device}. {what}")
+        self.status_label.setText(
+            f"{task} model with the weights in {predictor.weights_source}, on {predictor.device}. {what}"
+        )
         self._set_busy(False)
         self._predict_pending()
 
@@ -357,8 +370,9 @@ class TryItPage(Page):
 
     def choose_image(self) -> None:
         start = str(Path(self.image_path_label.toolTip()).parent) if self.image_path_label.toolTip() else ""
-        path, _ = QFileDialog.getOpenFileName(self, "Choose an image", start,
-                                              "Images (" + " ".join("*" + s for s in IMAGE_SUFFIXES) + ")")
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Choose an image", start, "Images (" + " ".join("*" + s for s in IMAGE_SUFFIXES) + ")"
+        )
         if path:
             self.predict_file(path)
 
@@ -385,8 +399,13 @@ class TryItPage(Page):
     def _run_prediction(self, job, *args) -> None:
         self._set_busy(True)
         self.result_note.setText("Predicting…")
-        self.bridge.run_task(job, self.predictor, *args, on_result=partial(self._predicted, self._token),
-                             on_error=partial(self._failed, self._token))
+        self.bridge.run_task(
+            job,
+            self.predictor,
+            *args,
+            on_result=partial(self._predicted, self._token),
+            on_error=partial(self._failed, self._token),
+        )
 
     def _predicted(self, token: int, result) -> None:
         if token != self._token:
@@ -421,9 +440,15 @@ class TryItPage(Page):
         self._set_busy(True)
         self.generated.setPlainText("Generating…")
         prompt = self.prompt_edit.toPlainText()
-        self.bridge.run_task(generate, self.predictor, prompt, self.max_tokens.value(), self.temperature.value(),
-                             on_result=partial(self._generated, self._token, prompt),
-                             on_error=partial(self._failed, self._token))
+        self.bridge.run_task(
+            generate,
+            self.predictor,
+            prompt,
+            self.max_tokens.value(),
+            self.temperature.value(),
+            on_result=partial(self._generated, self._token, prompt),
+            on_error=partial(self._failed, self._token),
+        )
 
     def _generated(self, token: int, prompt: str, text: str) -> None:
         if token != self._token:
@@ -450,8 +475,15 @@ class TryItPage(Page):
 
     def _set_busy(self, busy: bool) -> None:
         self._busy = busy
-        for w in (self.choose_button, self.text_edit, self.predict_button, self.prompt_edit, self.temperature,
-                  self.max_tokens, self.generate_button):
+        for w in (
+            self.choose_button,
+            self.text_edit,
+            self.predict_button,
+            self.prompt_edit,
+            self.temperature,
+            self.max_tokens,
+            self.generate_button,
+        ):
             w.setEnabled(not busy)
 
     # ------------------------------------------------------------ drag and drop
@@ -462,13 +494,13 @@ class TryItPage(Page):
         urls = [u.toLocalFile() for u in mime.urls() if u.isLocalFile()] if mime.hasUrls() else []
         return next((u for u in urls if Path(u).suffix.lower() in IMAGE_SUFFIXES), None)
 
-    def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt's name
+    def dragEnterEvent(self, event) -> None:
         if self.inputs.currentIndex() == INPUT_IMAGE and not self._busy and self._dropped_image(event):
             event.acceptProposedAction()
         else:
             event.ignore()  # the main window takes folders, configs and data files
 
-    def dropEvent(self, event) -> None:  # noqa: N802
+    def dropEvent(self, event) -> None:
         path = self._dropped_image(event)
         if path and self.predict_file(path):
             event.acceptProposedAction()

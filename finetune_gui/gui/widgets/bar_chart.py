@@ -50,13 +50,13 @@ class BarChart(QWidget):
     def _shown_label(fm: QFontMetrics, label: str, label_w: int) -> str:
         return fm.elidedText(label, Qt.TextElideMode.ElideRight, label_w - 8)  # 2 px slack: advances are fractional
 
-    def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
+    def sizeHint(self) -> QSize:
         return QSize(320, max(60, len(self._items) * (BAR_HEIGHT + BAR_GAP) + BAR_GAP))
 
-    def minimumSizeHint(self) -> QSize:  # noqa: N802
+    def minimumSizeHint(self) -> QSize:
         return QSize(160, min(self.sizeHint().height(), 120))
 
-    def paintEvent(self, event) -> None:  # noqa: N802
+    def paintEvent(self, event) -> None:
         painter = QPainter(self)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         pal = self.palette()

@@ -38,21 +38,21 @@ def _bounds(field) -> tuple[float | None, float | None, bool]:
 class CompactDoubleSpinBox(QDoubleSpinBox):
     """Shows 0.15 and 5e-05 instead of 0.150000 and 0.000050; typing either form works."""
 
-    def textFromValue(self, value: float) -> str:  # noqa: N802 - Qt's name
+    def textFromValue(self, value: float) -> str:
         return format(value, ".6g")
 
-    def valueFromText(self, text: str) -> float:  # noqa: N802
+    def valueFromText(self, text: str) -> float:
         try:
             return float(text.strip())
         except ValueError:
             return self.value()
 
-    def sizeHint(self):  # noqa: N802 - Qt sizes spin boxes from min/max text only; leave room for 0.0003
+    def sizeHint(self):
         hint = super().sizeHint()
         hint.setWidth(max(hint.width(), self.fontMetrics().horizontalAdvance("0" * 9) + 28))
         return hint
 
-    def minimumSizeHint(self):  # noqa: N802
+    def minimumSizeHint(self):
         return self.sizeHint()
 
     def validate(self, text: str, pos: int):
@@ -133,11 +133,15 @@ class ConfigForm(QWidget):
         lo, hi, strict = _bounds(field)
         if ann is int:
             spin = QSpinBox()
-            spin.setRange(int(lo if lo is not None else -(2**31)) + (1 if strict else 0), int(hi if hi is not None else 2**31 - 1))
+            spin.setRange(
+                int(lo if lo is not None else -(2**31)) + (1 if strict else 0), int(hi if hi is not None else 2**31 - 1)
+            )
             if optional:
                 spin.setMinimum(spin.minimum() - 1)
                 spin.setSpecialValueText("off")
-            spin.valueChanged.connect(lambda v, k=key, o=optional, s=spin: self._commit(k, None if o and v == s.minimum() else v))
+            spin.valueChanged.connect(
+                lambda v, k=key, o=optional, s=spin: self._commit(k, None if o and v == s.minimum() else v)
+            )
             return spin
         if ann is float:
             spin = CompactDoubleSpinBox()
@@ -151,7 +155,9 @@ class ConfigForm(QWidget):
             if optional:
                 spin.setMinimum(spin.minimum() - step)
                 spin.setSpecialValueText("model's own")
-            spin.valueChanged.connect(lambda v, k=key, o=optional, s=spin: self._commit(k, None if o and v <= s.minimum() else v))
+            spin.valueChanged.connect(
+                lambda v, k=key, o=optional, s=spin: self._commit(k, None if o and v <= s.minimum() else v)
+            )
             return spin
         if ann is str:
             line = QLineEdit()

@@ -46,7 +46,7 @@ class ConfusionMatrixView(QWidget):
         self.selected = (row, col)
         self.update()
 
-    def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
+    def sizeHint(self) -> QSize:
         n = max(2, len(self.matrix))
         return QSize(160 + 44 * n, 120 + 44 * n)
 
@@ -83,13 +83,13 @@ class ConfusionMatrixView(QWidget):
 
     # ------------------------------------------------------------ events
 
-    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+    def mousePressEvent(self, event: QMouseEvent) -> None:
         cell = self.cell_at(event.position().toPoint())
         if cell is not None and event.button() == Qt.MouseButton.LeftButton:
             self.select(*cell)
             self.cell_clicked.emit(*cell)
 
-    def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:
         cell = self.cell_at(event.position().toPoint())
         if cell is None:
             QToolTip.hideText()
@@ -105,7 +105,7 @@ class ConfusionMatrixView(QWidget):
 
     # ------------------------------------------------------------ drawing
 
-    def paintEvent(self, event) -> None:  # noqa: N802
+    def paintEvent(self, event) -> None:
         p = QPainter(self)
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
         pal = self.palette()

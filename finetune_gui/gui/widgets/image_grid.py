@@ -6,14 +6,14 @@ main thread.
 
 from __future__ import annotations
 
-from typing import Any, Union
+from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import QGridLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
 
 RgbImage = tuple[bytes, int, int]  # packed 8-bit RGB rows, width, height
-Cell = tuple[Union[RgbImage, QImage], str]  # an image and its caption (may be "")
+Cell = tuple[RgbImage | QImage, str]  # an image and its caption (may be "")
 
 
 def rgb_of(image: Any, max_side: int | None = None) -> RgbImage:
@@ -98,8 +98,11 @@ class ImageGrid(QScrollArea):
         qimage = image if isinstance(image, QImage) else to_qimage(image)
         side = self.cell_size
         # small pictures (what a 32 px model sees) are enlarged without blurring, big ones shrunk smoothly
-        mode = (Qt.TransformationMode.FastTransformation if max(qimage.width(), qimage.height()) * 2 <= side
-                else Qt.TransformationMode.SmoothTransformation)
+        mode = (
+            Qt.TransformationMode.FastTransformation
+            if max(qimage.width(), qimage.height()) * 2 <= side
+            else Qt.TransformationMode.SmoothTransformation
+        )
         pixmap = QPixmap.fromImage(qimage).scaled(side, side, Qt.AspectRatioMode.KeepAspectRatio, mode)
         box = QWidget()
         layout = QVBoxLayout(box)

@@ -83,14 +83,18 @@ class LayerTree(QWidget):
                 elif node.name in blocks:
                     i = blocks.index(node.name)
                     name_item.setText(f"{node.short_name}  · block {i + 1}/{len(blocks)}")
-                    tip += f"\n'Unfreeze last N' counts blocks from the end; this is block {len(blocks) - i} from the end."
+                    tip += (
+                        f"\n'Unfreeze last N' counts blocks from the end; this is block {len(blocks) - i} from the end."
+                    )
                 name_item.setToolTip(tip)
                 type_item = QStandardItem(node.type_name)
                 params_item = QStandardItem(format_count(node.num_params))
                 params_item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 check = QStandardItem()
                 check.setData(node.name, NAME_ROLE)
-                check.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsUserCheckable | Qt.ItemFlag.ItemIsSelectable)
+                check.setFlags(
+                    Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsUserCheckable | Qt.ItemFlag.ItemIsSelectable
+                )
                 check.setCheckState(Qt.CheckState.Checked)
                 check.setToolTip("Ticked: these weights train. Unticked: they stay fixed.")
                 for item in (name_item, type_item, params_item):

@@ -142,8 +142,15 @@ class LivePlot(QWidget):
     With a `refresher`, new points are drawn on its next tick; without one, at once.
     """
 
-    def __init__(self, title: str, x_label: str, y_label: str, hint: str, parent: QWidget | None = None,
-                 refresher: PlotRefresher | None = None):
+    def __init__(
+        self,
+        title: str,
+        x_label: str,
+        y_label: str,
+        hint: str,
+        parent: QWidget | None = None,
+        refresher: PlotRefresher | None = None,
+    ):
         super().__init__(parent)
         self.refresher = refresher
         self.plot = styled_plot(self)
@@ -176,8 +183,10 @@ class LivePlot(QWidget):
             backdrop = QColor(pal.color(QPalette.ColorRole.Base))
             backdrop.setAlpha(210)
             self._legend = self.plot.addLegend(
-                offset=(-10, 10), labelTextColor=pal.color(QPalette.ColorRole.Text),
-                brush=pg.mkBrush(backdrop), pen=pg.mkPen(pal.color(QPalette.ColorRole.Mid)),
+                offset=(-10, 10),
+                labelTextColor=pal.color(QPalette.ColorRole.Text),
+                brush=pg.mkBrush(backdrop),
+                pen=pg.mkPen(pal.color(QPalette.ColorRole.Mid)),
             )
         kwargs = {"symbol": "o", "symbolSize": 6, "symbolBrush": colour, "symbolPen": None} if points else {}
         item = self.plot.plot(pen=pen, name=name if legend else None, **kwargs)

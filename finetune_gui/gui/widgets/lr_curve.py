@@ -92,10 +92,16 @@ class LRFinderPlot(_WithHint):
         self.plot.setLabel("left", "loss")
         self.raw = self.plot.plot(pen=pg.mkPen(pal.color(QPalette.ColorRole.Mid), width=1))
         self.smooth = self.plot.plot(pen=pg.mkPen(pal.color(QPalette.ColorRole.Highlight), width=2))
-        self.marker = self.plot.plot(pen=None, symbol="o", symbolSize=10, symbolBrush=pg.mkBrush("#e0a030"),
-                                     symbolPen=pg.mkPen("#e0a030"))
-        self.line = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen("#e0a030", width=1, style=Qt.PenStyle.DashLine),
-                                    label="", labelOpts={"position": 0.92, "color": "#e0a030"})
+        self.marker = self.plot.plot(
+            pen=None, symbol="o", symbolSize=10, symbolBrush=pg.mkBrush("#e0a030"), symbolPen=pg.mkPen("#e0a030")
+        )
+        self.line = pg.InfiniteLine(
+            angle=90,
+            movable=False,
+            pen=pg.mkPen("#e0a030", width=1, style=Qt.PenStyle.DashLine),
+            label="",
+            labelOpts={"position": 0.92, "color": "#e0a030"},
+        )
         self.plot.addItem(self.line)
         self.line.hide()
         self.suggested: float | None = None
@@ -123,7 +129,10 @@ class LRFinderPlot(_WithHint):
             self.line.hide()
         finite = y[np.isfinite(y)]
         if len(finite):  # the divergence at the end would squash the interesting part
-            low, high = float(finite.min()), float(min(finite.max(), finite[0] * 1.5 if finite[0] > 0 else finite.max()))
+            low, high = (
+                float(finite.min()),
+                float(min(finite.max(), finite[0] * 1.5 if finite[0] > 0 else finite.max())),
+            )
             pad = (high - low) * 0.08 or abs(high) * 0.05 or 1.0
             self.plot.setYRange(low - pad, high + pad, padding=0)
         self.plot.setXRange(math.log10(x[0]), math.log10(x[-1]), padding=0.02)
