@@ -26,8 +26,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from finetune_gui.config import validate_dict  # noqa: E402
-from finetune_gui.core.training.engine import fit, prepare  # noqa: E402
+from finetune_gui.core.training.engine import fit  # noqa: E402
 from finetune_gui.core.training.events import StepMetrics  # noqa: E402
+from finetune_gui.core.training.prepare import prepare  # noqa: E402
 
 
 def make_config(data_dir: Path, args) -> dict:

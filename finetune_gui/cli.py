@@ -241,7 +241,7 @@ def cmd_lr_find(args) -> int:
     else:
         print(f"no suggestion: {result.reason}")
     if args.output:
-        from finetune_gui.core.runs import atomic_write_json
+        from finetune_gui.files import atomic_write_json
 
         atomic_write_json(
             args.output,

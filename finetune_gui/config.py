@@ -291,6 +291,18 @@ class RunConfig(BaseModel):
         p = expand_user(path)
         return p if p.is_absolute() else (self._base_dir / p).resolve()
 
+    def with_absolute_paths(self) -> RunConfig:
+        """A copy whose file paths are absolute, so a run folder's config works from anywhere."""
+        snap = self.model_copy(deep=True)
+        if snap.data.path:
+            snap.data.path = str(self.resolve(self.data.path))
+        if snap.model.weights_path:
+            snap.model.weights_path = str(self.resolve(self.model.weights_path))
+        local_model = self.resolve(self.model.name)
+        if local_model.exists():
+            snap.model.name = str(local_model)
+        return snap
+
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True)
 
@@ -307,7 +319,8 @@ class RunConfig(BaseModel):
 # ---------------------------------------------------------------- loading and messages
 
 
-def _explain(err: dict[str, Any], model: type[BaseModel]) -> str:
+def explain_error(err: dict[str, Any], model: type[BaseModel]) -> str:
+    """One pydantic error as a sentence that names the field and what to do."""
     loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
     kind = err["type"]
     ctx = err.get("ctx") or {}
@@ -348,7 +361,7 @@ def validate_dict(data: dict[str, Any], source: str | None = None) -> RunConfig:
     try:
         return RunConfig.model_validate(data)
     except ValidationError as e:
-        raise ConfigError([_explain(err, RunConfig) for err in e.errors()], source) from None
+        raise ConfigError([explain_error(err, RunConfig) for err in e.errors()], source) from None
 
 
 def migrate(data: dict[str, Any], source: str | None = None) -> dict[str, Any]:
@@ -422,7 +435,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
 
 def save_config(config: RunConfig, path: str | Path, *, overwrite: bool = False) -> Path:
     """Write a config as TOML atomically; refuses to replace an existing file unless told to."""
-    from finetune_gui.core.runs import atomic_write_text
+    from finetune_gui.files import atomic_write_text
 
     path = Path(path)
     if path.exists() and not overwrite:

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import ValidationError
 from PySide6.QtCore import QObject, Signal
 
-from finetune_gui.config import ConfigError, RunConfig, _explain, validate_dict
+from finetune_gui.config import ConfigError, RunConfig, explain_error, validate_dict
 
 
 class AppState(QObject):
@@ -51,7 +51,7 @@ class AppState(QObject):
         try:
             setattr(target, last, value)
         except ValidationError as e:
-            return "; ".join(_explain(dict(err, loc=(section, key)), RunConfig) for err in e.errors())
+            return "; ".join(explain_error(dict(err, loc=(section, key)), RunConfig) for err in e.errors())
         self.changed.emit(section)
         if section == "task" and key == "kind":
             self._fit_freezing_to_task()

@@ -124,3 +124,15 @@ def rss_bytes() -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
     return 0
+
+
+def replace_forward_batch(monkeypatch, make) -> None:
+    """Replace forward_batch wherever training calls it (the loop, the LR finder, the batch-size search).
+
+    `make(real)` returns the replacement, given the real function.
+    """
+    from finetune_gui.core.training import batches, engine, lr_find
+
+    fake = make(batches.forward_batch)
+    for module in (batches, engine, lr_find):
+        monkeypatch.setattr(module, "forward_batch", fake)

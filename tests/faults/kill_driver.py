@@ -29,7 +29,8 @@ def _pause(label: str) -> None:
 
 
 def install(pause_at: str) -> None:
-    from finetune_gui.core import runs
+    from finetune_gui import files
+    from finetune_gui.core import checkpoints
 
     what, _, target = pause_at.removeprefix("slow-").partition(":")
     if what == "steps":
@@ -37,7 +38,7 @@ def install(pause_at: str) -> None:
         return
     target, _, nth = target.partition("#")
     wanted, seen = int(nth or 1), {"n": 0}
-    real_write_temp, real_replace = runs.write_temp, os.replace
+    real_write_temp, real_replace = checkpoints.write_temp, os.replace
 
     def now(kind: str, name: str) -> bool:
         if what != kind or name != target:
@@ -72,7 +73,7 @@ def install(pause_at: str) -> None:
         if now("renamed", name):
             _pause(pause_at)
 
-    runs.write_temp = write_temp
+    checkpoints.write_temp = files.write_temp = write_temp  # checkpoint saves and the run folder's atomic writes
     os.replace = replace
 
 

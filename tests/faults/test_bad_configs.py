@@ -146,13 +146,13 @@ def test_a_preset_from_a_newer_version_is_refused_by_name(tmp_path, monkeypatch,
 
 
 def test_missing_data_path_is_refused_naming_the_field_before_a_model_is_built(tmp_path, monkeypatch):
-    from finetune_gui.core.training import engine
+    from finetune_gui.core.training import engine, prepare
     from finetune_gui.core.training.events import EventLog, RunFailed
 
     def no_model(*args, **kwargs):
         raise AssertionError("a model was built for a config without data")
 
-    monkeypatch.setattr(engine, "build_model", no_model)
+    monkeypatch.setattr(prepare, "build_model", no_model)
     log = EventLog()
     result = engine.fit(validate_dict({"data": {"path": ""}}), log, output_dir=tmp_path / "runs")
     assert result.status == "failed"

@@ -9,15 +9,15 @@ import pytest
 import torch
 
 from finetune_gui.cli import main
-from finetune_gui.core.errors import RunStateError
-from finetune_gui.core.runs import (
-    RunDir,
+from finetune_gui.core.checkpoints import (
     latest_usable_checkpoint,
     list_checkpoints,
     load_checkpoint,
     save_checkpoint,
     step_tag,
 )
+from finetune_gui.core.errors import RunStateError
+from finetune_gui.core.runs import RunDir
 from finetune_gui.core.training.engine import fit, resume
 from finetune_gui.core.training.events import EventLog, LogMessage, RunStarted
 from tests.faults.helpers import image_config, weights_equal

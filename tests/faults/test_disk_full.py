@@ -14,17 +14,11 @@ import pytest
 import torch
 
 from finetune_gui.cli import EXIT_STORAGE, main
-from finetune_gui.core.runs import (
-    TMP_PREFIX,
-    CheckpointInfo,
-    RunDir,
-    list_checkpoints,
-    load_checkpoint,
-    save_checkpoint,
-    step_tag,
-)
+from finetune_gui.core.checkpoints import CheckpointInfo, list_checkpoints, load_checkpoint, save_checkpoint, step_tag
+from finetune_gui.core.runs import RunDir
 from finetune_gui.core.training.engine import fit, resume
 from finetune_gui.core.training.events import EventLog, RunFailed
+from finetune_gui.files import TMP_PREFIX
 from tests.faults.helpers import image_config, weights_equal
 
 

@@ -11,8 +11,9 @@ import pytest
 import torch
 
 from finetune_gui.cli import EXIT_DIVERGED, main
+from finetune_gui.core.checkpoints import list_checkpoints, load_checkpoint
 from finetune_gui.core.data.images import ImageDataset
-from finetune_gui.core.runs import RunDir, list_checkpoints, load_checkpoint
+from finetune_gui.core.runs import RunDir
 from finetune_gui.core.training import engine
 from finetune_gui.core.training.engine import fit
 from finetune_gui.core.training.events import CheckpointSaved, EventLog, RunFailed, StepMetrics
@@ -39,7 +40,7 @@ def _all_checkpoints_finite(run_dir) -> list[int]:
     infos = list_checkpoints(run)
     best = run.checkpoints / "best.safetensors"
     if best.exists():
-        from finetune_gui.core.runs import CheckpointInfo
+        from finetune_gui.core.checkpoints import CheckpointInfo
 
         infos.append(CheckpointInfo(best, run.checkpoints / "best.state.pt", -1))
     for info in infos:
@@ -110,7 +111,7 @@ def test_a_poisoned_batch_in_epoch_two_stops_that_step_and_leaves_epoch_one_chec
 def test_weights_made_non_finite_by_a_finite_loss_are_never_saved(tmp_path, tinynet, images, monkeypatch):
     """A NaN gradient (a finite loss can have one) on the last step of epoch 2 reaches the weights; the
     epoch-end save must refuse them and leave epoch 1's checkpoint as the last one."""
-    real_step = engine._Trainer._optimizer_step
+    real_step = engine.optimizer_step
     calls = {"n": 0}
 
     def poisoned_step(optimizer, scaler, params, clip, measure):
@@ -121,7 +122,7 @@ def test_weights_made_non_finite_by_a_finite_loss_are_never_saved(tmp_path, tiny
                     q.grad.fill_(float("nan"))
         return real_step(optimizer, scaler, params, clip, measure)
 
-    monkeypatch.setattr(engine._Trainer, "_optimizer_step", staticmethod(poisoned_step))
+    monkeypatch.setattr(engine, "optimizer_step", poisoned_step)
     config = image_config(images, train={"epochs": 3})
     log = EventLog()
     result = fit(config, log, output_dir=tmp_path / "runs")

@@ -18,8 +18,10 @@ import torch
 from safetensors.torch import load_file
 
 from finetune_gui.cli import main
-from finetune_gui.core.runs import TMP_PREFIX, RunDir, latest_usable_checkpoint, list_checkpoints, step_tag
+from finetune_gui.core.checkpoints import latest_usable_checkpoint, list_checkpoints, step_tag
+from finetune_gui.core.runs import RunDir
 from finetune_gui.core.training.engine import fit
+from finetune_gui.files import TMP_PREFIX
 from tests.faults.helpers import image_config, weights_equal
 
 REPO = Path(__file__).resolve().parents[2]

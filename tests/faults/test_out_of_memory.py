@@ -15,11 +15,10 @@ import torch
 
 from finetune_gui.cli import EXIT_OOM, main
 from finetune_gui.core.errors import OutOfMemory
-from finetune_gui.core.training import engine
 from finetune_gui.core.training.batch_size import find_batch_size, search_batch_size
 from finetune_gui.core.training.engine import fit
 from finetune_gui.core.training.events import EventLog, RunFailed
-from tests.faults.helpers import image_config
+from tests.faults.helpers import image_config, replace_forward_batch
 
 FITS = 6  # the simulated device holds batches of up to 6 images
 
@@ -62,18 +61,22 @@ def live_tensor_bytes() -> int:
 @pytest.fixture
 def small_device(monkeypatch):
     """Steps on more than FITS images allocate 64 MB, then raise torch.OutOfMemoryError as CUDA would."""
-    real_forward = engine.forward_batch
     calls = {"oom": 0}
 
-    def forward_batch(p, batch, *, train):
-        images = batch[0]
-        if train and images.shape[0] > FITS:
-            activations = torch.ones(16 * 2**20)  # 64 MB held by this frame when the error flies  # noqa: F841
-            calls["oom"] += 1
-            raise torch.OutOfMemoryError(f"CUDA out of memory. Tried to allocate 2.00 GiB (batch {images.shape[0]})")
-        return real_forward(p, batch, train=train)
+    def make(real_forward):
+        def forward_batch(p, batch, *, train):
+            images = batch[0]
+            if train and images.shape[0] > FITS:
+                activations = torch.ones(16 * 2**20)  # 64 MB held by this frame when the error flies  # noqa: F841
+                calls["oom"] += 1
+                raise torch.OutOfMemoryError(
+                    f"CUDA out of memory. Tried to allocate 2.00 GiB (batch {images.shape[0]})"
+                )
+            return real_forward(p, batch, train=train)
 
-    monkeypatch.setattr(engine, "forward_batch", forward_batch)
+        return forward_batch
+
+    replace_forward_batch(monkeypatch, make)
     return calls
 
 

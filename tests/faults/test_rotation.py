@@ -8,15 +8,15 @@ import pathlib
 import pytest
 import torch
 
-from finetune_gui.core.runs import (
+from finetune_gui.core.checkpoints import (
     CheckpointInfo,
-    RunDir,
     list_checkpoints,
     load_checkpoint,
     rotate_checkpoints,
     save_checkpoint,
     step_tag,
 )
+from finetune_gui.core.runs import RunDir
 from finetune_gui.core.training.engine import fit
 from tests.faults.helpers import image_config
 

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from finetune_gui.cli import EXIT_STOPPED
-from finetune_gui.core.runs import RunDir, latest_usable_checkpoint
+from finetune_gui.core.checkpoints import latest_usable_checkpoint
+from finetune_gui.core.runs import RunDir
 from tests.faults.helpers import child_pids, image_config, only_run
 
 REPO = Path(__file__).resolve().parents[2]
@@ -174,10 +175,10 @@ def test_gui_stop_during_an_epoch_returns_within_2s_and_leaves_no_worker_process
 def test_gui_stop_during_a_save_lets_it_finish_and_leaves_a_consistent_checkpoint(
     tmp_path, tinynet, images, bridge, qapp, monkeypatch
 ):
-    from finetune_gui.core import runs
+    from finetune_gui.core import checkpoints
 
     saving, release = threading.Event(), threading.Event()
-    real_write_temp = runs.write_temp
+    real_write_temp = checkpoints.write_temp
 
     def slow_write_temp(path, write):
         tmp = real_write_temp(path, write)
@@ -186,7 +187,7 @@ def test_gui_stop_during_a_save_lets_it_finish_and_leaves_a_consistent_checkpoin
             release.wait(10)  # the save is held half done until the stop has been asked for
         return tmp
 
-    monkeypatch.setattr(runs, "write_temp", slow_write_temp)
+    monkeypatch.setattr(checkpoints, "write_temp", slow_write_temp)
     config = image_config(images, train={"epochs": 3})
     failures, ended = [], []
     bridge.run_failed.connect(failures.append)

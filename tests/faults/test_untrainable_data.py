@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from finetune_gui.config import validate_dict
-from finetune_gui.core.training import engine
+from finetune_gui.core.training import engine, prepare
 from finetune_gui.core.training.events import EventLog, RunFailed, RunStarted
 from tests.conftest import make_image_folder
 from tests.factories import tiny_gpt2_dir
@@ -21,7 +21,7 @@ def no_model(monkeypatch):
         built.append(args)
         raise AssertionError("a model was built for data that cannot train")
 
-    monkeypatch.setattr(engine, "build_model", refuse)
+    monkeypatch.setattr(prepare, "build_model", refuse)
     return built
 
 
@@ -134,7 +134,7 @@ def tokenizer_only(monkeypatch):
         def __call__(self, texts, **kwargs):
             return {"input_ids": [[1 + (ord(c) % 50) for c in t[:16]] for t in texts]}
 
-    monkeypatch.setattr(engine, "_tokenizer_only", lambda config: Tok())
+    monkeypatch.setattr(prepare, "_tokenizer_only", lambda config: Tok())
 
 
 def test_text_rows_all_without_text_or_label_are_refused(tmp_path, no_model, tokenizer_only):

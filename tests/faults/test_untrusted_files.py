@@ -20,10 +20,12 @@ import pytest
 import torch
 
 from finetune_gui.config import validate_dict
+from finetune_gui.core.checkpoints import list_checkpoints, load_checkpoint
 from finetune_gui.core.errors import ModelLoadError, RunStateError
-from finetune_gui.core.runs import RunDir, list_checkpoints, load_checkpoint, sha256_file
+from finetune_gui.core.runs import RunDir
 from finetune_gui.core.training.engine import fit, resume
 from finetune_gui.core.training.events import EventLog, RunFailed
+from finetune_gui.files import sha256_file
 from tests.faults.helpers import image_config
 
 REPO = Path(__file__).resolve().parents[2]

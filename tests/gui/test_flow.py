@@ -241,7 +241,8 @@ def slow_image_setup(long_image_run):
 def test_stop_mid_run_ends_within_a_step_with_a_checkpoint_that_resumes(qtbot, slow_image_setup):
     import json
 
-    from finetune_gui.core.runs import RunDir, latest_usable_checkpoint
+    from finetune_gui.core.checkpoints import latest_usable_checkpoint
+    from finetune_gui.core.runs import RunDir
 
     window = slow_image_setup
     window.show()

@@ -195,16 +195,17 @@ def memory_for_12_images(monkeypatch):
     """Training steps on more than 12 images raise torch.OutOfMemoryError, as a small GPU would."""
     import torch
 
-    from finetune_gui.core.training import engine
+    from tests.faults.helpers import replace_forward_batch
 
-    real = engine.forward_batch
+    def make(real):
+        def forward_batch(p, batch, *, train):
+            if train and batch[0].shape[0] > 12:
+                raise torch.OutOfMemoryError(f"CUDA out of memory (batch {batch[0].shape[0]})")
+            return real(p, batch, train=train)
 
-    def forward_batch(p, batch, *, train):
-        if train and batch[0].shape[0] > 12:
-            raise torch.OutOfMemoryError(f"CUDA out of memory (batch {batch[0].shape[0]})")
-        return real(p, batch, train=train)
+        return forward_batch
 
-    monkeypatch.setattr(engine, "forward_batch", forward_batch)
+    replace_forward_batch(monkeypatch, make)
 
 
 def test_batch_size_finder_reports_the_largest_batch_that_fits_and_it_can_be_used(

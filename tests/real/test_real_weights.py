@@ -11,7 +11,9 @@ import json
 import pytest
 
 from finetune_gui.config import validate_dict
-from finetune_gui.core.training.engine import evaluate, fit, prepare
+from finetune_gui.core.training.batches import evaluate
+from finetune_gui.core.training.engine import fit
+from finetune_gui.core.training.prepare import prepare
 from tests.real.conftest import write_sentiment_csv
 
 pytestmark = [pytest.mark.real, pytest.mark.slow]

@@ -11,7 +11,7 @@ from PIL import Image
 
 from finetune_gui.config import AugmentConfig
 from finetune_gui.core.data.augment import augment_preview, build_batch_mixer, build_image_transforms, warnings_for
-from finetune_gui.core.data.common import IMAGENET_MEAN, IMAGENET_STD
+from finetune_gui.core.plan import IMAGENET_MEAN, IMAGENET_STD
 
 
 def picture(w=40, h=30) -> Image.Image:

@@ -10,7 +10,7 @@ import torch
 from torch.utils.data import TensorDataset
 from torch.utils.data.dataloader import _MultiProcessingDataLoaderIter
 
-from finetune_gui.core.training import engine
+from finetune_gui.core.training import prepare
 
 
 def _in_a_foreign_thread(fn) -> None:
@@ -42,7 +42,7 @@ def test_loader_workers_forked_from_a_gui_thread_exit_with_code_0(monkeypatch):
 
     monkeypatch.setattr(_MultiProcessingDataLoaderIter, "_shutdown_workers", recording_shutdown)
     cfg = SimpleNamespace(data=SimpleNamespace(num_workers=2), train=SimpleNamespace(seed=0))
-    loader = engine._loader(TensorDataset(torch.arange(8.0)), 2, SimpleNamespace(collate_fn=None), cfg)
+    loader = prepare.make_loader(TensorDataset(torch.arange(8.0)), 2, SimpleNamespace(collate_fn=None), cfg)
 
     _in_a_foreign_thread(lambda: [b for b in loader])
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from finetune_gui.core.errors import RunStateError
-from finetune_gui.core.inference import load_predictor, sample_predictions
+from finetune_gui.core.inference import load_predictor
+from finetune_gui.core.samples import sample_predictions
 from tests.conftest import make_image_folder, make_reviews_csv
 from tests.factories import TINY_TRAIN, image_sections, train_run
 

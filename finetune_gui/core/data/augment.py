@@ -9,7 +9,7 @@ from PIL import Image
 from torchvision.transforms import v2
 
 from finetune_gui.config import AugmentConfig
-from finetune_gui.core.data.common import IMAGENET_MEAN, IMAGENET_STD
+from finetune_gui.core.plan import IMAGENET_MEAN, IMAGENET_STD
 
 
 def _geometric_and_colour(aug: AugmentConfig, image_size: int) -> list:

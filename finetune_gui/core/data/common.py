@@ -17,9 +17,7 @@ import torch
 from torch.utils.data import Dataset
 
 from finetune_gui.core.errors import DataError
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from finetune_gui.core.plan import split_counts
 
 #: Cap of rows/files listed one by one; beyond it problems are summarised.
 MAX_LISTED_PROBLEMS = 1000
@@ -67,30 +65,13 @@ class ScanReport:
 # ---------------------------------------------------------------- splits
 
 
-def _split_counts(n: int, val_fraction: float, test_fraction: float, *, at_least_one: bool) -> tuple[int, int]:
-    """How many of n samples go to val and test; train always keeps at least one."""
-    n_val = round(n * val_fraction)
-    n_test = round(n * test_fraction)
-    if at_least_one:
-        if val_fraction > 0 and n >= 2:
-            n_val = max(n_val, 1)
-        if test_fraction > 0 and n >= 3:
-            n_test = max(n_test, 1)
-    while n_val + n_test > n - 1 and (n_val or n_test):
-        if n_test >= n_val and n_test > 0:
-            n_test -= 1
-        else:
-            n_val -= 1
-    return n_val, n_test
-
-
 def random_split_indices(
     n: int, val_fraction: float, test_fraction: float, seed: int
 ) -> tuple[list[int], list[int], list[int]]:
-    """Seeded shuffle split of range(n) into (train, val, test)."""
+    """Seeded shuffle split of range(n) into (train, val, test), sized by plan.split_counts."""
     order = list(range(n))
     random.Random(seed).shuffle(order)
-    n_val, n_test = _split_counts(n, val_fraction, test_fraction, at_least_one=True)
+    n_val, n_test = split_counts(n, val_fraction, test_fraction)
     val = sorted(order[:n_val])
     test = sorted(order[n_val : n_val + n_test])
     train = sorted(order[n_val + n_test :])
@@ -111,7 +92,7 @@ def stratified_split_indices(
     for y in sorted(by_class, key=str):
         idx = by_class[y]
         rng.shuffle(idx)
-        n_val, n_test = _split_counts(len(idx), val_fraction, test_fraction, at_least_one=True)
+        n_val, n_test = split_counts(len(idx), val_fraction, test_fraction)
         val += idx[:n_val]
         test += idx[n_val : n_val + n_test]
         train += idx[n_val + n_test :]

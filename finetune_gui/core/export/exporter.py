@@ -28,7 +28,7 @@ from pathlib import Path
 from finetune_gui.core.errors import ExportError
 from finetune_gui.core.export.formats import FILES, parse_formats, run_task
 from finetune_gui.core.export.report import ExportReport, FormatResult
-from finetune_gui.core.runs import TMP_PREFIX, atomic_write_json, atomic_write_text
+from finetune_gui.files import TMP_PREFIX, atomic_write_json, atomic_write_text
 from finetune_gui.paths import expand_user
 
 

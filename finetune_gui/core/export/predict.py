@@ -20,7 +20,7 @@ import torch
 
 from finetune_gui.core.errors import DataError, ExportError
 from finetune_gui.core.export.formats import FILES
-from finetune_gui.core.inference import MULTILABEL_THRESHOLD, Prediction, _sorted_scores
+from finetune_gui.core.inference import MULTILABEL_THRESHOLD, Prediction, sorted_scores
 
 #: Which artefact runs predictions, best first, and what loads it.
 BACKENDS = (("onnx", "onnxruntime"), ("torchscript", "torch.jit"), ("pt2", "torch.export"), ("hf", "transformers"))
@@ -50,12 +50,12 @@ def outputs_to_predictions(task: str, labels: list[str], outputs: torch.Tensor) 
         out = []
         for row in torch.sigmoid(outputs).tolist():
             on = tuple(lbl for lbl, p in zip(labels, row) if p >= MULTILABEL_THRESHOLD)
-            out.append(Prediction(", ".join(on), _sorted_scores(labels, row), labels=on))
+            out.append(Prediction(", ".join(on), sorted_scores(labels, row), labels=on))
         return out
     out = []
     for row in torch.softmax(outputs, dim=1).tolist():
         best = max(range(len(row)), key=row.__getitem__)
-        out.append(Prediction(labels[best] if best < len(labels) else str(best), _sorted_scores(labels, row)))
+        out.append(Prediction(labels[best] if best < len(labels) else str(best), sorted_scores(labels, row)))
     return out
 
 

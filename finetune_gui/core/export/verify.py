@@ -206,7 +206,7 @@ def verify_export(folder: str | Path, progress: Callable[[str], None] | None = N
     """Check an existing export folder again against its run (named in export.json); with `save`, rewrite its
     verification.json. A tampered or damaged artefact fails with a message naming it."""
     from finetune_gui.core.export.source import load_source
-    from finetune_gui.core.runs import atomic_write_json
+    from finetune_gui.files import atomic_write_json
 
     folder = Path(folder)
     manifest = read_manifest(folder)

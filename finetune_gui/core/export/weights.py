@@ -12,12 +12,12 @@ from pathlib import Path
 
 import torch
 
-from finetune_gui.core.runs import atomic_write
+from finetune_gui.files import atomic_write
 
 
 def save(source, path: Path) -> None:
+    from finetune_gui.core.models.weights import model_weights
     from finetune_gui.core.tensor_files import write_safetensors
-    from finetune_gui.core.training.engine import model_weights
 
     weights, tied = model_weights(source.model)
     metadata = {
@@ -35,12 +35,12 @@ def load(path: Path, source) -> Callable[..., torch.Tensor]:
     from safetensors.torch import load_file
 
     from finetune_gui.core.export.source import ImageLogits, TextLogits
-    from finetune_gui.core.inference import _build
-    from finetune_gui.core.training.engine import load_model_weights
+    from finetune_gui.core.models.weights import load_model_weights
+    from finetune_gui.core.run_model import build_architecture
 
     config = source.config.model_copy(deep=True).with_base_dir(source.config.base_dir)
     config.model.lora.enabled = False  # the file holds the merged weights
-    model = _build(config, source.task, source.labels).model
+    model = build_architecture(config, source.task, source.labels).model
     load_model_weights(model, load_file(str(path)), str(path))
     model.float().eval()
     wrapped = ImageLogits(model) if source.kind == "vision" else TextLogits(model, source.kind == "hf-causal")

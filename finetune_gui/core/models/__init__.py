@@ -7,39 +7,14 @@ here when `config.model.lora.enabled`. Freezing is separate (`freezing.apply_fre
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from finetune_gui.core.models.bundle import ModelBundle
 
 if TYPE_CHECKING:
-    import torch
-
     from finetune_gui.config import RunConfig
 
 __all__ = ["ModelBundle", "build_model", "resolve_source"]
-
-
-@dataclass
-class ModelBundle:
-    """A model ready for the engine, with what the data pipeline and the freezing code need to know."""
-
-    model: torch.nn.Module
-    kind: str  # "vision" | "hf-sequence" | "hf-causal"
-    tokenizer: Any | None  # HF tokenizer for text kinds (pad token set), None for vision
-    image_size: int  # input side for vision, 0 for text
-    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
-    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
-    head: list[str] = field(default_factory=list)  # module names of the new/task head
-    blocks: list[str] = field(default_factory=list)  # ordered backbone blocks, earliest first
-    warnings: list[str] = field(default_factory=list)
-    description: str = ""
-
-    @property
-    def is_text(self) -> bool:
-        return self.kind.startswith("hf-")
-
-    @property
-    def uses_lora(self) -> bool:
-        return hasattr(self.model, "peft_config")
 
 
 def resolve_source(config: RunConfig) -> str:

@@ -13,7 +13,7 @@ from finetune_gui.core.errors import ModelLoadError
 
 if TYPE_CHECKING:
     from finetune_gui.config import LoraConfig, ModelConfig
-    from finetune_gui.core.models import ModelBundle
+    from finetune_gui.core.models.bundle import ModelBundle
 
 __all__ = [
     "ModuleNode",

@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING, Any
 from torch import nn
 
 from finetune_gui.core.errors import ModelLoadError, OfflineError
-from finetune_gui.core.models.vision import IMAGENET_MEAN, IMAGENET_STD, offline_mode
+from finetune_gui.core.models.vision import offline_mode
+from finetune_gui.core.plan import IMAGENET_MEAN, IMAGENET_STD
 
 if TYPE_CHECKING:
     from finetune_gui.config import RunConfig
-    from finetune_gui.core.models import ModelBundle
+    from finetune_gui.core.models.bundle import ModelBundle
 
 # Config attributes holding the backbone's dropout rates, by architecture family.
 BACKBONE_DROPOUT_ATTRS = (
@@ -258,7 +259,7 @@ def build_hf(config: RunConfig, num_outputs: int) -> ModelBundle:
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
     from finetune_gui.config import TaskKind
-    from finetune_gui.core.models import ModelBundle
+    from finetune_gui.core.models.bundle import ModelBundle
 
     mc = config.model
     task = config.task.kind

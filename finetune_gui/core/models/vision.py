@@ -19,13 +19,12 @@ import torch
 from torch import nn
 
 from finetune_gui.core.errors import ModelLoadError, OfflineError
+from finetune_gui.core.plan import IMAGENET_MEAN, IMAGENET_STD
 
 if TYPE_CHECKING:
     from finetune_gui.config import RunConfig
-    from finetune_gui.core.models import ModelBundle
+    from finetune_gui.core.models.bundle import ModelBundle
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 _NETWORK_ERRORS = (urllib.error.URLError, socket.timeout, socket.gaierror, ConnectionError, TimeoutError)
 
@@ -273,7 +272,8 @@ def _offline_message(name: str, weights: Any, file: Path) -> str:
     )
 
 
-def _mean_std(weights: Any) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+def mean_std(weights: Any) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+    """The normalisation (mean, std) a torchvision weights entry was trained with; ImageNet's when unknown."""
     if weights is None:
         return IMAGENET_MEAN, IMAGENET_STD
     try:
@@ -287,7 +287,7 @@ def _mean_std(weights: Any) -> tuple[tuple[float, float, float], tuple[float, fl
 
 
 def build_vision(config: RunConfig, num_outputs: int) -> ModelBundle:
-    from finetune_gui.core.models import ModelBundle
+    from finetune_gui.core.models.bundle import ModelBundle
 
     mc = config.model
     if mc.source == "timm" or mc.name.startswith(("timm/", "hf-hub:")):
@@ -371,7 +371,7 @@ def build_vision(config: RunConfig, num_outputs: int) -> ModelBundle:
         warnings.append(
             f"{name} needs images of at least {min_size[0]}x{min_size[1]} pixels; data.image_size is {image_size}."
         )
-    mean, std = _mean_std(used_weights)
+    mean, std = mean_std(used_weights)
     return ModelBundle(
         model=model,
         kind="vision",
@@ -388,7 +388,7 @@ def build_vision(config: RunConfig, num_outputs: int) -> ModelBundle:
 
 def build_timm(config: RunConfig, num_outputs: int) -> ModelBundle:
     """timm models (optional dependency, imported only here)."""
-    from finetune_gui.core.models import ModelBundle
+    from finetune_gui.core.models.bundle import ModelBundle
 
     try:
         import timm  # type: ignore[import-not-found]

@@ -85,7 +85,7 @@ def find_batch_size(
 ) -> BatchSizeResult:
     """Try real training steps with the config's model, data and optimiser; return the largest batch size
     that fits (at most max_batch_size, the training split's size and 4096)."""
-    from finetune_gui.core.training.engine import prepare
+    from finetune_gui.core.training.prepare import prepare
 
     p = prepare(config)
     try:
@@ -103,11 +103,11 @@ def search_with(
     max_trials: int = 16,
     control: RunControl | None = None,
 ) -> BatchSizeResult:
-    """find_batch_size on an already prepared model and data (`engine.Prepared`); its weights change."""
+    """find_batch_size on an already prepared model and data (`prepare.Prepared`); its weights change."""
     from torch.utils.data import default_collate
 
     from finetune_gui.core.models.freezing import param_groups
-    from finetune_gui.core.training.engine import forward_batch
+    from finetune_gui.core.training.batches import forward_batch
     from finetune_gui.core.training.optim import build_optimizer
 
     config = p.config

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import torch
+
 from finetune_gui.core.errors import Diverged
 
 
@@ -53,4 +55,19 @@ def check_finite(loss: float, step: int, lr: float) -> None:
             f"the loss became {loss} at step {step} (learning rate {lr:.3g}); training was stopped and the last "
             "finite checkpoint kept. Try a learning rate 3-10x lower, gradient clipping (train.grad_clip = 1.0), "
             "or fp32 precision."
+        )
+
+
+def check_finite_weights(weights: dict[str, torch.Tensor], step: int, lr: float) -> None:
+    """Raise Diverged when any weight is NaN or infinite (a finite loss can hide that for a step)."""
+    floats = [t for t in weights.values() if t.is_floating_point()]
+    if not floats or math.isfinite(float(torch.nn.utils.get_total_norm(floats))):  # one fused pass over all weights
+        return
+    bad = [k for k, t in weights.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        raise Diverged(
+            f"the weights became NaN or infinite by step {step} (learning rate {lr:.3g}; {bad[0]}"
+            f"{f' and {len(bad) - 1} more' if len(bad) > 1 else ''}); training was stopped and the last finite "
+            "checkpoint kept. Try a learning rate 3-10x lower, gradient clipping (train.grad_clip = 1.0), or fp32 "
+            "precision."
         )

@@ -7,9 +7,10 @@ import gc
 from finetune_gui.config import RunConfig
 from finetune_gui.core import devices
 from finetune_gui.core.models.freezing import param_groups
-from finetune_gui.core.training.engine import forward_batch, prepare
+from finetune_gui.core.training.batches import forward_batch
 from finetune_gui.core.training.events import RunControl
 from finetune_gui.core.training.optim import LRFinderResult, build_optimizer, lr_sweep
+from finetune_gui.core.training.prepare import prepare
 
 
 def find_lr(

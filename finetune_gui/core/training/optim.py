@@ -332,3 +332,22 @@ def lr_sweep(
     if stop_note:
         reason = f"{reason} ({stop_note})"
     return LRFinderResult(lrs=lrs, losses=losses, raw_losses=raw, suggested_lr=suggested, reason=reason)
+
+
+def optimizer_step(optimizer, scaler, params, clip: float, measure: bool) -> float:
+    """One optimiser step; returns the gradient norm (NaN when not measured this step)."""
+    if scaler is not None:
+        scaler.unscale_(optimizer)
+    grads = [q.grad for q in params if q.grad is not None]
+    norm = torch.full((), float("nan"))
+    if clip > 0:
+        norm = torch.nn.utils.clip_grad_norm_([q for q in params if q.grad is not None], clip)
+    elif grads and measure:
+        norm = torch.nn.utils.get_total_norm(grads)
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return float(norm)

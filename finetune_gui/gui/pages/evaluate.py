@@ -64,7 +64,7 @@ TAB_PER_CLASS, TAB_CELL, TAB_TOP_LOSS = 0, 1, 2
 
 def read_run_evaluation(run_dir: str) -> dict[str, Any]:
     """evaluation.json with the run's task and labels."""
-    from finetune_gui.core.inference import read_evaluation, read_labels
+    from finetune_gui.core.run_model import read_evaluation, read_labels
     from finetune_gui.core.runs import RunDir
 
     task, labels = read_labels(RunDir(Path(run_dir)))
@@ -72,7 +72,7 @@ def read_run_evaluation(run_dir: str) -> dict[str, Any]:
 
 
 def score_split(run_dir: str):
-    from finetune_gui.core.inference import sample_predictions
+    from finetune_gui.core.samples import sample_predictions
 
     return sample_predictions(run_dir)
 

@@ -59,7 +59,8 @@ def format_metrics(metrics: dict[str, float]) -> str:
 
 def load_run_history(run_dir: str) -> dict[str, Any]:
     """Epoch rows, the test row, status, the log's tail and whether the run can be resumed."""
-    from finetune_gui.core.runs import RunDir, list_checkpoints
+    from finetune_gui.core.checkpoints import list_checkpoints
+    from finetune_gui.core.runs import RunDir
 
     run = RunDir(Path(run_dir))
     if not run.root.is_dir():

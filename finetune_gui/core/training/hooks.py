@@ -1,0 +1,67 @@
+"""The loop's hook points: where diagnostics, a feature cache or distributed training plug in.
+
+A hook subclasses `TrainingHook` and overrides the events it needs; the others do nothing. The loop calls
+them in this order for every optimiser step: `before_backward` and `after_backward` once per batch (several
+times per step with gradient accumulation), then `on_step_end`; `on_epoch_end` after each epoch's evaluation.
+Hooks receive the trainer, so they can read the model, the optimiser and the loop's state; they must not
+change the loop's counters. A hook that wants the run to end calls `trainer.control.stop()`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+
+
+@dataclass(frozen=True)
+class StepEnd:
+    """One optimiser step, done. `logged` marks the steps whose metrics are logged: the place for costly probes."""
+
+    epoch: int
+    step: int
+    loss: float
+    lr: float
+    grad_norm: float  # NaN when not measured this step
+    logged: bool
+
+
+class TrainingHook:
+    """Base of the loop's hooks. Every method does nothing."""
+
+    def before_backward(self, trainer: Any, loss: torch.Tensor) -> None:
+        """A batch's loss is computed; its gradients are not."""
+
+    def after_backward(self, trainer: Any, loss: torch.Tensor) -> None:
+        """A batch's gradients are accumulated into .grad; the optimiser has not stepped yet."""
+
+    def on_step_end(self, trainer: Any, step: StepEnd) -> None:
+        """The optimiser and the schedule have stepped; gradients are cleared."""
+
+    def on_epoch_end(self, trainer: Any, epoch: int, metrics: dict[str, float]) -> None:
+        """An epoch is trained and evaluated (0-based `epoch`); `metrics` holds train_loss and the val_ values."""
+
+
+class Hooks:
+    """Calls each hook in turn for every event."""
+
+    def __init__(self, hooks: tuple[TrainingHook, ...] | list[TrainingHook] = ()):
+        self.hooks = tuple(hooks)
+
+    def before_backward(self, trainer: Any, loss: torch.Tensor) -> None:
+        for h in self.hooks:
+            h.before_backward(trainer, loss)
+
+    def after_backward(self, trainer: Any, loss: torch.Tensor) -> None:
+        for h in self.hooks:
+            h.after_backward(trainer, loss)
+
+    def on_step_end(self, trainer: Any, step: StepEnd) -> None:
+        for h in self.hooks:
+            h.on_step_end(trainer, step)
+
+    def on_epoch_end(self, trainer: Any, epoch: int, metrics: dict[str, float]) -> None:
+        for h in self.hooks:
+            h.on_epoch_end(trainer, epoch, metrics)
