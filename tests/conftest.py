@@ -91,3 +91,14 @@ def make_reviews_csv(path: Path, n: int = 40) -> Path:
 @pytest.fixture
 def reviews_csv(tmp_path) -> Path:
     return make_reviews_csv(tmp_path / "reviews.csv")
+
+
+@pytest.fixture
+def tinynet():
+    """The tiny CNN in torchvision's registry for this test only."""
+    from tests.faults.helpers import register_tinynet, unregister_tinynet
+
+    added = register_tinynet()
+    yield "tinynet"
+    if added:
+        unregister_tinynet()

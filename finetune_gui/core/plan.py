@@ -104,13 +104,15 @@ def plan_splits(config: RunConfig, scan: Any) -> SplitPlan:
     n = scan.num_samples
     if d.max_samples is not None and d.max_samples < n:
         n = d.max_samples
+    exact = True
     if kind.is_classification and scan.labels and n == scan.num_samples:
         tr, va, te = stratified_split_sizes(scan.labels, d.val_fraction, d.test_fraction)
         note = "random, keeping each class's share"
     else:
         tr, va, te = split_sizes(n, d.val_fraction, d.test_fraction)
         note = "random" + (f", from {n:,} of the samples (max_samples)" if n < scan.num_samples else "")
-    exact = True
+        # a subsample keeps each class's share, and each class is then split on its own: ±1 per class
+        exact = not (kind.is_classification and n < scan.num_samples)
     if kind.value == "causal-lm":
         note += "; counted in documents here, in token blocks when training"
         exact = False

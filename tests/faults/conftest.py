@@ -5,16 +5,6 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import make_image_folder
-from tests.faults.helpers import register_tinynet, unregister_tinynet
-
-
-@pytest.fixture
-def tinynet():
-    """The tiny CNN in torchvision's registry for this test only."""
-    added = register_tinynet()
-    yield "tinynet"
-    if added:
-        unregister_tinynet()
 
 
 @pytest.fixture

@@ -60,6 +60,7 @@ class ScanReport:
     problems: list[Problem] = field(default_factory=list)
     columns: list[str] = field(default_factory=list)  # CSV/TSV/JSONL columns found
     splits: dict[str, int] = field(default_factory=dict)  # predefined split -> sample count ({} = random split)
+    split_labels: dict[str, dict[str, int]] = field(default_factory=dict)  # predefined split -> label -> count
 
 
 # ---------------------------------------------------------------- splits

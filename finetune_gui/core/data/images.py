@@ -534,9 +534,11 @@ def scan_images(config: RunConfig, kind: TaskKind) -> ScanReport:
             for n in t:
                 counts[n] = counts.get(n, 0) + 1
         counts = dict(sorted(counts.items()))
-    splits = {}
+    splits, split_labels = {}, {}
     if rec.splits is not None:
         splits = {s: rec.splits.count(s) for s in SPLITS if s in rec.splits}
+        if kind == TaskKind.IMAGE_CLASSIFICATION:  # the engine holds val out of train per class
+            split_labels = {s: class_counts([t for t, v in zip(rec.targets, rec.splits) if v == s]) for s in splits}
     return ScanReport(
         source=str(rec.source),
         format=rec.format,
@@ -546,6 +548,7 @@ def scan_images(config: RunConfig, kind: TaskKind) -> ScanReport:
         problems=rec.problems,
         columns=rec.columns,
         splits=splits,
+        split_labels=split_labels,
     )
 
 
