@@ -291,18 +291,6 @@ class RunConfig(BaseModel):
         p = expand_user(path)
         return p if p.is_absolute() else (self._base_dir / p).resolve()
 
-    def with_absolute_paths(self) -> RunConfig:
-        """A copy whose file paths are absolute, so a run folder's config works from anywhere."""
-        snap = self.model_copy(deep=True)
-        if snap.data.path:
-            snap.data.path = str(self.resolve(self.data.path))
-        if snap.model.weights_path:
-            snap.model.weights_path = str(self.resolve(self.model.weights_path))
-        local_model = self.resolve(self.model.name)
-        if local_model.exists():
-            snap.model.name = str(local_model)
-        return snap
-
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True)
 

@@ -132,7 +132,7 @@ class Predictor:
     def image_tensor(self, images: Sequence[Any]) -> torch.Tensor:
         from PIL import Image
 
-        from finetune_gui.core.data.images import load_rgb, to_rgb
+        from finetune_gui.core.data.image_files import load_rgb, to_rgb
 
         tensors = []
         for im in images:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from finetune_gui.config import RunConfig
 from finetune_gui.core.errors import RunStateError
 from finetune_gui.files import atomic_write_json, atomic_write_text, clean_temp_files
 
@@ -130,6 +131,19 @@ class RunDir:
         """Drop metric rows logged after `after_step` (their epochs are redone on resume)."""
         rows = [r for r in self.read_metrics() if r.get("step", 0) <= after_step]
         atomic_write_text(self.metrics_jsonl, "".join(json.dumps(r) + "\n" for r in rows))
+
+
+def snapshot_config(config: RunConfig) -> RunConfig:
+    """The config as a run folder keeps it: a copy whose file paths are absolute, so it works from anywhere."""
+    snap = config.model_copy(deep=True)
+    if snap.data.path:
+        snap.data.path = str(config.resolve(config.data.path))
+    if snap.model.weights_path:
+        snap.model.weights_path = str(config.resolve(config.model.weights_path))
+    local_model = config.resolve(config.model.name)
+    if local_model.exists():
+        snap.model.name = str(local_model)
+    return snap
 
 
 def new_run_dir(output_dir: str | Path, name: str) -> RunDir:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from finetune_gui.core.data.images import check_image, load_rgb
+from finetune_gui.core.data.image_files import check_image, load_rgb
 from finetune_gui.core.training.engine import fit
 from finetune_gui.core.training.events import EventLog
 from tests.faults.bad_images import SKIPPED, USABLE, jpeg_bytes, make_all
@@ -84,7 +84,7 @@ def test_the_scan_never_decodes_a_bomb_or_a_huge_header_memory_stays_bounded(bad
     script = textwrap.dedent(f"""
         import resource, sys
         from pathlib import Path
-        from finetune_gui.core.data.images import check_image, load_rgb
+        from finetune_gui.core.data.image_files import check_image, load_rgb
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         reasons = {{p.name: check_image(p) for p in sorted(Path({str(folder)!r}).iterdir())}}
         for name in ("bomb.png", "huge.png"):

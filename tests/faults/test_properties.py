@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from finetune_gui.config import ConfigError, RunConfig, TaskKind, apply_overrides, load_config, validate_dict
 from finetune_gui.core.data import ScanReport, scan_data
-from finetune_gui.core.data.images import check_image
+from finetune_gui.core.data.image_files import check_image
 from finetune_gui.core.errors import DataError
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

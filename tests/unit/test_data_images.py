@@ -12,8 +12,8 @@ from PIL import Image
 
 from finetune_gui.config import RunConfig, TaskKind
 from finetune_gui.core.data import build_data, scan_data
-from finetune_gui.core.data import images as images_mod
-from finetune_gui.core.data.images import check_image, load_rgb
+from finetune_gui.core.data import image_files as images_mod
+from finetune_gui.core.data.image_files import check_image, load_rgb
 from finetune_gui.core.errors import DataError
 
 SIZE = 16

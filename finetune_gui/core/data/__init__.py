@@ -47,7 +47,8 @@ def scan_data(config: RunConfig) -> ScanReport:
     user can fix on the data page (a missing column, one class only) are listed in the report instead.
     """
     from finetune_gui.core.data.common import read_table
-    from finetune_gui.core.data.images import IMAGE_EXTENSIONS, scan_images, suggest_manifest_kind
+    from finetune_gui.core.data.image_records import IMAGE_EXTENSIONS, suggest_manifest_kind
+    from finetune_gui.core.data.images import scan_images
     from finetune_gui.core.data.lm import scan_lm
     from finetune_gui.core.data.text import data_file, scan_text
 

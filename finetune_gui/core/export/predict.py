@@ -91,7 +91,7 @@ class ExportedModel:
     def image_tensor(self, paths: Sequence[str | Path]) -> torch.Tensor:
         from torchvision.transforms import v2
 
-        from finetune_gui.core.data.images import load_rgb
+        from finetune_gui.core.data.image_files import load_rgb
 
         p = self.preprocessing
         transform = v2.Compose(

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from finetune_gui.core.errors import ModelLoadError, OfflineError
+from finetune_gui.core.models.weights import load_weights_file
 from finetune_gui.core.plan import IMAGENET_MEAN, IMAGENET_STD
 
 if TYPE_CHECKING:
@@ -183,81 +184,6 @@ def set_dropout(model: nn.Module, p: float, skip: list[str] = ()) -> int:
             module.p = p
             count += 1
     return count
-
-
-# ---------------------------------------------------------------- local weight files
-
-
-def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """A state dict from .safetensors or .pth/.pt (tensors only: pickled code is refused)."""
-    if not path.is_file():
-        raise ModelLoadError(f"model.weights_path: file not found: {path}")
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            data: Any = load_file(str(path), device="cpu")
-        elif suffix in (".pth", ".pt", ".bin", ".ckpt"):
-            data = torch.load(str(path), map_location="cpu", weights_only=True)
-        else:
-            raise ModelLoadError(
-                f"model.weights_path: {path.name} is neither .safetensors nor .pth/.pt; give a state dict file"
-            )
-    except ModelLoadError:
-        raise
-    except Exception as e:
-        text = str(e).lower()
-        if isinstance(e, pickle.UnpicklingError) or "weights_only" in text or "weights only" in text:
-            raise ModelLoadError(
-                f"model.weights_path: {path.name} holds Python objects besides tensors, which are refused for safety "
-                "(only plain state dicts load). Save it with torch.save(model.state_dict(), ...) or as .safetensors."
-            ) from e
-        raise ModelLoadError(f"model.weights_path: cannot read {path}: {e}") from e
-    if isinstance(data, dict):
-        for key in ("state_dict", "model", "model_state_dict", "module"):
-            inner = data.get(key)
-            if isinstance(inner, dict) and inner and all(isinstance(v, torch.Tensor) for v in inner.values()):
-                data = inner
-                break
-    if not isinstance(data, dict) or not any(isinstance(v, torch.Tensor) for v in data.values()):
-        raise ModelLoadError(f"model.weights_path: {path.name} does not hold a state dict of tensors")
-    state = {k: v for k, v in data.items() if isinstance(v, torch.Tensor)}
-    if state and all(k.startswith("module.") for k in state):  # saved from DataParallel/DDP
-        state = {k[len("module.") :]: v for k, v in state.items()}
-    return state
-
-
-def load_weights_file(model: nn.Module, path: Path) -> list[str]:
-    """Load a local state dict with strict=False; returns warnings; ModelLoadError if nothing matched."""
-    state = read_state_dict(path)
-    own = model.state_dict()
-    shape_mismatch = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
-    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-    if not usable:
-        raise ModelLoadError(
-            f"model.weights_path: none of the {len(state)} tensors in {path.name} match this model "
-            f"({type(model).__name__}); is it a state dict for model.name?"
-        )
-    result = model.load_state_dict(usable, strict=False)
-    unexpected = [k for k in state if k not in own]
-    warnings: list[str] = []
-
-    def few(keys: list[str]) -> str:
-        return ", ".join(keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
-
-    if result.missing_keys:
-        warnings.append(
-            f"{len(result.missing_keys)} weights were not in {path.name} and start random: {few(result.missing_keys)}"
-        )
-    if unexpected:
-        warnings.append(f"{len(unexpected)} tensors in {path.name} do not belong to this model: {few(unexpected)}")
-    if shape_mismatch:
-        warnings.append(
-            f"{len(shape_mismatch)} tensors in {path.name} have other shapes than this model's and were skipped: "
-            f"{few(shape_mismatch)}"
-        )
-    return warnings
 
 
 # ---------------------------------------------------------------- building

@@ -35,7 +35,7 @@ from finetune_gui.core.models.freezing import (
     unfreeze_next_block,
 )
 from finetune_gui.core.models.weights import load_model_weights, model_weights
-from finetune_gui.core.runs import RunDir, environment_record, new_run_dir, open_run_dir
+from finetune_gui.core.runs import RunDir, environment_record, new_run_dir, open_run_dir, snapshot_config
 from finetune_gui.core.tensor_files import write_safetensors
 from finetune_gui.core.training.batches import evaluate, forward_batch
 from finetune_gui.core.training.callbacks import BestTracker, check_finite, check_finite_weights
@@ -366,7 +366,7 @@ def fit(
     """Train a model as the config says, in a new run folder. Failures the user can act on are returned
     as a RunResult with status "failed" (and a RunFailed event); bugs are reported and re-raised."""
     out = Path(output_dir) if output_dir is not None else Path(config.checkpoint.output_dir)
-    snap = config.with_absolute_paths()
+    snap = snapshot_config(config)
     try:
         run = new_run_dir(out, config.checkpoint.run_name or config.name)
         atomic_write_text(run.config, snap.to_toml())
