@@ -229,5 +229,6 @@ def test_a_hidden_page_rebuilds_the_tree_only_when_shown_again(qtbot, resnet_sta
     qtbot.wait(TREE_WAIT_MS)
     assert not page.tree_loading and page.trainable_count()[1] == RESNET18_BACKBONE + fc(2)
     page.show()
+    page.on_shown()  # as the main window does when the page comes up
     qtbot.waitUntil(lambda: page.trainable_count()[1] == 21_284_672 + fc(2), timeout=60000)
     wait_idle(qtbot, page)

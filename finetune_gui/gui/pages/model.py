@@ -263,7 +263,6 @@ class ModelPage(Page):
         self._plan: dict[str, int] = {}
         self._loaded_key: tuple | None = None  # structure the tree (or its error) belongs to
         self._tree_busy = False
-        self._activated = False
         self._selecting = False
         self._tree_timer = QTimer(self)
         self._tree_timer.setSingleShot(True)
@@ -451,16 +450,14 @@ class ModelPage(Page):
         return box
 
     # ------------------------------------------------------------ showing
-    def on_shown(self) -> None:
+    def on_first_shown(self) -> None:
         self._activate()
 
-    def showEvent(self, event) -> None:
-        super().showEvent(event)
+    def on_shown(self) -> None:
         self._activate()
 
     def _activate(self) -> None:
         """Load the catalog and the tree the first time the page shows; afterwards refresh what is stale."""
-        self._activated = True
         if time.monotonic() - self._catalog_time > CATALOG_REFRESH_S or not self._catalog_rows:
             self.refresh_catalog()
         if self._structure_key() != self._loaded_key:
@@ -655,7 +652,7 @@ class ModelPage(Page):
 
     def _schedule_tree(self, now: bool = False) -> None:
         """Rebuild the tree when the model's structure changed; a hidden page waits until it shows again."""
-        if not self._activated or not self.isVisible() or self._structure_key() == self._loaded_key:
+        if not self.shown_once or not self.isVisible() or self._structure_key() == self._loaded_key:
             return
         if now:
             self._tree_timer.stop()

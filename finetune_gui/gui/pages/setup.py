@@ -189,7 +189,6 @@ class SetupPage(Page):
         self.lr_curve = None  # widgets.lr_curve.LRCurve, made on first show
         self.finder_plot = None  # widgets.lr_curve.LRFinderPlot
         self.lr_finder_steps = 100
-        self._activated = False
         self._lr_busy = False
         self._lr_pending = False
         self._lr_request: tuple[int, int] = (0, 1)
@@ -201,7 +200,6 @@ class SetupPage(Page):
         self._batch_control = None
         self._found_batch_size: int | None = None
         self._watcher = _CloseWatcher(self)
-        self._watched_window = None
         self._lr_timer = QTimer(self)
         self._lr_timer.setSingleShot(True)
         self._lr_timer.setInterval(LR_DEBOUNCE_MS)
@@ -344,23 +342,13 @@ class SetupPage(Page):
         self._finder_layout.insertWidget(1, self.finder_plot, 1)
 
     # ------------------------------------------------------------ showing and syncing
-    def on_shown(self) -> None:
-        self._activate()
-
-    def showEvent(self, event) -> None:
-        super().showEvent(event)
-        self._activate()
-
-    def _activate(self) -> None:
+    def on_first_shown(self) -> None:
         self._ensure_plots()
         window = self.window()
-        if window is not self and window is not self._watched_window:
+        if window is not self:
             window.installEventFilter(self._watcher)
-            self._watched_window = window
-        if not self._activated:
-            self._activated = True
-            self.refresh_devices()
-            self.redraw_lr_plan()
+        self.refresh_devices()
+        self.redraw_lr_plan()
 
     def _on_changed(self, section: str) -> None:
         if section in ("", "train"):
@@ -368,7 +356,7 @@ class SetupPage(Page):
             self._sync_device_combo()
         if section in ("", "train", "data", "task"):
             self._update_steps_label()
-            if self._activated:
+            if self.shown_once:
                 self._lr_timer.start()
 
     def _show_relevant_knobs(self) -> None:
