@@ -11,9 +11,8 @@ import math
 import time
 from typing import Any
 
-from PySide6.QtCore import QEvent, QObject, QSize, Qt, QTimer
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer
 from PySide6.QtWidgets import (
-    QAbstractSpinBox,
     QComboBox,
     QFormLayout,
     QFrame,
@@ -23,7 +22,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QProgressBar,
     QPushButton,
-    QScrollArea,
     QSizePolicy,
     QSpinBox,
     QVBoxLayout,
@@ -32,7 +30,8 @@ from PySide6.QtWidgets import (
 
 from finetune_gui.config import TaskKind, field_info
 from finetune_gui.gui.pages.base import Page
-from finetune_gui.gui.widgets.config_form import ConfigForm
+from finetune_gui.gui.widgets.config_form import ConfigForm, widen_number_editors
+from finetune_gui.gui.widgets.width_fitting_scroll import WidthFittingScrollArea
 
 LR_DEBOUNCE_MS = 150
 ASSUMED_TRAIN_SAMPLES = 1000  # steps are estimated from this until the data has been scanned
@@ -49,32 +48,6 @@ KNOBS_BY_SCHEDULE = {
     "plateau": ("plateau_patience", "gamma"),
 }
 KNOBS_BY_OPTIMIZER = {"sgd": ("momentum", "nesterov"), "rmsprop": ("momentum",)}
-
-
-class WidthFittingScrollArea(QScrollArea):
-    """Scrolls vertically only, and asks its layout for the width its content needs: without horizontal scrolling
-    a narrower column would cut the forms' right edge off. Follows the content as knobs are shown and hidden."""
-
-    def __init__(self, parent: QWidget | None = None):
-        super().__init__(parent)
-        self.setWidgetResizable(True)
-        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-
-    def setWidget(self, widget: QWidget) -> None:
-        super().setWidget(widget)
-        widget.installEventFilter(self)
-
-    def eventFilter(self, watched, event) -> bool:
-        if watched is self.widget() and event.type() == QEvent.Type.LayoutRequest:
-            self.updateGeometry()
-        return super().eventFilter(watched, event)
-
-    def minimumSizeHint(self) -> QSize:
-        hint = super().minimumSizeHint()
-        if self.widget() is not None:
-            needed = self.widget().minimumSizeHint().width() + self.verticalScrollBar().sizeHint().width()
-            hint.setWidth(max(hint.width(), needed + 2 * self.frameWidth()))
-        return hint
 
 
 # ---------------------------------------------------------------- worker jobs (off the main thread)
@@ -152,15 +125,6 @@ def planned_steps(config, scan) -> tuple[int, int, str]:
 def rounded_lr(lr: float) -> float:
     """An LR with three significant digits, as a person would type it."""
     return float(f"{lr:.3g}")
-
-
-def widen_number_editors(form: ConfigForm, chars: int = 9) -> None:
-    """Room for values such as 0.0003 or 5e-05 (a spin box sizes itself from its minimum and maximum only)."""
-    for editor in form.editors.values():
-        if isinstance(editor, QAbstractSpinBox):
-            editor.setMinimumWidth(
-                max(editor.sizeHint().width(), editor.fontMetrics().horizontalAdvance("0" * chars) + 28)
-            )
 
 
 class _CloseWatcher(QObject):
