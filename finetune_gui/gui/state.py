@@ -1,4 +1,4 @@
-"""The app's one shared state: the run config every page edits, plus what the workers found."""
+"""The app's one shared state: the run config every page edits, plus what the workers found and loaded."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pydantic import ValidationError
 from PySide6.QtCore import QObject, Signal
 
 from finetune_gui.config import ConfigError, RunConfig, explain_error, validate_dict
+from finetune_gui.gui.predictor_cache import PredictorCache
 
 
 class AppState(QObject):
@@ -25,6 +26,7 @@ class AppState(QObject):
         self.config_path: Path | None = None
         self.scan = None
         self.run_dir: Path | None = None
+        self.predictors = PredictorCache()  # the run's loaded model, shared by Evaluate and Try it
 
     @property
     def config(self) -> RunConfig:

@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QComboBox, QLabel, QPushButton, QTableWidget
 
 from finetune_gui.config import TaskKind, validate_dict
 from finetune_gui.gui.pages import data as data_page
+from finetune_gui.gui.panels.data_samples import THUMBS_PER_CLASS
 from tests.conftest import make_image_folder, make_reviews_csv
 
 
@@ -52,10 +53,10 @@ def test_an_image_folder_scan_shows_classes_chart_splits_and_thumbnails(qtbot, m
     assert "24 images" in page.findChild(QLabel, "dataSummary").text()
     table = page.findChild(QTableWidget, "classTable")
     assert table_texts(table, 0) == ["circle", "square", "stripes"] and table_texts(table, 1) == ["8", "8", "8"]
-    assert page.chart.bars() == [("circle", 8), ("square", 8), ("stripes", 8)]
+    assert page.results.chart.bars() == [("circle", 8), ("square", 8), ("stripes", 8)]
     assert "train 12 · val 6 · test 6" in page.findChild(QLabel, "splitSizes").text()  # stratified 2+2 per class
-    assert page.thumbnails.image_count() == 3 * data_page.THUMBS_PER_CLASS
-    assert page.thumbnails.row_captions() == ["circle", "square", "stripes"]
+    assert page.results.thumbnails.image_count() == 3 * THUMBS_PER_CLASS
+    assert page.results.thumbnails.row_captions() == ["circle", "square", "stripes"]
     assert not page.findChild(QLabel, "imbalanceWarning").isVisible()
     assert not page.error_banner.isVisible()
 
@@ -109,7 +110,7 @@ def test_problems_separate_skipped_files_from_warnings(qtbot, make_page, state, 
     assert table_texts(errors, 0) == ["circle/broken.png"]  # where it is inside the data folder
     assert "not a readable image" in errors.item(0, 2).text()
     assert sorted(table_texts(warnings, 0)) == ["empty_class", "images"]
-    assert page.tabs.tabText(page.tabs.indexOf(page.problems_tab)) == "Problems (3)"
+    assert page.results.tabs.tabText(page.results.tabs.indexOf(page.results.problems_tab)) == "Problems (3)"
     assert "1 error(s), 2 warning(s)" in page.findChild(QLabel, "dataSummary").text()
     assert state.scan.num_samples == 12  # the broken file is left out
 
@@ -171,7 +172,7 @@ def test_a_csv_gets_its_task_detected_its_columns_mapped_and_its_first_rows_show
     assert [text_combo.itemData(i) for i in range(text_combo.count())][1:] == ["review", "sentiment", "notes"]
     text_combo.setCurrentIndex(text_combo.findData("review"))
     text_combo.activated.emit(text_combo.currentIndex())
-    labels = page.label_columns
+    labels = page.columns_box.label_columns
     qtbot.waitUntil(lambda: state.config.data.text_column == "review", timeout=2000)
     sentiment = next(labels.item(i) for i in range(labels.count()) if labels.item(i).text() == "sentiment")
     missing = next(labels.item(i) for i in range(labels.count()) if labels.item(i).text().startswith("label"))
@@ -206,7 +207,7 @@ def test_a_kind_chosen_by_hand_is_kept_and_the_detected_one_is_offered(qtbot, ma
     qtbot.mouseClick(use, Qt.MouseButton.LeftButton)
     settle(qtbot, page, bridge)
     assert state.config.task.kind == TaskKind.TEXT_REGRESSION and not use.isVisible()
-    assert not page.findChild(QLabel, "noClasses").isHidden() and page.class_table.isHidden()
+    assert not page.findChild(QLabel, "noClasses").isHidden() and page.results.class_table.isHidden()
     combo.setCurrentIndex(combo.findData("text-classification"))
     combo.activated.emit(combo.currentIndex())  # chosen by hand again, then other data is dropped on the window
     corpus = tmp_path / "corpus.txt"
@@ -239,8 +240,8 @@ def test_a_text_file_for_a_language_model_shows_documents_and_no_classes(qtbot, 
     settle(qtbot, page, bridge)
     assert state.config.task.kind == TaskKind.CAUSAL_LM
     assert "3 documents" in page.findChild(QLabel, "dataSummary").text()
-    assert not page.findChild(QLabel, "noClasses").isHidden() and page.class_table.isHidden()
-    assert page.tabs.currentWidget() is page.samples_tab  # nothing to see under Classes
+    assert not page.findChild(QLabel, "noClasses").isHidden() and page.results.class_table.isHidden()
+    assert page.results.tabs.currentWidget() is page.results.samples_tab  # nothing to see under Classes
     rows = page.findChild(QTableWidget, "firstRows")
     assert rows.rowCount() == 3 and "over two lines" in rows.item(1, 0).text()
     assert not page.columns_box.isVisible()
@@ -277,4 +278,4 @@ def test_a_late_answer_from_an_older_scan_is_ignored(qtbot, make_page, state, br
     page.rescan()
     settle(qtbot, page, bridge)
     assert state.scan.source == str(fast) and list(state.scan.labels) == ["x", "y", "z"]
-    assert table_texts(page.class_table, 0) == ["x", "y", "z"]
+    assert table_texts(page.results.class_table, 0) == ["x", "y", "z"]

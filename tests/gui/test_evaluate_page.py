@@ -61,7 +61,7 @@ def test_an_image_run_fills_metrics_table_and_matrix(qtbot, page, image_run):
     assert card_value(page, "accuracy") == f"{evaluation['accuracy']:.4g}"
     assert card_value(page, "F1 (macro)") == f"{evaluation['f1_macro']:.4g}"
     assert page.tabs.isTabVisible(TAB_PER_CLASS) and page.tabs.isTabVisible(TAB_CELL)
-    worst = page.top_loss_list
+    worst = page.top_loss.list
     assert worst.count() == evaluation["num_samples"]  # fewer than 50 samples: all of them, worst first
     assert "loss" in worst.item(0).text()
 
@@ -73,15 +73,15 @@ def test_clicking_a_cell_lists_exactly_the_samples_with_that_true_and_predicted_
         for c in range(3):
             qtbot.mouseClick(page.matrix, Qt.MouseButton.LeftButton, pos=page.matrix.cell_rect(r, c).center())
             assert page.tabs.currentIndex() == TAB_CELL and page.matrix.selected == (r, c)
-            items = [page.cell_list.item(i) for i in range(page.cell_list.count())]
+            items = [page.cell_samples.list.item(i) for i in range(page.cell_samples.list.count())]
             assert len(items) == cm[r][c], (r, c)  # the engine's own count for that cell
             for item in items:
                 assert Path(item.toolTip()).parent.name == labels[r]  # truly of class r (its folder)
                 assert f"predicted {labels[c]}" in item.text()
-            assert f"true {labels[r]}, predicted {labels[c]}: {cm[r][c]} sample" in page.cell_title.text()
+            assert f"true {labels[r]}, predicted {labels[c]}: {cm[r][c]} sample" in page.cell_samples.title.text()
     diagonal = max(range(3), key=lambda k: cm[k][k])
     qtbot.mouseClick(page.matrix, Qt.MouseButton.LeftButton, pos=page.matrix.cell_rect(diagonal, diagonal).center())
-    qtbot.waitUntil(lambda: not page.cell_list.item(0).icon().isNull(), timeout=20000)  # thumbnails arrive
+    qtbot.waitUntil(lambda: not page.cell_samples.list.item(0).icon().isNull(), timeout=20000)  # thumbnails arrive
 
 
 def test_regression_shows_true_against_predicted(qtbot, page, tmp_path):
@@ -106,7 +106,7 @@ def test_regression_shows_true_against_predicted(qtbot, page, tmp_path):
     for name, key in (("MAE", "mae"), ("RMSE", "rmse"), ("R²", "r2")):
         assert card_value(page, name) == f"{evaluation[key]:.4g}"
     assert not page.tabs.isTabVisible(TAB_CELL) and not page.tabs.isTabVisible(TAB_PER_CLASS)
-    assert page.top_loss_list.count() == evaluation["num_samples"] and "error" in page.top_loss_list.item(0).text()
+    assert page.top_loss.list.count() == evaluation["num_samples"] and "error" in page.top_loss.list.item(0).text()
 
 
 def test_a_language_model_run_shows_perplexity_and_generates_text(qtbot, page, tmp_path):
@@ -127,13 +127,13 @@ def test_a_language_model_run_shows_perplexity_and_generates_text(qtbot, page, t
     assert page.body.currentIndex() == 2
     assert card_value(page, "perplexity") == f"{evaluation['perplexity']:.4g}"
     assert "Perplexity" in page.status_label.text()
-    page.prompt.setPlainText("the cat")
-    page.temperature.setValue(0.0)
-    page.max_tokens.setValue(6)
-    qtbot.mouseClick(page.generate_button, Qt.MouseButton.LeftButton)
-    assert not page.generate_button.isEnabled()  # one generation at a time
-    qtbot.waitUntil(page.generate_button.isEnabled, timeout=60000)
-    text = page.output.toPlainText()
+    page.generation.prompt.setPlainText("the cat")
+    page.generation.temperature.setValue(0.0)
+    page.generation.max_tokens.setValue(6)
+    qtbot.mouseClick(page.generation.generate_button, Qt.MouseButton.LeftButton)
+    assert not page.generation.generate_button.isEnabled()  # one generation at a time
+    qtbot.waitUntil(page.generation.generate_button.isEnabled, timeout=60000)
+    text = page.generation.output.toPlainText()
     assert text.startswith("the cat") and len(text) > len("the cat")
 
 

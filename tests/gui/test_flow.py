@@ -71,7 +71,8 @@ def type_data_path(qtbot, window, path: Path):
 def wait_model_tree(qtbot, page) -> None:
     qtbot.wait(2 * TREE_DEBOUNCE_MS)  # a change just made may rebuild the tree
     qtbot.waitUntil(
-        lambda: not page.tree_loading and not page.bridge.busy and bool(page.layer_tree.module_names()), timeout=120_000
+        lambda: not page.tree_loading and not page.bridge.busy and bool(page.freezing.layer_tree.module_names()),
+        timeout=120_000,
     )
 
 
@@ -117,7 +118,7 @@ def test_image_classification_by_mouse_from_folder_to_prediction(qtbot, window, 
     set_field(qtbot, window, "model.pretrained", False)  # nothing can download here
     wait_model_tree(qtbot, model_page)
     model_page.findChild(QWidget, "headOnly").click()
-    model_page.layer_tree.set_checked("layer4", True)  # the last block trains as well as the head
+    model_page.freezing.layer_tree.set_checked("layer4", True)  # the last block trains as well as the head
     model = window.state.config.model
     assert model.freeze == "modules" and "layer4" not in model.frozen_modules and "layer1" in model.frozen_modules
     trainable, total = model_page.trainable_count()
@@ -168,7 +169,7 @@ def test_text_classification_with_a_local_bert_folder(qtbot, window, tmp_path):
     set_field(qtbot, window, "data.max_length", 16)
 
     model_page = go(qtbot, window, "model")
-    model_page.open_local(str(bert))
+    model_page.catalog.open_local(str(bert))
     wait_model_tree(qtbot, model_page)
     model_page.findChild(QWidget, "unfreezeAll").click()
     assert window.state.config.model.freeze == "none"
@@ -208,7 +209,7 @@ def test_causal_lm_trains_and_generates(qtbot, window, tmp_path):
     set_field(qtbot, window, "data.val_fraction", 0.2)
 
     model_page = go(qtbot, window, "model")
-    model_page.open_local(str(gpt2))
+    model_page.catalog.open_local(str(gpt2))
     wait_model_tree(qtbot, model_page)
 
     go(qtbot, window, "setup")

@@ -39,14 +39,16 @@ def resnet_state(state):
 def test_tree_of_resnet18_shows_modules_counts_and_the_head_only_default(qtbot, resnet_state, bridge):
     page = open_page(qtbot, resnet_state, bridge)
     wait_idle(qtbot, page)
-    names = page.layer_tree.module_names()
+    names = page.freezing.layer_tree.module_names()
     assert {"conv1", "bn1", "layer1", "layer1.0", "layer1.0.conv1", "layer4", "fc"} <= set(names)
     assert "relu" not in names  # modules without parameters are left out
     assert page.trainable_count() == (fc(2), RESNET18_BACKBONE + fc(2))  # 2 outputs until the data is scanned
-    assert page.layer_tree.check_state("fc") == Qt.CheckState.Checked
-    assert page.layer_tree.check_state("layer1") == Qt.CheckState.Unchecked
-    assert page.layer_tree.total_label.text().startswith(f"Trainable: 1,026 of {RESNET18_BACKBONE + 1026:,} parameters")
-    assert page.last_n_spin.maximum() == 6  # conv1, bn1, layer1..4
+    assert page.freezing.layer_tree.check_state("fc") == Qt.CheckState.Checked
+    assert page.freezing.layer_tree.check_state("layer1") == Qt.CheckState.Unchecked
+    assert page.freezing.layer_tree.total_label.text().startswith(
+        f"Trainable: 1,026 of {RESNET18_BACKBONE + 1026:,} parameters"
+    )
+    assert page.freezing.last_n_spin.maximum() == 6  # conv1, bn1, layer1..4
     assert not page.lora_box.isEnabled()  # LoRA is for Hugging Face models
 
 
@@ -64,7 +66,7 @@ def test_unticking_and_ticking_modules_writes_the_module_list_and_updates_the_to
     resnet_state.set_value("model", "freeze", "none")
     page = open_page(qtbot, resnet_state, bridge)
     wait_idle(qtbot, page)
-    tree, model = page.layer_tree, resnet_state.config.model
+    tree, model = page.freezing.layer_tree, resnet_state.config.model
     total = RESNET18_BACKBONE + fc(2)
     assert page.trainable_count() == (total, total)
 
@@ -88,21 +90,21 @@ def test_unticking_and_ticking_modules_writes_the_module_list_and_updates_the_to
     assert page.trainable_count()[0] == total - tree.params_of("layer2.0")
 
     resnet_state.set_value("model", "frozen_modules", ["layer2.0", "nosuch"])
-    assert "Not in this model: nosuch" in page.strategy_label.text()
+    assert "Not in this model: nosuch" in page.freezing.strategy_label.text()
 
 
 def test_quick_actions_set_the_strategy_and_the_boxes_follow(qtbot, resnet_state, bridge):
     resnet_state.set_value("model", "freeze", "none")
     page = open_page(qtbot, resnet_state, bridge)
     wait_idle(qtbot, page)
-    model, tree = resnet_state.config.model, page.layer_tree
+    model, tree = resnet_state.config.model, page.freezing.layer_tree
 
-    qtbot.mouseClick(page.head_only_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(page.freezing.head_only_button, Qt.MouseButton.LeftButton)
     assert model.freeze == "head-only"
     assert page.trainable_count()[0] == fc(2)
 
-    page.last_n_spin.setValue(2)
-    qtbot.mouseClick(page.last_n_button, Qt.MouseButton.LeftButton)
+    page.freezing.last_n_spin.setValue(2)
+    qtbot.mouseClick(page.freezing.last_n_button, Qt.MouseButton.LeftButton)
     assert (model.freeze, model.unfreeze_last_n) == ("last-n", 2)
     assert [tree.check_state(n) for n in ("layer2", "layer3", "layer4", "fc")] == [
         Qt.CheckState.Unchecked,
@@ -110,23 +112,23 @@ def test_quick_actions_set_the_strategy_and_the_boxes_follow(qtbot, resnet_state
         Qt.CheckState.Checked,
         Qt.CheckState.Checked,
     ]
-    page.last_n_spin.setValue(3)  # while last-n is on, the spin box edits N directly
+    page.freezing.last_n_spin.setValue(3)  # while last-n is on, the spin box edits N directly
     assert model.unfreeze_last_n == 3 and tree.check_state("layer2") == Qt.CheckState.Checked
 
-    qtbot.mouseClick(page.all_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(page.freezing.all_button, Qt.MouseButton.LeftButton)
     assert model.freeze == "none"
     assert page.trainable_count()[0] == page.trainable_count()[1]
-    assert "Everything trains" in page.strategy_label.text()
+    assert "Everything trains" in page.freezing.strategy_label.text()
 
 
 def test_tiny_bert_folder_tree_last_n_and_lora(qtbot, state, bridge, tmp_path):
     folder = tiny_bert_dir(tmp_path)
     state.set_value("task", "kind", TaskKind.TEXT_CLASSIFICATION)
     page = open_page(qtbot, state, bridge)
-    assert page.open_local(folder)  # a Hugging Face folder becomes the model
+    assert page.catalog.open_local(folder)  # a Hugging Face folder becomes the model
     assert (state.config.model.name, state.config.model.source) == (str(folder.resolve()), "huggingface")
     wait_idle(qtbot, page)
-    tree = page.layer_tree
+    tree = page.freezing.layer_tree
     assert {
         "bert",
         "bert.embeddings",
@@ -138,7 +140,7 @@ def test_tiny_bert_folder_tree_last_n_and_lora(qtbot, state, bridge, tmp_path):
     assert tree.check_state("classifier") == Qt.CheckState.Checked  # head-only by default
     assert tree.check_state("bert") == Qt.CheckState.Unchecked
 
-    page.unfreeze_last(1)
+    page.freezing.unfreeze_last(1)
     assert tree.check_state("bert.encoder.layer.1") == Qt.CheckState.Checked
     assert tree.check_state("bert.pooler") == Qt.CheckState.Checked  # the tail after the last block trains too
     assert tree.check_state("bert.encoder.layer.0") == Qt.CheckState.Unchecked
@@ -150,9 +152,9 @@ def test_tiny_bert_folder_tree_last_n_and_lora(qtbot, state, bridge, tmp_path):
     assert state.config.model.lora.enabled
     qtbot.waitUntil(lambda: any(n.startswith("base_model.model.") for n in tree.module_names()), timeout=60000)
     wait_idle(qtbot, page)
-    assert not page.head_only_button.isEnabled()  # with LoRA the adapters train, not a strategy
+    assert not page.freezing.head_only_button.isEnabled()  # with LoRA the adapters train, not a strategy
     assert 0 < page.trainable_count()[0] < full_last_n
-    assert "LoRA" in page.strategy_label.text()
+    assert "LoRA" in page.freezing.strategy_label.text()
 
 
 def test_catalog_lists_models_for_the_task_and_search_filters_them(qtbot, resnet_state, bridge, tmp_path):
@@ -164,24 +166,24 @@ def test_catalog_lists_models_for_the_task_and_search_filters_them(qtbot, resnet
     (hub / "resnet18-f37072fd.pth").write_bytes(b"")  # the cached-weights badge only looks for the file
     page = open_page(qtbot, resnet_state, bridge)
     wait_idle(qtbot, page)
-    names = page.visible_catalog_names()
+    names = page.catalog.visible_names()
     assert "resnet18" in names and "bert-base-uncased" not in names
     badges = {
-        page.catalog_model.item(r, 0).text(): page.catalog_model.item(r, 5).text()
-        for r in range(page.catalog_model.rowCount())
+        page.catalog.model.item(r, 0).text(): page.catalog.model.item(r, 5).text()
+        for r in range(page.catalog.model.rowCount())
     }
     assert badges["resnet18"] == "● cached" and badges["resnet34"] == "↓ download"
 
-    qtbot.keyClicks(page.search, "mobile")
-    assert page.visible_catalog_names() == ["mobilenet_v3_small", "mobilenet_v3_large"]
-    page.search.clear()
+    qtbot.keyClicks(page.catalog.search, "mobile")
+    assert page.catalog.visible_names() == ["mobilenet_v3_small", "mobilenet_v3_large"]
+    page.catalog.search.clear()
     resnet_state.set_value("task", "kind", TaskKind.TEXT_CLASSIFICATION)
-    assert "bert-base-uncased" in page.visible_catalog_names()
-    assert "resnet18" not in page.visible_catalog_names()
+    assert "bert-base-uncased" in page.catalog.visible_names()
+    assert "resnet18" not in page.catalog.visible_names()
     resnet_state.set_value("task", "kind", TaskKind.IMAGE_CLASSIFICATION)
 
-    row = page.visible_catalog_names().index("resnet34")
-    page.catalog.setCurrentIndex(page.catalog_filter.index(row, 0))
+    row = page.catalog.visible_names().index("resnet34")
+    page.catalog.table.setCurrentIndex(page.catalog.filter.index(row, 0))
     assert (resnet_state.config.model.name, resnet_state.config.model.source) == ("resnet34", "torchvision")
     qtbot.waitUntil(lambda: page.trainable_count()[1] == 21_284_672 + fc(2), timeout=60000)
     wait_idle(qtbot, page)
@@ -194,29 +196,29 @@ def test_offline_load_error_shows_in_the_page_and_as_a_signal(qtbot, state, brid
         page.show()
     assert signal.args[0] == "OfflineError"
     wait_idle(qtbot, page)
-    assert page.error_frame.isVisible()
-    assert "cannot be downloaded" in page.error_label.text()
-    assert not page.layer_tree.loaded
+    assert page.freezing.error_frame.isVisible()
+    assert "cannot be downloaded" in page.freezing.error_label.text()
+    assert not page.freezing.layer_tree.loaded
 
     state.set_value("model", "allow_random_init", True)  # the way out the message names
-    qtbot.waitUntil(lambda: page.layer_tree.loaded, timeout=60000)
+    qtbot.waitUntil(lambda: page.freezing.layer_tree.loaded, timeout=60000)
     wait_idle(qtbot, page)
-    assert not page.error_frame.isVisible()
-    assert "random weights" in page.warnings_label.text()
+    assert not page.freezing.error_frame.isVisible()
+    assert "random weights" in page.freezing.warnings_label.text()
 
 
 def test_a_weights_file_sets_weights_path_and_a_plain_folder_is_refused(qtbot, resnet_state, bridge, tmp_path):
     page = open_page(qtbot, resnet_state, bridge)
     weights = tmp_path / "mine.safetensors"
     weights.write_bytes(b"x")
-    assert page.open_local(weights)
+    assert page.catalog.open_local(weights)
     assert resnet_state.config.model.weights_path == str(weights.resolve())
-    assert page.clear_weights_button.isVisibleTo(page)
+    assert page.catalog.clear_weights_button.isVisibleTo(page)
     (tmp_path / "empty").mkdir()
     with qtbot.waitSignal(page.error) as signal:
-        assert not page.open_local(tmp_path / "empty")
+        assert not page.catalog.open_local(tmp_path / "empty")
     assert "no config.json" in signal.args[1]
-    qtbot.mouseClick(page.clear_weights_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(page.catalog.clear_weights_button, Qt.MouseButton.LeftButton)
     assert resnet_state.config.model.weights_path == ""
     wait_idle(qtbot, page)
 
@@ -229,5 +231,6 @@ def test_a_hidden_page_rebuilds_the_tree_only_when_shown_again(qtbot, resnet_sta
     qtbot.wait(TREE_WAIT_MS)
     assert not page.tree_loading and page.trainable_count()[1] == RESNET18_BACKBONE + fc(2)
     page.show()
+    page.on_shown()  # as the main window does when the page comes up
     qtbot.waitUntil(lambda: page.trainable_count()[1] == 21_284_672 + fc(2), timeout=60000)
     wait_idle(qtbot, page)

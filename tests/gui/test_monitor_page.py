@@ -9,7 +9,8 @@ from PySide6.QtCore import Qt
 
 from finetune_gui.config import validate_dict
 from finetune_gui.core.training.engine import fit
-from finetune_gui.gui.pages.monitor import MonitorPage, format_duration, task_metric
+from finetune_gui.gui.pages.monitor import MonitorPage, format_duration
+from finetune_gui.gui.panels.training_plots import task_metric
 from tests.conftest import make_image_folder
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -141,20 +141,24 @@ def test_lr_finder_plots_loss_against_lr_and_the_suggestion_can_be_used(qtbot, t
     state = tiny_image_state
     page = open_page(qtbot, state, bridge)
     wait_plan(qtbot, page)
-    page.finder_steps_spin.setValue(20)
-    qtbot.mouseClick(page.find_button, Qt.MouseButton.LeftButton)
-    assert page.lr_finder_running and not page.find_button.isEnabled() and page.finder_busy.isVisibleTo(page)
-    qtbot.waitUntil(lambda: not page.lr_finder_running, timeout=180000)
-    assert page.find_button.isEnabled() and not page.finder_busy.isVisibleTo(page)
-    lrs, losses = page.finder_plot.curve()
+    page.lr_finder.finder_steps_spin.setValue(20)
+    qtbot.mouseClick(page.lr_finder.find_button, Qt.MouseButton.LeftButton)
+    assert (
+        page.lr_finder.running
+        and not page.lr_finder.find_button.isEnabled()
+        and page.lr_finder.finder_busy.isVisibleTo(page)
+    )
+    qtbot.waitUntil(lambda: not page.lr_finder.running, timeout=180000)
+    assert page.lr_finder.find_button.isEnabled() and not page.lr_finder.finder_busy.isVisibleTo(page)
+    lrs, losses = page.lr_finder.finder_plot.curve()
     assert len(lrs) >= 8 and np.all(np.diff(lrs) > 0) and np.all(np.isfinite(losses))
-    assert page.finder_plot.showing_plot
-    suggested = page.finder_plot.suggested
+    assert page.lr_finder.finder_plot.showing_plot
+    suggested = page.lr_finder.finder_plot.suggested
     assert suggested is not None and lrs[0] <= suggested <= lrs[-1]
-    assert page.use_suggested_button.isEnabled()
-    assert f"{float(f'{suggested:.3g}'):g}" in page.use_suggested_button.text()
+    assert page.lr_finder.use_suggested_button.isEnabled()
+    assert f"{float(f'{suggested:.3g}'):g}" in page.lr_finder.use_suggested_button.text()
 
-    qtbot.mouseClick(page.use_suggested_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(page.lr_finder.use_suggested_button, Qt.MouseButton.LeftButton)
     assert state.config.train.lr == pytest.approx(suggested, rel=5e-3)
     wait_plan(qtbot, page)
     assert page.lr_curve.lrs().max() == pytest.approx(state.config.train.lr)  # the plan follows the new LR
@@ -173,21 +177,27 @@ def page_with_missing_data(qtbot, state, bridge, tmp_path) -> SetupPage:
 def test_lr_finder_failure_shows_on_the_page_and_as_a_signal(qtbot, page_with_missing_data):
     page = page_with_missing_data
     with qtbot.waitSignal(page.error, timeout=120000) as signal:
-        page.start_lr_finder()
+        page.lr_finder.start()
     assert signal.args[0] == "DataError"
-    assert "The LR finder failed" in page.finder_status.text() and "missing" in page.finder_status.text()
-    assert page.find_button.isEnabled() and not page.lr_finder_running
+    assert (
+        "The LR finder failed" in page.lr_finder.finder_status.text()
+        and "missing" in page.lr_finder.finder_status.text()
+    )
+    assert page.lr_finder.find_button.isEnabled() and not page.lr_finder.running
 
 
 def test_stopping_the_lr_finder_ends_the_sweep_early(qtbot, tiny_image_state, bridge):
     page = open_page(qtbot, tiny_image_state, bridge)
     wait_plan(qtbot, page)
-    page.finder_steps_spin.setValue(1000)
-    page.start_lr_finder()
-    qtbot.mouseClick(page.stop_finder_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: not page.lr_finder_running, timeout=180000)
-    assert "stopped by request" in page.finder_status.text() or "only 0 points" in page.finder_status.text()
-    assert not page.use_suggested_button.isEnabled()
+    page.lr_finder.finder_steps_spin.setValue(1000)
+    page.lr_finder.start()
+    qtbot.mouseClick(page.lr_finder.stop_finder_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not page.lr_finder.running, timeout=180000)
+    assert (
+        "stopped by request" in page.lr_finder.finder_status.text()
+        or "only 0 points" in page.lr_finder.finder_status.text()
+    )
+    assert not page.lr_finder.use_suggested_button.isEnabled()
 
 
 @pytest.fixture
@@ -214,26 +224,34 @@ def test_batch_size_finder_reports_the_largest_batch_that_fits_and_it_can_be_use
     state = tiny_image_state
     page = open_page(qtbot, state, bridge)
     wait_plan(qtbot, page)
-    qtbot.mouseClick(page.find_batch_button, Qt.MouseButton.LeftButton)
-    assert page.batch_size_search_running and not page.find_batch_button.isEnabled()
-    qtbot.waitUntil(lambda: not page.batch_size_search_running, timeout=180000)
-    text = page.batch_status.text()
+    qtbot.mouseClick(page.batch_size_finder.find_batch_button, Qt.MouseButton.LeftButton)
+    assert page.batch_size_finder.running and not page.batch_size_finder.find_batch_button.isEnabled()
+    qtbot.waitUntil(lambda: not page.batch_size_finder.running, timeout=180000)
+    text = page.batch_size_finder.batch_status.text()
     assert "<b>12</b>" in text and "ran out of memory" in text and "8 fits" in text, text
-    assert page.use_batch_button.text() == "Use 12" and page.use_batch_button.isEnabled()
+    assert (
+        page.batch_size_finder.use_batch_button.text() == "Use 12"
+        and page.batch_size_finder.use_batch_button.isEnabled()
+    )
     assert state.config.train.batch_size == 8  # nothing changes until the user says so
-    qtbot.mouseClick(page.use_batch_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(page.batch_size_finder.use_batch_button, Qt.MouseButton.LeftButton)
     assert state.config.train.batch_size == 12
     assert page.length_form.editors["batch_size"].value() == 12  # the form shows it
-    assert not page.use_batch_button.isEnabled()
+    assert not page.batch_size_finder.use_batch_button.isEnabled()
 
 
 def test_batch_size_finder_failure_shows_on_the_page_and_as_a_signal(qtbot, page_with_missing_data):
     page = page_with_missing_data
     with qtbot.waitSignal(page.error, timeout=120000) as signal:
-        qtbot.mouseClick(page.find_batch_button, Qt.MouseButton.LeftButton)
+        qtbot.mouseClick(page.batch_size_finder.find_batch_button, Qt.MouseButton.LeftButton)
     assert signal.args[0] == "DataError"
-    assert "batch-size search failed" in page.batch_status.text() and "missing" in page.batch_status.text()
-    assert page.find_batch_button.isEnabled() and not page.use_batch_button.isEnabled()
+    assert (
+        "batch-size search failed" in page.batch_size_finder.batch_status.text()
+        and "missing" in page.batch_size_finder.batch_status.text()
+    )
+    assert (
+        page.batch_size_finder.find_batch_button.isEnabled() and not page.batch_size_finder.use_batch_button.isEnabled()
+    )
 
 
 def test_stopping_the_batch_size_finder_ends_the_search_and_changes_nothing(
@@ -241,15 +259,15 @@ def test_stopping_the_batch_size_finder_ends_the_search_and_changes_nothing(
 ):
     page = open_page(qtbot, tiny_image_state, bridge)
     wait_plan(qtbot, page)
-    assert page.stop_batch_button.isHidden()
-    qtbot.mouseClick(page.find_batch_button, Qt.MouseButton.LeftButton)
-    assert page.stop_batch_button.isVisible() and page.stop_batch_button.isEnabled()
-    qtbot.mouseClick(page.stop_batch_button, Qt.MouseButton.LeftButton)
-    assert not page.stop_batch_button.isEnabled()  # pressed once; the search ends at its next trial
-    qtbot.waitUntil(lambda: not page.batch_size_search_running, timeout=180000)
-    assert page.batch_status.text() == "The batch-size search was stopped."
-    assert page.stop_batch_button.isHidden() and page.find_batch_button.isEnabled()
-    assert not page.use_batch_button.isEnabled() and tiny_image_state.config.train.batch_size == 8
+    assert page.batch_size_finder.stop_batch_button.isHidden()
+    qtbot.mouseClick(page.batch_size_finder.find_batch_button, Qt.MouseButton.LeftButton)
+    assert page.batch_size_finder.stop_batch_button.isVisible() and page.batch_size_finder.stop_batch_button.isEnabled()
+    qtbot.mouseClick(page.batch_size_finder.stop_batch_button, Qt.MouseButton.LeftButton)
+    assert not page.batch_size_finder.stop_batch_button.isEnabled()  # pressed once; the search ends at its next trial
+    qtbot.waitUntil(lambda: not page.batch_size_finder.running, timeout=180000)
+    assert page.batch_size_finder.batch_status.text() == "The batch-size search was stopped."
+    assert page.batch_size_finder.stop_batch_button.isHidden() and page.batch_size_finder.find_batch_button.isEnabled()
+    assert not page.batch_size_finder.use_batch_button.isEnabled() and tiny_image_state.config.train.batch_size == 8
 
 
 @pytest.mark.parametrize("schedule", ["constant", "step", "cosine-warmup", "plateau"])

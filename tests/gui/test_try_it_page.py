@@ -57,29 +57,29 @@ def test_a_dropped_image_is_predicted_with_sorted_probabilities(qtbot, page, ima
     assert page.inputs.currentIndex() == INPUT_IMAGE and "model.safetensors" in page.status_label.text()
     picture = sorted((image_run.parent.parent / "images" / "square").glob("*.png"))[0]
     drop(page, picture)
-    assert not page.choose_button.isEnabled()  # one prediction at a time
+    assert not page.image_input.choose_button.isEnabled()  # one prediction at a time
     qtbot.waitUntil(lambda: page.last_prediction is not None, timeout=30000)
     expected = load_predictor(image_run).predict_images([picture])[0]
-    assert page.result_label.text() == expected.label
-    values = [v for _, v in page.bars.scores]
-    assert [n for n, _ in page.bars.scores] == list(expected.scores)  # highest first
+    assert page.result.label.text() == expected.label
+    values = [v for _, v in page.result.bars.scores]
+    assert [n for n, _ in page.result.bars.scores] == list(expected.scores)  # highest first
     assert values == pytest.approx(list(expected.scores.values()), abs=1e-5)
     assert math.fsum(values) == pytest.approx(1.0, abs=1e-5)
-    assert not page.drop_area.pixmap().isNull() and page.choose_button.isEnabled()
+    assert not page.image_input.drop_area.pixmap().isNull() and page.image_input.choose_button.isEnabled()
 
 
 def test_images_dropped_while_busy_wait_their_turn(qtbot, page, image_run):
     pictures = sorted((image_run.parent.parent / "images" / "circle").glob("*.png"))[:2]
     page.state.set_run_dir(image_run)  # the model starts loading
     assert page.predict_file(pictures[0]) is True
-    assert "next" in page.result_note.text()
+    assert "next" in page.result.note.text()
     qtbot.waitUntil(lambda: page.last_prediction is not None, timeout=60000)
-    assert page.image_path_label.text() == pictures[0].name
+    assert page.image_input.path_label.text() == pictures[0].name
     drop(page, pictures[0])
     assert page.predict_file(pictures[1]) is True  # while the first prediction runs
-    qtbot.waitUntil(lambda: page.image_path_label.text() == pictures[1].name and not page._busy, timeout=60000)
+    qtbot.waitUntil(lambda: page.image_input.path_label.text() == pictures[1].name and not page._busy, timeout=60000)
     expected = load_predictor(image_run).predict_images([pictures[1]])[0]
-    assert page.result_label.text() == expected.label
+    assert page.result.label.text() == expected.label
 
 
 def test_typed_text_is_classified(qtbot, page, tmp_path):
@@ -102,8 +102,8 @@ def test_typed_text_is_classified(qtbot, page, tmp_path):
     qtbot.mouseClick(page.predict_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: page.last_prediction is not None, timeout=30000)
     expected = load_predictor(run).predict_texts(["the film was great and lovely"])[0]
-    assert page.result_label.text() == expected.label
-    assert sorted(n for n, _ in page.bars.scores) == ["negative", "positive"]
+    assert page.result.label.text() == expected.label
+    assert sorted(n for n, _ in page.result.bars.scores) == ["negative", "positive"]
 
 
 def test_a_language_model_writes_on_from_the_prompt(qtbot, page, tmp_path):
@@ -121,13 +121,13 @@ def test_a_language_model_writes_on_from_the_prompt(qtbot, page, tmp_path):
         },
     )
     open_run(qtbot, page, run)
-    assert page.inputs.currentIndex() == INPUT_PROMPT and not page.results.isVisible()
-    page.prompt_edit.setPlainText("the dog")
-    page.temperature.setValue(0.0)
-    page.max_tokens.setValue(6)
-    qtbot.mouseClick(page.generate_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(page.generate_button.isEnabled, timeout=30000)
-    text = page.generated.toPlainText()
+    assert page.inputs.currentIndex() == INPUT_PROMPT and not page.result.isVisible()
+    page.generation.prompt.setPlainText("the dog")
+    page.generation.temperature.setValue(0.0)
+    page.generation.max_tokens.setValue(6)
+    qtbot.mouseClick(page.generation.generate_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(page.generation.generate_button.isEnabled, timeout=30000)
+    text = page.generation.output.toPlainText()
     assert text.startswith("the dog") and len(text) > len("the dog")
 
 

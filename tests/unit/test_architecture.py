@@ -16,20 +16,7 @@ PACKAGE = REPO / "finetune_gui"
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
 MAX_LINES = 450
-# path relative to the package -> why it is longer
-LONGER_ON_PURPOSE: dict[str, str] = {
-    **dict.fromkeys(
-        [
-            "gui/pages/data.py",
-            "gui/pages/model.py",
-            "gui/pages/setup.py",
-            "gui/pages/evaluate.py",
-            "gui/pages/try_it.py",
-            "gui/pages/monitor.py",
-        ],
-        "being split into smaller modules (issue 12, step 4); this entry goes when it is",
-    ),
-}
+LONGER_ON_PURPOSE: dict[str, str] = {}  # path relative to the package -> why it may be longer
 
 
 def modules(root: Path = PACKAGE) -> dict[str, Path]:

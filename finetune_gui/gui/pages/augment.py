@@ -81,7 +81,8 @@ def preview_job(
     `samples` ([(path, caption)]) are reused between calls; None picks them from the data (one per class).
     """
     from finetune_gui.core.data.augment import augment_preview, warnings_for
-    from finetune_gui.core.data.images import collect_images, load_rgb
+    from finetune_gui.core.data.image_files import load_rgb
+    from finetune_gui.core.data.image_records import collect_images
 
     out: dict = {"warnings": warnings_for(config.augment), "rows": [], "samples": samples, "problem": ""}
     if samples is None:

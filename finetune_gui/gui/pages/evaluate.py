@@ -2,8 +2,9 @@
 
 Overall metrics, the per-class table and the confusion matrix come from the run's evaluation.json; clicking a
 cell lists the samples in it and the top-loss list shows the worst ones (both from core.inference's
-sample_predictions, computed in a worker). Regression shows true against predicted values; a causal LM shows
-its perplexity and a generation panel. Every read, prediction and generation runs through bridge.run_task.
+sample_predictions, computed in a worker with the run's model from the shared PredictorCache). Regression shows
+true against predicted values; a causal LM shows its perplexity and a generation panel. Every read, prediction
+and generation runs through bridge.run_task.
 """
 
 from __future__ import annotations
@@ -12,51 +13,29 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSize, Qt
-from PySide6.QtGui import QIcon, QImage, QPixmap
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
-    QAbstractItemView,
-    QFormLayout,
-    QFrame,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
-    QListWidget,
-    QListWidgetItem,
-    QPlainTextEdit,
     QPushButton,
     QSplitter,
     QStackedWidget,
-    QTableWidget,
-    QTableWidgetItem,
     QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
 from finetune_gui.gui.pages.base import Page
+from finetune_gui.gui.panels.generation import GenerationPanel
+from finetune_gui.gui.panels.per_class_table import PerClassTable
+from finetune_gui.gui.panels.sample_list import SampleList
 from finetune_gui.gui.widgets.confusion_matrix import ConfusionMatrixView
-from finetune_gui.gui.widgets.generation_knobs import max_tokens_box, temperature_box
+from finetune_gui.gui.widgets.metric_cards import MetricCards
 
-THUMB = 56
 MAX_LISTED = 200
 TOP_LOSS = 50
-#: Overall metrics in the order they are shown; others follow.
-METRIC_ORDER = (
-    "accuracy",
-    "top5_accuracy",
-    "f1_macro",
-    "precision_macro",
-    "recall_macro",
-    "f1_micro",
-    "hamming_accuracy",
-    "mae",
-    "rmse",
-    "r2",
-    "perplexity",
-    "loss",
-)
 TAB_PER_CLASS, TAB_CELL, TAB_TOP_LOSS = 0, 1, 2
+CELL_HINT = "Click a cell of the confusion matrix to list its samples."
 
 
 # ---------------------------------------------------------------- worker jobs (off the main thread)
@@ -71,57 +50,11 @@ def read_run_evaluation(run_dir: str) -> dict[str, Any]:
     return {"run_dir": run_dir, "task": task.value, "labels": labels, "evaluation": read_evaluation(run_dir)}
 
 
-def score_split(run_dir: str):
+def score_split(predictor):
+    """Every test sample of the predictor's run with its prediction and loss."""
     from finetune_gui.core.samples import sample_predictions
 
-    return sample_predictions(run_dir)
-
-
-def make_thumbnails(paths: list[str], size: int) -> list[QImage]:
-    """Scaled QImages (safe to make outside the GUI thread); a null image for a file that cannot be read."""
-    out = []
-    for p in paths:
-        image = QImage(p)
-        if not image.isNull():
-            image = image.scaled(
-                size, size, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
-            )
-        out.append(image)
-    return out
-
-
-class PredictorSlot:
-    """Holds one run's Predictor. Only worker tasks touch it, one at a time (the page disables its inputs)."""
-
-    def __init__(self) -> None:
-        self.run_dir: str | None = None
-        self.predictor: Any = None
-
-    def get(self, run_dir: str):
-        if self.predictor is None or self.run_dir != run_dir:
-            from finetune_gui.core.inference import load_predictor
-
-            self.predictor, self.run_dir = None, None
-            self.predictor, self.run_dir = load_predictor(run_dir), run_dir
-        return self.predictor
-
-
-def generate_text(slot: PredictorSlot, run_dir: str, prompt: str, max_new_tokens: int, temperature: float) -> str:
-    return slot.get(run_dir).generate(prompt, max_new_tokens, temperature)
-
-
-def metric_title(name: str) -> str:
-    return {
-        "f1_macro": "F1 (macro)",
-        "f1_micro": "F1 (micro)",
-        "precision_macro": "precision (macro)",
-        "recall_macro": "recall (macro)",
-        "top5_accuracy": "top-5 accuracy",
-        "hamming_accuracy": "label accuracy",
-        "mae": "MAE",
-        "rmse": "RMSE",
-        "r2": "R²",
-    }.get(name, name.replace("_", " "))
+    return sample_predictions(predictor.run_dir, predictor=predictor)
 
 
 class EvaluatePage(Page):
@@ -138,10 +71,8 @@ class EvaluatePage(Page):
         self.scatter = None  # pyqtgraph plot, made for the first regression run
         self._token = 0
         self._pending_cell: tuple[int, int] | None = None
-        self._slot = PredictorSlot()
-        self._fills: dict[str, int] = {}  # list name -> how many times it was filled (stale thumbnails are dropped)
         self._build()
-        bridge.run_finished.connect(lambda e: self.load(e.run_dir))
+        bridge.run_finished.connect(self._on_run_finished)
         state.run_changed.connect(self._on_run_changed)
 
     # ------------------------------------------------------------ layout
@@ -167,25 +98,25 @@ class EvaluatePage(Page):
         self.status_label.setWordWrap(True)
         self.status_label.setStyleSheet("color: palette(dark);")
 
-        self.metrics_row = QHBoxLayout()
-        self.metrics_row.setSpacing(8)
-        metrics_box = QWidget()
-        metrics_box.setObjectName("evaluate-metrics")
-        metrics_box.setLayout(self.metrics_row)
-        self.metrics_row.setContentsMargins(0, 0, 0, 0)
-        self.metrics_box = metrics_box
+        self.metrics = MetricCards()
+        self.metrics.setObjectName("evaluate-metrics")
+
+        self.generation = GenerationPanel(self.bridge, self.state.predictors, "evaluate")
+        self.generation.layout().setContentsMargins(0, 8, 0, 0)
+        self.generation.error.connect(self.error)
+        self.generation.busy_changed.connect(lambda busy: self.refresh_button.setEnabled(not busy))
 
         self.body = QStackedWidget()
         self.body.setObjectName("evaluate-body")
         self.body.addWidget(QWidget())  # nothing loaded
         self.body.addWidget(self._build_analysis())
-        self.body.addWidget(self._build_generation())
+        self.body.addWidget(self.generation)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(16, 12, 16, 12)
         layout.addLayout(top)
         layout.addWidget(self.status_label)
-        layout.addWidget(metrics_box)
+        layout.addWidget(self.metrics)
         layout.addWidget(self.body, 1)
 
     def _build_analysis(self) -> QWidget:
@@ -195,43 +126,17 @@ class EvaluatePage(Page):
         self.left.addWidget(self.matrix)
         self.left.setMinimumWidth(360)
 
-        self.per_class = QTableWidget(0, 5)
-        self.per_class.setObjectName("evaluate-per-class")
-        self.per_class.setHorizontalHeaderLabels(["Class", "Precision", "Recall", "F1", "Support"])
-        self.per_class.verticalHeader().setVisible(False)
-        self.per_class.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.per_class.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        header = self.per_class.horizontalHeader()
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        for c in range(1, 5):
-            header.setSectionResizeMode(c, QHeaderView.ResizeMode.ResizeToContents)
-        header.setSortIndicator(-1, Qt.SortOrder.AscendingOrder)  # class order until a header is clicked
-        self.per_class.setToolTip("Click a column header to sort by it")
-
-        cell_page = QWidget()
-        self.cell_title = QLabel("Click a cell of the confusion matrix to list its samples.")
-        self.cell_title.setObjectName("evaluate-cell-title")
-        self.cell_title.setWordWrap(True)
-        self.cell_list = self._sample_list("evaluate-cell-samples")
-        v = QVBoxLayout(cell_page)
-        v.setContentsMargins(4, 4, 4, 4)
-        v.addWidget(self.cell_title)
-        v.addWidget(self.cell_list, 1)
-
-        loss_page = QWidget()
-        self.top_loss_title = QLabel("The samples the model gets most wrong (highest loss) appear here.")
-        self.top_loss_title.setWordWrap(True)
-        self.top_loss_list = self._sample_list("evaluate-top-loss")
-        v = QVBoxLayout(loss_page)
-        v.setContentsMargins(4, 4, 4, 4)
-        v.addWidget(self.top_loss_title)
-        v.addWidget(self.top_loss_list, 1)
-
+        self.per_class = PerClassTable()
+        self.cell_samples = SampleList(self.bridge, "evaluate-cell-samples", CELL_HINT)
+        self.cell_samples.title.setObjectName("evaluate-cell-title")
+        self.top_loss = SampleList(
+            self.bridge, "evaluate-top-loss", "The samples the model gets most wrong (highest loss) appear here."
+        )
         self.tabs = QTabWidget()
         self.tabs.setObjectName("evaluate-tabs")
         self.tabs.addTab(self.per_class, "Per class")
-        self.tabs.addTab(cell_page, "Samples in cell")
-        self.tabs.addTab(loss_page, "Highest loss")
+        self.tabs.addTab(self.cell_samples, "Samples in cell")
+        self.tabs.addTab(self.top_loss, "Highest loss")
 
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(self.left)
@@ -241,48 +146,6 @@ class EvaluatePage(Page):
         self.splitter.setChildrenCollapsible(False)
         return self.splitter
 
-    def _sample_list(self, name: str) -> QListWidget:
-        w = QListWidget()
-        w.setObjectName(name)
-        w.setIconSize(QSize(THUMB, THUMB))
-        w.setWordWrap(True)
-        w.setSpacing(2)
-        w.setUniformItemSizes(False)
-        return w
-
-    def _build_generation(self) -> QWidget:
-        page = QWidget()
-        self.prompt = QPlainTextEdit()
-        self.prompt.setObjectName("evaluate-prompt")
-        self.prompt.setPlaceholderText("Type the start of a text; the model writes on from there.")
-        self.prompt.setMaximumHeight(110)
-        self.temperature = temperature_box("evaluate-temperature")
-        self.max_tokens = max_tokens_box("evaluate-max-tokens")
-        self.generate_button = QPushButton("Generate")
-        self.generate_button.setObjectName("evaluate-generate")
-        self.generate_button.clicked.connect(self.generate)
-        knobs = QHBoxLayout()
-        knobs.addWidget(QLabel("Temperature"))
-        knobs.addWidget(self.temperature)
-        knobs.addSpacing(16)
-        knobs.addWidget(QLabel("Max new tokens"))
-        knobs.addWidget(self.max_tokens)
-        knobs.addStretch(1)
-        knobs.addWidget(self.generate_button)
-        self.output = QPlainTextEdit()
-        self.output.setObjectName("evaluate-output")
-        self.output.setReadOnly(True)
-        self.output.setPlaceholderText("The generated text appears here.")
-        form = QFormLayout()
-        form.addRow("Prompt", self.prompt)
-        v = QVBoxLayout(page)
-        v.setContentsMargins(0, 8, 0, 0)
-        v.addLayout(form)
-        v.addLayout(knobs)
-        v.addWidget(QLabel("Generated text"))
-        v.addWidget(self.output, 1)
-        return page
-
     # ------------------------------------------------------------ loading
 
     def _on_run_changed(self, path: str) -> None:
@@ -291,11 +154,16 @@ class EvaluatePage(Page):
         else:
             self._reset("No run")
 
+    def _on_run_finished(self, event) -> None:
+        self.state.predictors.forget(event.run_dir)  # its final weights replace a checkpoint loaded before
+        self.load(event.run_dir)
+
     def load(self, run_dir: str) -> None:
         """Read a run's evaluation (in a worker); then score its test split for the sample lists."""
         run_dir = str(run_dir)
         self._token += 1
         self.run_dir = run_dir
+        self.generation.set_run(None)
         self.refresh_button.setEnabled(True)
         self.run_label.setText(f"Run: {Path(run_dir).name}")
         self.run_label.setToolTip(run_dir)
@@ -309,8 +177,9 @@ class EvaluatePage(Page):
 
     def _reset(self, title: str) -> None:
         self.task, self.labels, self.evaluation, self.samples = None, [], {}, None
+        self.generation.set_run(None)
         self.run_label.setText(title)
-        self._fill_metrics({})
+        self.metrics.set_metrics({})
         self.body.setCurrentIndex(0)
 
     def _load_failed(self, token: int, error_type: str, message: str, details: str) -> None:
@@ -327,10 +196,11 @@ class EvaluatePage(Page):
         self.task, self.labels, self.evaluation = result["task"], result["labels"], result["evaluation"]
         self.samples, self._pending_cell = None, None
         ev = self.evaluation
-        self._fill_metrics(ev)
+        self.metrics.set_metrics(ev)
         split = ev.get("split", "test")
         n = ev.get("num_samples", 0)
         if self.task == "causal-lm":
+            self.generation.set_run(self.run_dir)
             self.body.setCurrentIndex(2)
             self.status_label.setText(
                 f"Perplexity on the {split} split ({ev.get('tokens', 0):,} tokens). "
@@ -339,13 +209,14 @@ class EvaluatePage(Page):
             return
         self.body.setCurrentIndex(1)
         self._show_task_views(ev)
-        self.cell_list.clear()
-        self.top_loss_list.clear()
-        self.cell_title.setText("Click a cell of the confusion matrix to list its samples.")
+        self.cell_samples.clear()
+        self.top_loss.clear()
+        self.cell_samples.title.setText(CELL_HINT)
         self.status_label.setText(f"{n} {split} samples. Scoring them one by one for the sample lists…")
         self.bridge.run_task(
-            score_split,
+            self.state.predictors.use,
             self.run_dir,
+            score_split,
             on_result=partial(self._show_samples, token),
             on_error=partial(self._samples_failed, token),
         )
@@ -354,12 +225,11 @@ class EvaluatePage(Page):
         classification = self.task in ("image-classification", "text-classification")
         regression = self.task in ("image-regression", "text-regression")
         rows = ev.get("per_class") or ev.get("per_label") or []
-        self._fill_per_class(rows)
+        multilabel = self.task == "image-multilabel"
+        self.per_class.set_rows(rows, "Label" if multilabel else "Class")
         self.tabs.setTabVisible(TAB_PER_CLASS, bool(rows))
         self.tabs.setTabVisible(TAB_CELL, classification)
-        multilabel = self.task == "image-multilabel"
         self.tabs.setTabText(TAB_PER_CLASS, "Per label" if multilabel else "Per class")
-        self.per_class.setHorizontalHeaderItem(0, QTableWidgetItem("Label" if multilabel else "Class"))
         if classification:
             self.matrix.set_matrix(ev.get("confusion_matrix", []), ev.get("labels", self.labels))
             self.left.setCurrentWidget(self.matrix)
@@ -367,47 +237,6 @@ class EvaluatePage(Page):
             self._show_scatter(ev.get("scatter", []))
         self.left.setVisible(classification or regression)
         self.tabs.setCurrentIndex(TAB_PER_CLASS if rows else TAB_TOP_LOSS)
-
-    def _fill_metrics(self, ev: dict[str, Any]) -> None:
-        while self.metrics_row.count():
-            item = self.metrics_row.takeAt(0)
-            if item.widget() is not None:
-                item.widget().deleteLater()
-        names = [k for k in METRIC_ORDER if isinstance(ev.get(k), (int, float))]
-        for name in names:
-            self.metrics_row.addWidget(self._card(metric_title(name), f"{ev[name]:.4g}"))
-        if names:
-            self.metrics_row.addWidget(self._card("samples", f"{ev.get('num_samples', 0):,}"))
-            self.metrics_row.addWidget(self._card("split", str(ev.get("split", "test"))))
-        self.metrics_row.addStretch(1)
-        self.metrics_box.setVisible(bool(names))
-
-    def _card(self, title: str, value: str) -> QFrame:
-        card = QFrame()
-        card.setObjectName(f"metric-{title}")
-        card.setFrameShape(QFrame.Shape.StyledPanel)
-        card.setStyleSheet("QFrame { border: 1px solid palette(mid); border-radius: 6px; }QLabel { border: none; }")
-        v = QVBoxLayout(card)
-        v.setContentsMargins(10, 4, 10, 4)
-        v.setSpacing(0)
-        big = QLabel(value)
-        big.setObjectName("value")
-        big.setStyleSheet("font-size: 16pt; font-weight: 600;")
-        small = QLabel(title)
-        small.setStyleSheet("color: palette(dark);")
-        v.addWidget(big)
-        v.addWidget(small)
-        return card
-
-    def _fill_per_class(self, rows: list[dict[str, Any]]) -> None:
-        self.per_class.setSortingEnabled(False)
-        self.per_class.setRowCount(len(rows))
-        for r, row in enumerate(rows):
-            self.per_class.setItem(r, 0, QTableWidgetItem(str(row.get("label", r))))
-            for c, key in enumerate(("precision", "recall", "f1"), start=1):
-                self.per_class.setItem(r, c, _number_item(float(row.get(key, 0.0)), f"{row.get(key, 0.0):.3f}"))
-            self.per_class.setItem(r, 4, _number_item(int(row.get("support", 0)), str(row.get("support", 0))))
-        self.per_class.setSortingEnabled(True)
 
     def _show_scatter(self, points: list[list[float]]) -> None:
         if self.scatter is None:
@@ -449,8 +278,8 @@ class EvaluatePage(Page):
             return
         self.samples = samples
         worst = samples.top_loss(TOP_LOSS)
-        self.top_loss_title.setText(f"The {len(worst)} {samples.split} samples with the highest loss, worst first.")
-        self._fill_list(self.top_loss_list, worst)
+        self.top_loss.title.setText(f"The {len(worst)} {samples.split} samples with the highest loss, worst first.")
+        self.top_loss.fill(worst, self._images)
         self.status_label.setText(
             f"{len(samples.records)} {samples.split} samples scored"
             + (
@@ -462,6 +291,10 @@ class EvaluatePage(Page):
         if self._pending_cell is not None:
             self.show_cell(*self._pending_cell)
 
+    @property
+    def _images(self) -> bool:
+        return self.task is not None and self.task.startswith("image-")
+
     def show_cell(self, true_index: int, pred_index: int) -> None:
         """List the samples whose true class is row `true_index` and predicted class column `pred_index`."""
         self.tabs.setCurrentIndex(TAB_CELL)
@@ -470,94 +303,11 @@ class EvaluatePage(Page):
         what = f"true {names[true_index]}, predicted {names[pred_index]}"
         if self.samples is None:
             self._pending_cell = (true_index, pred_index)
-            self.cell_title.setText(f"{what}: the samples are still being scored…")
-            self.cell_list.clear()
+            self.cell_samples.title.setText(f"{what}: the samples are still being scored…")
+            self.cell_samples.clear()
             return
         self._pending_cell = None
         records = self.samples.in_cell(true_index, pred_index)
-        shown = records[:MAX_LISTED]
         more = f" (first {MAX_LISTED} shown)" if len(records) > MAX_LISTED else ""
-        self.cell_title.setText(f"{what}: {len(records)} sample(s){more}")
-        self._fill_list(self.cell_list, shown)
-
-    def _fill_list(self, widget: QListWidget, records: list) -> None:
-        widget.clear()
-        images = self.task is not None and self.task.startswith("image-")
-        for r in records:
-            item = QListWidgetItem(_describe(r, images))
-            item.setToolTip(r.source)
-            item.setData(Qt.ItemDataRole.UserRole, r.index)
-            widget.addItem(item)
-        fill = self._fills[widget.objectName()] = self._fills.get(widget.objectName(), 0) + 1
-        if images and records:
-            self.bridge.run_task(
-                make_thumbnails, [r.source for r in records], THUMB, on_result=partial(self._set_icons, widget, fill)
-            )
-
-    def _set_icons(self, widget: QListWidget, fill: int, images: list[QImage]) -> None:
-        if fill != self._fills.get(widget.objectName()) or widget.count() != len(images):
-            return  # the list was refilled meanwhile
-        for i, image in enumerate(images):
-            if not image.isNull():
-                widget.item(i).setIcon(QIcon(QPixmap.fromImage(image)))
-
-    # ------------------------------------------------------------ generation
-
-    def generate(self) -> None:
-        if not self.run_dir or self.task != "causal-lm":
-            return
-        self._set_generating(True)
-        self.output.setPlainText("Generating…")
-        self.bridge.run_task(
-            generate_text,
-            self._slot,
-            self.run_dir,
-            self.prompt.toPlainText(),
-            self.max_tokens.value(),
-            self.temperature.value(),
-            on_result=self._generated,
-            on_error=self._generate_failed,
-        )
-
-    def _generated(self, text: str) -> None:
-        self._set_generating(False)
-        prompt = self.prompt.toPlainText()
-        self.output.setPlainText(prompt + text if text.strip() else prompt + "\n[the model ended the text here]")
-
-    def _generate_failed(self, error_type: str, message: str, details: str) -> None:
-        self._set_generating(False)
-        self.output.setPlainText("")
-        self.error.emit(error_type, message, details)
-
-    def _set_generating(self, busy: bool) -> None:
-        for w in (self.generate_button, self.prompt, self.temperature, self.max_tokens, self.refresh_button):
-            w.setEnabled(not busy)
-
-
-class _NumberItem(QTableWidgetItem):
-    """A table cell that shows formatted text and sorts by its number."""
-
-    def __init__(self, value: float, text: str):
-        super().__init__(text)
-        self.value = value
-        self.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-
-    def __lt__(self, other) -> bool:
-        return self.value < other.value if isinstance(other, _NumberItem) else super().__lt__(other)
-
-
-def _number_item(value: float, text: str) -> QTableWidgetItem:
-    return _NumberItem(value, text)
-
-
-def _describe(r, images: bool) -> str:
-    """Two lines for a sample: what it is, and what the model made of it."""
-    if images:
-        name = "/".join(Path(r.source).parts[-2:])  # class folder / file
-    else:
-        name = "“" + (r.source if len(r.source) <= 160 else r.source[:159] + "…") + "”"
-    if r.pred_value is not None:
-        return f"{name}\ntrue {r.true} · predicted {r.predicted} · error {abs(r.pred_value - r.true_value):.3g}"
-    confidence = r.scores.get(r.predicted)
-    conf = f" ({confidence:.0%})" if confidence is not None else ""
-    return f"{name}\ntrue {r.true or '–'} → predicted {r.predicted or '–'}{conf} · loss {r.loss:.3g}"
+        self.cell_samples.title.setText(f"{what}: {len(records)} sample(s){more}")
+        self.cell_samples.fill(records[:MAX_LISTED], self._images)

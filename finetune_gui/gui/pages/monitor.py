@@ -16,7 +16,6 @@ from typing import Any
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
-    QGridLayout,
     QHBoxLayout,
     QLabel,
     QPlainTextEdit,
@@ -28,19 +27,10 @@ from PySide6.QtWidgets import (
 )
 
 from finetune_gui.gui.pages.base import Page
+from finetune_gui.gui.panels.training_plots import TrainingPlots
 
-#: The task metric plotted per epoch: the first of these the run logs (val_ before train_).
-METRIC_PREFERENCE = ("accuracy", "f1_macro", "f1_micro", "mae", "rmse", "r2", "perplexity")
 LOG_LINES = 5000
 RESUMABLE_STATES = ("stopped", "running", "failed")
-
-
-def task_metric(metrics: dict[str, float]) -> str | None:
-    for prefix in ("val_", "train_"):
-        for name in METRIC_PREFERENCE:
-            if prefix + name in metrics:
-                return prefix + name
-    return None
 
 
 def format_duration(seconds: float) -> str:
@@ -87,12 +77,10 @@ class MonitorPage(Page):
 
     def __init__(self, state, bridge, parent: QWidget | None = None):
         super().__init__(state, bridge, parent)
-        self.plots: dict[str, Any] = {}
         self._live_run: str | None = None  # the run folder of the run going now
         self._ended: str | None = None  # how the live run ended, once it has
         self._history_for: str | None = None
         self._resumable = False
-        self._metric: str | None = None
         self._build()
         bridge.run_started.connect(self._on_run_started)
         bridge.step.connect(self._on_step)
@@ -147,10 +135,7 @@ class MonitorPage(Page):
         self.info_label.setStyleSheet("color: palette(dark);")
         stats.addWidget(self.info_label)
 
-        self.plot_area = QWidget()
-        self.plot_grid = QGridLayout(self.plot_area)
-        self.plot_grid.setContentsMargins(0, 0, 0, 0)
-        self.plot_grid.setSpacing(8)
+        self.plot_area = TrainingPlots()
 
         self.log_view = QPlainTextEdit()
         self.log_view.setObjectName("monitor-log")
@@ -193,48 +178,13 @@ class MonitorPage(Page):
         label.setMinimumWidth(110)
         return label
 
-    def ensure_plots(self) -> None:
-        """Make the four plots (imports pyqtgraph) the first time they are needed."""
-        if self.plots:
-            return
-        from finetune_gui.gui.widgets.live_plot import LivePlot, PlotRefresher
+    @property
+    def plots(self) -> dict[str, Any]:
+        """The live plots by name ("loss", "metric", "lr", "grad"); empty until first needed."""
+        return self.plot_area.plots
 
-        self.refresher = PlotRefresher(parent=self)  # one changed plot redrawn per 60 ms tick
-        loss = LivePlot(
-            "Loss", "step", "loss", "Training and validation loss appear once a run starts.", refresher=self.refresher
-        )
-        loss.setObjectName("monitor-plot-loss")
-        loss.add_series("train")
-        loss.add_series("train (epoch mean)", points=True, dashed=True)
-        loss.add_series("validation", points=True)
-        metric = LivePlot(
-            "Validation metric",
-            "epoch",
-            "metric",
-            "The task's metric appears after each epoch.",
-            refresher=self.refresher,
-        )
-        metric.setObjectName("monitor-plot-metric")
-        metric.add_series("metric", points=True, legend=False)
-        for plot in (loss, metric):  # accuracy 0.64 reads as 0.64, not "640 (x0.001)"
-            plot.plot.getAxis("left").enableAutoSIPrefix(False)
-        lr = LivePlot(
-            "Learning rate",
-            "step",
-            "learning rate",
-            "The learning rate appears once a run starts.",
-            refresher=self.refresher,
-        )
-        lr.setObjectName("monitor-plot-lr")
-        lr.add_series("lr", legend=False)
-        grad = LivePlot(
-            "Gradient norm", "step", "norm", "Gradient norms appear while a run is going.", refresher=self.refresher
-        )
-        grad.setObjectName("monitor-plot-grad")
-        grad.add_series("grad norm", legend=False)
-        self.plots = {"loss": loss, "metric": metric, "lr": lr, "grad": grad}
-        for i, plot in enumerate(self.plots.values()):
-            self.plot_grid.addWidget(plot, i // 2, i % 2)
+    def ensure_plots(self) -> None:
+        self.plot_area.ensure()
 
     def on_shown(self) -> None:
         self.ensure_plots()
@@ -278,13 +228,9 @@ class MonitorPage(Page):
         self._live_run, self._ended, self._resumable = e.run_dir, None, False
         self._epochs, self._total = e.epochs, max(1, e.total_steps)
         if e.resumed_from_step:  # the resumed run redoes what came after its checkpoint
-            for name, plot in self.plots.items():
-                done = e.resumed_from_step // max(1, e.steps_per_epoch) if name == "metric" else e.resumed_from_step
-                for series in plot.series.values():
-                    series.drop_after(done)
+            self.plot_area.drop_after(e.resumed_from_step, e.steps_per_epoch)
         else:
             self._clear_plots()
-            self._metric = None
         self.progress.setValue(int(1000 * e.resumed_from_step / self._total))
         self.run_label.setText(f"Run folder: {e.run_dir}")
         self.run_label.setToolTip(e.run_dir)
@@ -302,40 +248,17 @@ class MonitorPage(Page):
         self.state.set_run_dir(e.run_dir)
 
     def _on_step(self, e) -> None:
-        if not self.plots:
-            self.ensure_plots()
         self.progress.setValue(int(1000 * e.step / max(1, e.total_steps)))
         self.epoch_label.setText(f"Epoch {e.epoch + 1}/{getattr(self, '_epochs', '?')}")
         self.step_label.setText(f"Step {e.step}/{e.total_steps}")
         self.speed_label.setText(f"{e.samples_per_s:,.1f} samples/s")
         self.eta_label.setText(f"ETA {format_duration(e.eta_s)}")
-        self.plots["loss"].series["train"].append(e.step, e.loss)
-        self.plots["lr"].series["lr"].append(e.step, e.lr)
-        self.plots["grad"].series["grad norm"].append(e.step, e.grad_norm)
+        self.plot_area.add_step(e)
 
     def _on_epoch(self, e) -> None:
-        self.ensure_plots()
-        self._plot_epoch(e.epoch + 1, e.step, e.metrics)
+        self.plot_area.add_epoch(e.epoch + 1, e.step, e.metrics)
         self.epoch_label.setText(f"Epoch {e.epoch + 1}/{getattr(self, '_epochs', '?')}")
         self._log_line("info", f"epoch {e.epoch + 1}: {format_metrics(e.metrics)} ({format_duration(e.elapsed_s)})")
-
-    def _plot_epoch(self, epoch: int, step: int, metrics: dict[str, float]) -> None:
-        loss = self.plots["loss"].series
-        if "train_loss" in metrics:
-            loss["train (epoch mean)"].append(step, metrics["train_loss"])
-        if "val_loss" in metrics:
-            loss["validation"].append(step, metrics["val_loss"])
-        if self._metric is None:
-            self._metric = task_metric(metrics)
-            if self._metric:
-                self.plots["metric"].plot.setLabel("left", self._metric)
-        if self._metric in metrics:
-            self.plots["metric"].series["metric"].append(epoch, metrics[self._metric])
-            axis = self.plots["metric"].plot.getAxis("bottom")
-            if epoch <= 20:
-                axis.setTickSpacing(5, 1)  # whole epochs while there are few
-            else:
-                axis.setTickSpacing()
 
     def _on_log(self, level: str, text: str) -> None:
         self._log_line(level, text)
@@ -398,14 +321,13 @@ class MonitorPage(Page):
             return
         self.ensure_plots()
         self._clear_plots()
-        self._metric = None
         epochs = history["epochs"]
         for row in epochs:
-            self._plot_epoch(int(row.get("epoch", 0)), int(row.get("step", 0)), row)
+            self.plot_area.add_epoch(int(row.get("epoch", 0)), int(row.get("step", 0)), row)
         lr = self.plots["lr"].series["lr"]
         lr.set([r.get("step", 0) for r in epochs if "lr" in r], [r["lr"] for r in epochs if "lr" in r])
         self.plots["grad"].clear("Gradient norms are shown only while a run is going; they are not saved.")
-        self.refresher.flush()  # a finished run's curves appear together
+        self.plot_area.refresher.flush()  # a finished run's curves appear together
         status = history["status"]
         state = status.get("state", "unknown")
         step, total = int(status.get("step", 0) or 0), int(status.get("total_steps", 0) or 0)
@@ -447,10 +369,7 @@ class MonitorPage(Page):
     # ------------------------------------------------------------ helpers
 
     def _clear_plots(self) -> None:
-        for plot in self.plots.values():
-            plot.clear()
-        if "metric" in self.plots:
-            self.plots["metric"].plot.setLabel("left", "metric")
+        self.plot_area.clear()
         self.progress.setValue(0)
 
     def _log_line(self, level: str, text: str) -> None:

@@ -1,19 +1,17 @@
 """The training setup page: optimiser, schedule, length, hardware and early stopping, with a plot of the
 learning rate over every planned step, an LR finder and a batch-size finder.
 
-The LR plan comes from core.training.optim.planned_lrs, the sweep from core.training.lr_find.find_lr and the
-largest batch that fits from core.training.batch_size.find_batch_size, all in worker threads (they import torch). The plots (pyqtgraph) are made the first time the page shows.
+The LR plan comes from core.training.optim.planned_lrs in a worker thread (it imports torch); the LR finder and
+the batch-size finder are panels (panels/finders.py). The plots (pyqtgraph) are made the first time the page shows.
 """
 
 from __future__ import annotations
 
 import math
-import time
 from typing import Any
 
-from PySide6.QtCore import QEvent, QObject, QSize, Qt, QTimer
+from PySide6.QtCore import QEvent, QObject, QTimer
 from PySide6.QtWidgets import (
-    QAbstractSpinBox,
     QComboBox,
     QFormLayout,
     QFrame,
@@ -21,18 +19,15 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
-    QProgressBar,
-    QPushButton,
-    QScrollArea,
-    QSizePolicy,
-    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
 from finetune_gui.config import TaskKind, field_info
 from finetune_gui.gui.pages.base import Page
-from finetune_gui.gui.widgets.config_form import ConfigForm
+from finetune_gui.gui.panels.finders import BatchSizeFinder, LRFinderPanel
+from finetune_gui.gui.widgets.config_form import ConfigForm, widen_number_editors
+from finetune_gui.gui.widgets.width_fitting_scroll import WidthFittingScrollArea
 
 LR_DEBOUNCE_MS = 150
 ASSUMED_TRAIN_SAMPLES = 1000  # steps are estimated from this until the data has been scanned
@@ -51,32 +46,6 @@ KNOBS_BY_SCHEDULE = {
 KNOBS_BY_OPTIMIZER = {"sgd": ("momentum", "nesterov"), "rmsprop": ("momentum",)}
 
 
-class WidthFittingScrollArea(QScrollArea):
-    """Scrolls vertically only, and asks its layout for the width its content needs: without horizontal scrolling
-    a narrower column would cut the forms' right edge off. Follows the content as knobs are shown and hidden."""
-
-    def __init__(self, parent: QWidget | None = None):
-        super().__init__(parent)
-        self.setWidgetResizable(True)
-        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-
-    def setWidget(self, widget: QWidget) -> None:
-        super().setWidget(widget)
-        widget.installEventFilter(self)
-
-    def eventFilter(self, watched, event) -> bool:
-        if watched is self.widget() and event.type() == QEvent.Type.LayoutRequest:
-            self.updateGeometry()
-        return super().eventFilter(watched, event)
-
-    def minimumSizeHint(self) -> QSize:
-        hint = super().minimumSizeHint()
-        if self.widget() is not None:
-            needed = self.widget().minimumSizeHint().width() + self.verticalScrollBar().sizeHint().width()
-            hint.setWidth(max(hint.width(), needed + 2 * self.frameWidth()))
-        return hint
-
-
 # ---------------------------------------------------------------- worker jobs (off the main thread)
 
 
@@ -91,18 +60,6 @@ def devices_job() -> tuple[list[tuple[str, str]], str]:
     from finetune_gui.core.devices import available_devices, pick_device
 
     return [(d.name, d.description) for d in available_devices()], str(pick_device("auto"))
-
-
-def batch_size_job(config, max_batch_size: int, control):
-    from finetune_gui.core.training.batch_size import find_batch_size
-
-    return find_batch_size(config, max_batch_size=max_batch_size, control=control)
-
-
-def lr_finder_job(config, num_steps: int, control):
-    from finetune_gui.core.training.lr_find import find_lr
-
-    return find_lr(config, num_steps=num_steps, control=control)
 
 
 # ---------------------------------------------------------------- plain helpers
@@ -149,20 +106,6 @@ def planned_steps(config, scan) -> tuple[int, int, str]:
     return per_epoch, total, text
 
 
-def rounded_lr(lr: float) -> float:
-    """An LR with three significant digits, as a person would type it."""
-    return float(f"{lr:.3g}")
-
-
-def widen_number_editors(form: ConfigForm, chars: int = 9) -> None:
-    """Room for values such as 0.0003 or 5e-05 (a spin box sizes itself from its minimum and maximum only)."""
-    for editor in form.editors.values():
-        if isinstance(editor, QAbstractSpinBox):
-            editor.setMinimumWidth(
-                max(editor.sizeHint().width(), editor.fontMetrics().horizontalAdvance("0" * chars) + 28)
-            )
-
-
 class _CloseWatcher(QObject):
     """Stops the LR finder and the batch-size search when the window closes, so quitting does not wait for them."""
 
@@ -172,8 +115,8 @@ class _CloseWatcher(QObject):
 
     def eventFilter(self, obj, event) -> bool:
         if event.type() == QEvent.Type.Close:
-            self.page.stop_lr_finder()
-            self.page.stop_batch_size_search()
+            self.page.lr_finder.stop()
+            self.page.batch_size_finder.stop()
         return False
 
 
@@ -187,21 +130,13 @@ class SetupPage(Page):
     def __init__(self, state, bridge, parent: QWidget | None = None):
         super().__init__(state, bridge, parent)
         self.lr_curve = None  # widgets.lr_curve.LRCurve, made on first show
-        self.finder_plot = None  # widgets.lr_curve.LRFinderPlot
-        self.lr_finder_steps = 100
-        self._activated = False
         self._lr_busy = False
         self._lr_pending = False
         self._lr_request: tuple[int, int] = (0, 1)
         self._devices: list[tuple[str, str]] | None = None
         self._auto_device: str | None = None  # what "auto" picks; None until the devices are listed
         self._devices_busy = False
-        self._finder_control = None
-        self._suggested: float | None = None
-        self._batch_control = None
-        self._found_batch_size: int | None = None
         self._watcher = _CloseWatcher(self)
-        self._watched_window = None
         self._lr_timer = QTimer(self)
         self._lr_timer.setSingleShot(True)
         self._lr_timer.setInterval(LR_DEBOUNCE_MS)
@@ -239,6 +174,8 @@ class SetupPage(Page):
         ]
         for form in self.forms:
             widen_number_editors(form)
+        self.batch_size_finder = BatchSizeFinder(self.state, self.bridge)
+        self.batch_size_finder.error.connect(self.error)
 
         grid = QGridLayout()
         grid.setContentsMargins(0, 0, 6, 0)
@@ -257,7 +194,7 @@ class SetupPage(Page):
             form.layout().setContentsMargins(0, 0, 0, 0)
             box_layout.addWidget(form)
             if form is self.length_form:
-                box_layout.addWidget(self._build_batch_finder())
+                box_layout.addWidget(self.batch_size_finder)
             box_layout.addStretch(1)
             grid.addWidget(box, i // 2, i % 2)
         grid.setRowStretch(3, 1)
@@ -274,55 +211,11 @@ class SetupPage(Page):
         self.steps_label.setWordWrap(True)
         self._plan_layout.addWidget(self.steps_label)
 
-        finder_box = QGroupBox("LR finder")
-        self._finder_layout = QVBoxLayout(finder_box)
-        self.find_button = QPushButton("Find learning rate")
-        self.find_button.setObjectName("findLR")
-        self.find_button.setToolTip(
-            "Train a throwaway copy of the model for a short sweep of rising learning rates "
-            "on your data, and suggest the LR where the loss falls fastest."
-        )
-        self.find_button.clicked.connect(self.start_lr_finder)
-        self.finder_steps_spin = QSpinBox()
-        self.finder_steps_spin.setObjectName("lrFinderSteps")
-        self.finder_steps_spin.setRange(10, 1000)
-        self.finder_steps_spin.setValue(self.lr_finder_steps)
-        self.finder_steps_spin.setSuffix(" steps")
-        self.finder_steps_spin.setToolTip("Training steps in the sweep (more is smoother, and slower).")
-        self.stop_finder_button = QPushButton("Stop")
-        self.stop_finder_button.setObjectName("stopLRFinder")
-        self.stop_finder_button.clicked.connect(self.stop_lr_finder)
-        self.stop_finder_button.hide()
-        self.finder_busy = QProgressBar()
-        self.finder_busy.setObjectName("lrFinderBusy")
-        self.finder_busy.setRange(0, 0)
-        self.finder_busy.setMaximumHeight(14)
-        self.finder_busy.hide()
-        self.finder_steps_spin.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
-        self.find_button.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
-        finder_row = QHBoxLayout()
-        finder_row.addWidget(self.find_button)
-        finder_row.addWidget(self.finder_steps_spin)
-        finder_row.addWidget(self.stop_finder_button)
-        finder_row.addWidget(self.finder_busy, 4)
-        finder_row.addStretch(1)
-        self._finder_layout.addLayout(finder_row)
-        self.finder_status = QLabel()
-        self.finder_status.setObjectName("lrFinderStatus")
-        self.finder_status.setWordWrap(True)
-        self.finder_status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.use_suggested_button = QPushButton("Use suggested LR")
-        self.use_suggested_button.setObjectName("useSuggestedLR")
-        self.use_suggested_button.setEnabled(False)
-        self.use_suggested_button.clicked.connect(self.use_suggested_lr)
-        suggestion_row = QHBoxLayout()
-        suggestion_row.addWidget(self.finder_status, 1)
-        suggestion_row.addWidget(self.use_suggested_button, 0, Qt.AlignmentFlag.AlignTop)
-        self._finder_layout.addLayout(suggestion_row)
-
         plots = QVBoxLayout()
         plots.addWidget(plan_box, 1)
-        plots.addWidget(finder_box, 1)
+        self.lr_finder = LRFinderPanel(self.state, self.bridge)
+        self.lr_finder.error.connect(self.error)
+        plots.addWidget(self.lr_finder, 1)
 
         heading = QLabel("<h2>Training setup</h2>")
         body = QHBoxLayout()
@@ -336,31 +229,20 @@ class SetupPage(Page):
         """Make the pyqtgraph plots (importing pyqtgraph) once the page is first shown."""
         if self.lr_curve is not None:
             return
-        from finetune_gui.gui.widgets.lr_curve import LRCurve, LRFinderPlot
+        from finetune_gui.gui.widgets.lr_curve import LRCurve
 
         self.lr_curve = LRCurve()
         self._plan_layout.insertWidget(0, self.lr_curve, 1)
-        self.finder_plot = LRFinderPlot()
-        self._finder_layout.insertWidget(1, self.finder_plot, 1)
+        self.lr_finder.ensure_plot()
 
     # ------------------------------------------------------------ showing and syncing
-    def on_shown(self) -> None:
-        self._activate()
-
-    def showEvent(self, event) -> None:
-        super().showEvent(event)
-        self._activate()
-
-    def _activate(self) -> None:
+    def on_first_shown(self) -> None:
         self._ensure_plots()
         window = self.window()
-        if window is not self and window is not self._watched_window:
+        if window is not self:
             window.installEventFilter(self._watcher)
-            self._watched_window = window
-        if not self._activated:
-            self._activated = True
-            self.refresh_devices()
-            self.redraw_lr_plan()
+        self.refresh_devices()
+        self.redraw_lr_plan()
 
     def _on_changed(self, section: str) -> None:
         if section in ("", "train"):
@@ -368,7 +250,7 @@ class SetupPage(Page):
             self._sync_device_combo()
         if section in ("", "train", "data", "task"):
             self._update_steps_label()
-            if self._activated:
+            if self.shown_once:
                 self._lr_timer.start()
 
     def _show_relevant_knobs(self) -> None:
@@ -481,195 +363,9 @@ class SetupPage(Page):
         if name:
             self._set_train("device", name)
 
-    def _build_batch_finder(self) -> QWidget:
-        box = QWidget()
-        layout = QVBoxLayout(box)
-        layout.setContentsMargins(0, 4, 0, 0)
-        row = QHBoxLayout()
-        self.find_batch_button = QPushButton("Find largest batch size")
-        self.find_batch_button.setObjectName("findBatchSize")
-        self.find_batch_button.setToolTip(
-            "Run real training steps with growing batches on the chosen device and report the largest batch that "
-            "fits in its memory (the model is a throwaway copy). Bigger batches train faster per sample."
-        )
-        self.find_batch_button.clicked.connect(self.start_batch_size_search)
-        self.batch_limit_spin = QSpinBox()
-        self.batch_limit_spin.setObjectName("batchSizeLimit")
-        self.batch_limit_spin.setRange(1, 4096)
-        self.batch_limit_spin.setValue(512)
-        self.batch_limit_spin.setPrefix("up to ")
-        self.batch_limit_spin.setToolTip(
-            "The largest batch size to try (on a CPU, memory is rarely the limit: keep this near what you would use)."
-        )
-        self.stop_batch_button = QPushButton("Stop")
-        self.stop_batch_button.setObjectName("stopBatchSize")
-        self.stop_batch_button.setToolTip("End the search after the batch size being tried now.")
-        self.stop_batch_button.clicked.connect(self.stop_batch_size_search)
-        self.stop_batch_button.hide()
-        self.use_batch_button = QPushButton("Use it")
-        self.use_batch_button.setObjectName("useBatchSize")
-        self.use_batch_button.setEnabled(False)
-        self.use_batch_button.clicked.connect(self.use_found_batch_size)
-        row.addWidget(self.find_batch_button)
-        row.addWidget(self.batch_limit_spin)
-        row.addWidget(self.stop_batch_button)
-        row.addWidget(self.use_batch_button)
-        row.addStretch(1)
-        layout.addLayout(row)
-        self.batch_status = QLabel()
-        self.batch_status.setObjectName("batchSizeStatus")
-        self.batch_status.setWordWrap(True)
-        self.batch_status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        layout.addWidget(self.batch_status)
-        return box
-
-    # ------------------------------------------------------------ batch-size finder
-    def start_batch_size_search(self) -> None:
-        """Run find_batch_size on a copy of the config in a worker; the largest size that fits comes back."""
-        if self._batch_control is not None:
-            return
-        from finetune_gui.core.training.events import RunControl  # light: no torch
-
-        config = self.state.config.model_copy(deep=True).with_base_dir(self.state.config.base_dir)
-        self._batch_control = RunControl()
-        self._found_batch_size = None
-        self.find_batch_button.setEnabled(False)
-        self.stop_batch_button.setEnabled(True)
-        self.stop_batch_button.show()
-        self.use_batch_button.setEnabled(False)
-        self.use_batch_button.setText("Use it")
-        self.batch_status.setStyleSheet("")
-        self.batch_status.setText(
-            f"Trying training steps from batch size {config.train.batch_size} on "
-            f"{config.train.device} (building the model and the data first)…"
-        )
-        self.bridge.run_task(
-            batch_size_job,
-            config,
-            self.batch_limit_spin.value(),
-            self._batch_control,
-            on_result=self._batch_size_found,
-            on_error=self._batch_size_failed,
-        )
-
-    def stop_batch_size_search(self) -> None:
-        """End the search after the size being tried now (its result then reads "stopped")."""
-        if self._batch_control is not None:
-            self._batch_control.stop()
-            self.stop_batch_button.setEnabled(False)
-
-    def _batch_size_search_ended(self) -> None:
-        self._batch_control = None
-        self.find_batch_button.setEnabled(True)
-        self.stop_batch_button.hide()
-
-    @property
-    def batch_size_search_running(self) -> bool:
-        return self._batch_control is not None
-
-    def _batch_size_found(self, result: Any) -> None:
-        self._batch_size_search_ended()
-        self._found_batch_size = result.batch_size
-        tried = ", ".join(f"{size} {'fits' if ok else 'out of memory'}" for size, ok in result.tried)
-        self.batch_status.setText(
-            f"Largest batch size that fits: <b>{result.batch_size}</b> — {result.reason} (tried {tried})."
-        )
-        self.use_batch_button.setText(f"Use {result.batch_size}")
-        self.use_batch_button.setEnabled(result.batch_size != self.state.config.train.batch_size)
-
-    def _batch_size_failed(self, error_type: str, message: str, details: str) -> None:
-        stopped = self._batch_control is not None and self._batch_control.stop_requested
-        self._batch_size_search_ended()
-        if stopped:  # by the Stop button, or the window is closing
-            self.batch_status.setText("The batch-size search was stopped.")
-            return
-        self._show_failure(self.batch_status, "The batch-size search", error_type, message, details)
-
-    def use_found_batch_size(self) -> None:
-        if self._found_batch_size is not None and self._set_train("batch_size", self._found_batch_size):
-            self.use_batch_button.setEnabled(False)
-
-    # ------------------------------------------------------------ LR finder
-    def start_lr_finder(self) -> None:
-        """Run find_lr on a copy of the config in a worker; the plot and the suggestion come back."""
-        if self._finder_control is not None:
-            return
-        from finetune_gui.core.training.events import RunControl  # light: no torch
-
-        self._ensure_plots()
-        config = self.state.config.model_copy(deep=True).with_base_dir(self.state.config.base_dir)
-        self._finder_control = RunControl()
-        self._finder_started = time.monotonic()
-        self.find_button.setEnabled(False)
-        self.finder_steps_spin.setEnabled(False)
-        self.stop_finder_button.show()
-        self.stop_finder_button.setEnabled(True)
-        self.finder_busy.show()
-        self.use_suggested_button.setEnabled(False)
-        self.finder_status.setStyleSheet("")
-        self.finder_status.setText(
-            f"Sweeping the learning rate over {self.finder_steps_spin.value()} steps of {config.model.name} "
-            "(building the model and the data first)…"
-        )
-        self.bridge.run_task(
-            lr_finder_job,
-            config,
-            self.finder_steps_spin.value(),
-            self._finder_control,
-            on_result=self._finder_done,
-            on_error=self._finder_failed,
-        )
-
-    def stop_lr_finder(self) -> None:
-        if self._finder_control is not None:
-            self._finder_control.stop()
-            self.stop_finder_button.setEnabled(False)
-            self.finder_status.setText("Stopping the sweep after the current step…")
-
-    @property
-    def lr_finder_running(self) -> bool:
-        return self._finder_control is not None
-
-    def _finder_ended(self) -> None:
-        self._finder_control = None
-        self.find_button.setEnabled(True)
-        self.finder_steps_spin.setEnabled(True)
-        self.stop_finder_button.hide()
-        self.finder_busy.hide()
-
-    def _finder_done(self, result: Any) -> None:
-        seconds = time.monotonic() - self._finder_started
-        self._finder_ended()
-        self.finder_plot.set_result(result.lrs, result.losses, result.raw_losses, result.suggested_lr)
-        self._suggested = result.suggested_lr
-        if result.suggested_lr is not None:
-            value = rounded_lr(result.suggested_lr)
-            self.use_suggested_button.setText(f"Use suggested LR ({value:g})")
-            self.use_suggested_button.setEnabled(True)
-            text = f"Suggested learning rate: <b>{value:g}</b> — {result.reason}."
-        else:
-            self.use_suggested_button.setText("Use suggested LR")
-            text = f"No suggestion: {result.reason}."
-        self.finder_status.setText(f"{text} ({len(result.lrs)} steps in {seconds:.0f} s)")
-
-    def _finder_failed(self, error_type: str, message: str, details: str) -> None:
-        self._finder_ended()
-        self._show_failure(self.finder_status, "The LR finder", error_type, message, details)
-
-    def use_suggested_lr(self) -> None:
-        if self._suggested is not None:
-            self._set_train("lr", rounded_lr(self._suggested))
-
-    # ------------------------------------------------------------ shared by the finders and the device combo
     def _set_train(self, key: str, value: Any) -> bool:
         """Set train.`key`; a refused value raises the error dialog. True when it was set."""
         message = self.state.set_value("train", key, value)
         if message:
             self.error.emit("ConfigError", message, "")
         return not message
-
-    def _show_failure(self, status: QLabel, what: str, error_type: str, message: str, details: str) -> None:
-        """A finder's worker failed: say so in red on its status line and raise the error dialog."""
-        status.setText(f"{what} failed: {message}")
-        status.setStyleSheet("color: #c0392b;")
-        self.error.emit(error_type, message, details)

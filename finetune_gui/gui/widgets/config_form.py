@@ -7,6 +7,7 @@ import typing
 from typing import Any, Literal
 
 from PySide6.QtWidgets import (
+    QAbstractSpinBox,
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
@@ -218,3 +219,12 @@ class ConfigForm(QWidget):
                         editor.setText(text)
         finally:
             self._loading = False
+
+
+def widen_number_editors(form: ConfigForm, chars: int = 9) -> None:
+    """Room for values such as 0.0003 or 5e-05 (a spin box sizes itself from its minimum and maximum only)."""
+    for editor in form.editors.values():
+        if isinstance(editor, QAbstractSpinBox):
+            editor.setMinimumWidth(
+                max(editor.sizeHint().width(), editor.fontMetrics().horizontalAdvance("0" * chars) + 28)
+            )

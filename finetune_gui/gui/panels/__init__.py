@@ -1,0 +1,1 @@
+"""Panels: the parts a page is made of, each a widget with its own small module."""
