@@ -9,6 +9,7 @@ from pydantic import ValidationError
 from PySide6.QtCore import QObject, Signal
 
 from finetune_gui.config import ConfigError, RunConfig, explain_error, validate_dict
+from finetune_gui.core import plan
 from finetune_gui.gui.predictor_cache import PredictorCache
 
 
@@ -60,11 +61,10 @@ class AppState(QObject):
         return None
 
     def _fit_freezing_to_task(self) -> None:
-        """A causal LM has no separate head (its output layer shares the embeddings), so "head only" would
-        train nothing: such a setup switches to training the last two blocks."""
-        model = self._config.model
-        if self._config.task.kind.value == "causal-lm" and model.freeze == "head-only" and not model.lora.enabled:
-            model.freeze, model.unfreeze_last_n = "last-n", max(model.unfreeze_last_n, 2)
+        """Apply the task's freezing default (core.plan.freezing_for_task) when the current one cannot train."""
+        fitted = plan.freezing_for_task(self._config.task.kind, self._config.model)
+        if fitted is not None:
+            self._config.model.freeze, self._config.model.unfreeze_last_n = fitted
             self.changed.emit("model")
 
     def replace_from_dict(self, data: dict[str, Any]) -> list[str]:

@@ -11,7 +11,8 @@ import pytest
 from PySide6.QtCore import Qt
 
 from finetune_gui.config import TaskKind
-from finetune_gui.gui.pages.setup import ASSUMED_TRAIN_SAMPLES, SetupPage, planned_steps
+from finetune_gui.core.plan import ASSUMED_TRAIN_SAMPLES, planned_steps
+from finetune_gui.gui.pages.setup import SetupPage
 from tests.conftest import make_image_folder
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtCore import QObject, Qt, QTimer
 from PySide6.QtWidgets import (
@@ -29,6 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from finetune_gui.config import TaskKind
+from finetune_gui.core import plan
 from finetune_gui.gui.pages.base import Page
 from finetune_gui.gui.panels.column_mapping import ColumnMapping
 from finetune_gui.gui.panels.scan_results import ScanResults, html, modality
@@ -45,40 +45,6 @@ KIND_LABELS = {
 SCAN_DEBOUNCE_MS = 300
 SCAN_FIELDS = ("path", "format", "text_column", "path_column", "label_columns", "label_separator")
 # ---------------------------------------------------------------- plain helpers (no Qt)
-
-
-def split_sizes(report: Any, config: Any) -> tuple[dict[str, int], str]:
-    """Train/val/test sizes as the engine will make them, and where they come from.
-
-    Only called once a scan report exists, so the engine's split functions (and torch) are already loaded.
-    """
-    from finetune_gui.core.data.common import random_split_indices, stratified_split_indices
-
-    d, kind = config.data, config.task.kind
-    if report.splits:
-        sizes = {s: report.splits.get(s, 0) for s in ("train", "val", "test")}
-        note = "from the data's own train/val/test folders or split column"
-        if not sizes["val"] and d.val_fraction > 0:
-            _, val, _ = random_split_indices(sizes["train"], d.val_fraction, 0.0, d.split_seed)
-            sizes["train"], sizes["val"] = sizes["train"] - len(val), len(val)
-            note += f"; val is {d.val_fraction:.0%} held out from train"
-        return sizes, note
-    n = report.num_samples
-    if d.max_samples is not None and d.max_samples < n:
-        n = d.max_samples
-    if kind.is_classification and report.labels and n == report.num_samples:
-        labels = [name for name, count in report.labels.items() for _ in range(count)]
-        tr, va, te = stratified_split_indices(labels, d.val_fraction, d.test_fraction, d.split_seed)
-        note = "random, keeping each class's share"
-    else:
-        tr, va, te = random_split_indices(n, d.val_fraction, d.test_fraction, d.split_seed)
-        note = "random" + (f", from {n:,} of the samples (max_samples)" if n < report.num_samples else "")
-    if kind == TaskKind.CAUSAL_LM:
-        note += "; counted in documents here, in token blocks when training"
-    return {"train": len(tr), "val": len(va), "test": len(te)}, note
-
-
-# ---------------------------------------------------------------- worker jobs (run off the main thread)
 
 
 def run_in_worker(page: QObject, fn, *args, on_result, on_error) -> None:
@@ -392,7 +358,8 @@ class DataPage(Page):
         if self.report is None or not self.report.num_samples:
             self.split_label.clear()
             return
-        sizes, note = split_sizes(self.report, self.state.config)
+        split = plan.plan_splits(self.state.config, self.report)
+        sizes, note = split.sizes, split.note
         self.split_label.setText(
             f"<b>train {sizes['train']:,} · val {sizes['val']:,} · test {sizes['test']:,}</b>"
             f"<br><small>{html(note)}</small>"

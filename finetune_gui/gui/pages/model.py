@@ -12,7 +12,8 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QGroupBox, QHBoxLayout, QLabel, QSizePolicy, QSplitter, QVBoxLayout, QWidget
 
-from finetune_gui.config import LoraConfig, TaskKind
+from finetune_gui.config import LoraConfig
+from finetune_gui.core import plan
 from finetune_gui.gui.pages.base import Page
 from finetune_gui.gui.panels.catalog_browser import CatalogBrowser
 from finetune_gui.gui.panels.freezing import FreezingPanel, ModelOutline, is_huggingface, outline_job
@@ -20,16 +21,6 @@ from finetune_gui.gui.panels.lora_box import LoraBox
 from finetune_gui.gui.widgets.config_form import ConfigForm, widen_number_editors
 
 TREE_DEBOUNCE_MS = 300
-
-
-def num_outputs_for(kind: TaskKind, scan) -> int:
-    """Outputs of the head as the engine will make it: labels found by the scan (2 until there is one)."""
-    if kind.is_regression:
-        return 1
-    if kind == TaskKind.CAUSAL_LM:
-        return 0
-    labels = getattr(scan, "labels", None) or {}
-    return len(labels) if labels else 2
 
 
 class ModelPage(Page):
@@ -154,7 +145,7 @@ class ModelPage(Page):
             m.lora.enabled,
             m.lora.r,
             tuple(m.lora.target_modules),
-            num_outputs_for(c.task.kind, self.state.scan),
+            plan.planned_outputs(c.task.kind, self.state.scan),
             str(c.base_dir),
         )
 
@@ -177,7 +168,7 @@ class ModelPage(Page):
         self._tree_busy = True
         self._requested_key = self._structure_key()
         self.freezing.show_loading(config.model.name)
-        outputs = num_outputs_for(config.task.kind, self.state.scan)
+        outputs = plan.planned_outputs(config.task.kind, self.state.scan)
         self.bridge.run_task(outline_job, config, outputs, on_result=self._tree_loaded, on_error=self._tree_failed)
 
     def _tree_loaded(self, outline: ModelOutline) -> None:

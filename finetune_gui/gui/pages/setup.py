@@ -7,7 +7,6 @@ the batch-size finder are panels (panels/finders.py). The plots (pyqtgraph) are 
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from PySide6.QtCore import QEvent, QObject, QTimer
@@ -23,14 +22,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from finetune_gui.config import TaskKind, field_info
+from finetune_gui.config import field_info
+from finetune_gui.core import plan
 from finetune_gui.gui.pages.base import Page
 from finetune_gui.gui.panels.finders import BatchSizeFinder, LRFinderPanel
 from finetune_gui.gui.widgets.config_form import ConfigForm, widen_number_editors
 from finetune_gui.gui.widgets.width_fitting_scroll import WidthFittingScrollArea
 
 LR_DEBOUNCE_MS = 150
-ASSUMED_TRAIN_SAMPLES = 1000  # steps are estimated from this until the data has been scanned
 SCHEDULE_KNOBS = ("warmup_fraction", "step_epochs", "milestones", "gamma", "min_lr_ratio", "plateau_patience")
 KNOBS_BY_SCHEDULE = {
     "constant": (),
@@ -63,47 +62,6 @@ def devices_job() -> tuple[list[tuple[str, str]], str]:
 
 
 # ---------------------------------------------------------------- plain helpers
-
-
-def training_samples(config, scan) -> tuple[int, str]:
-    """(training samples, where that number comes from): the scan's train split, or an assumption."""
-    d = config.data
-    if scan is None or not getattr(scan, "num_samples", 0):
-        return (
-            ASSUMED_TRAIN_SAMPLES,
-            f"estimated: no data scanned yet, {ASSUMED_TRAIN_SAMPLES:,} training samples assumed",
-        )
-    if scan.splits.get("train"):
-        n = scan.splits["train"]
-        if not scan.splits.get("val"):
-            n -= round(n * d.val_fraction)
-        source = "the data's train split"
-    else:
-        n = min(scan.num_samples, d.max_samples or scan.num_samples)
-        n -= round(n * d.val_fraction) + round(n * d.test_fraction)
-        source = f"{scan.num_samples:,} samples less the val/test shares"
-    if config.task.kind == TaskKind.CAUSAL_LM:
-        return max(1, n), f"estimated: {max(1, n):,} documents (training counts token blocks, usually more)"
-    return max(1, n), f"{max(1, n):,} training samples ({source})"
-
-
-def planned_steps(config, scan) -> tuple[int, int, str]:
-    """(steps per epoch, total optimiser steps, explanation) as the engine will count them."""
-    t = config.train
-    n, source = training_samples(config, scan)
-    batches = math.ceil(n / t.batch_size)
-    if n > t.batch_size and n % t.batch_size == 1:  # the engine drops a last batch of one sample
-        batches -= 1
-    per_epoch = max(1, math.ceil(batches / t.grad_accum))
-    total = per_epoch * t.epochs
-    if t.max_steps:
-        total = min(total, t.max_steps)
-    text = f"{per_epoch:,} steps per epoch × {t.epochs} epochs = {total:,} steps; from {source}."
-    if t.max_steps and total == t.max_steps:
-        text += f" Capped at max_steps = {t.max_steps:,}."
-    if t.schedule == "plateau":
-        text += " Plateau drops depend on the validation loss and cannot be drawn in advance."
-    return per_epoch, total, text
 
 
 class _CloseWatcher(QObject):
@@ -272,7 +230,7 @@ class SetupPage(Page):
         raise KeyError(key)
 
     def _update_steps_label(self) -> None:
-        _, _, text = planned_steps(self.state.config, self.state.scan)
+        _, _, text = plan.planned_steps(self.state.config, self.state.scan)
         self.steps_label.setText(text)
 
     # ------------------------------------------------------------ the LR plan
@@ -282,7 +240,7 @@ class SetupPage(Page):
             self._lr_pending = True
             return
         config = self.state.config
-        per_epoch, total, _ = planned_steps(config, self.state.scan)
+        per_epoch, total, _ = plan.planned_steps(config, self.state.scan)
         self._lr_busy, self._lr_pending = True, False
         self._lr_request = (total, per_epoch)
         train = config.train.model_copy(deep=True)
