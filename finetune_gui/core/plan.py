@@ -173,7 +173,9 @@ def planned_steps(config: RunConfig, scan: Any) -> tuple[int, int, str]:
     n, source = training_samples(config, scan)
     plan = plan_steps(t, batches_per_epoch(n, t.batch_size))
     per_epoch, total = plan.steps_per_epoch, plan.total_steps
-    text = f"{per_epoch:,} steps per epoch × {t.epochs} epochs = {total:,} steps; from {source}."
+    text = (
+        f"{_count(per_epoch, 'step')} per epoch × {_count(t.epochs, 'epoch')} = {_count(total, 'step')}; from {source}."
+    )
     if t.max_steps and total == t.max_steps:
         text += f" Capped at max_steps = {t.max_steps:,}."
     if t.schedule == "plateau":
@@ -193,3 +195,7 @@ def freezing_for_task(task: TaskKind, model: ModelConfig) -> tuple[str, int] | N
     if task.value == "causal-lm" and model.freeze == "head-only" and not model.lora.enabled:
         return "last-n", max(model.unfreeze_last_n, 2)
     return None
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"

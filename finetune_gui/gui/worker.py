@@ -155,6 +155,7 @@ class WorkerBridge(QObject):
         self._train_worker: _TrainingWorker | None = None
         self._control = None
         self._tasks: set[tuple[QThread, _TaskWorker, _Relay]] = set()
+        self._shut_down = False  # once the window closes, no new work starts
 
     # -------------------------------------------------------------- training
 
@@ -259,8 +260,14 @@ class WorkerBridge(QObject):
         on_result: Callable[[Any], None] | None = None,
         on_error: Callable[[str, str, str], None] | None = None,
         **kwargs: Any,
-    ) -> QThread:
-        """Run `fn(*args, **kwargs)` in a worker thread; `on_result` / `on_error` are called in the main thread."""
+    ) -> QThread | None:
+        """Run `fn(*args, **kwargs)` in a worker thread; `on_result` / `on_error` are called in the main thread.
+
+        After `shutdown` nothing starts (None is returned): a result that arrives while the window closes (say, a
+        run's evaluation, read just before) must not start work that would outlive the window's wait for it.
+        """
+        if self._shut_down:
+            return None
         thread = QThread()
         thread.setObjectName(f"finetune-task-{getattr(fn, '__name__', 'job')}")
         worker = _TaskWorker(fn, args, kwargs)
@@ -291,7 +298,9 @@ class WorkerBridge(QObject):
         return self.is_training or bool(self._tasks)
 
     def shutdown(self, timeout_ms: int = 30000) -> bool:
-        """Stop a run (it saves a checkpoint) and wait for every worker thread; True when all ended."""
+        """Stop a run (it saves a checkpoint) and wait for every worker thread; True when all ended. No new task
+        starts afterwards."""
+        self._shut_down = True
         self.stop()
         ok = True
         threads = [t for t, _, _ in list(self._tasks)]

@@ -138,3 +138,13 @@ def test_shutdown_waits_for_a_task_without_needing_the_event_loop(bridge):
     bridge.run_task(time.sleep, 0.2)
     assert bridge.shutdown(timeout_ms=10000)
     assert time.perf_counter() - started < 5
+
+
+def test_after_shutdown_a_late_result_starts_no_work_that_would_outlive_the_window(qtbot, bridge):
+    """A result delivered while the window closes (a run's evaluation, read just before) asks for more work;
+    it must not start, or its thread would still run when the app exits."""
+    ran = []
+    bridge.shutdown(timeout_ms=10000)
+    assert bridge.run_task(ran.append, "late", on_result=ran.append) is None
+    qtbot.wait(200)
+    assert ran == [] and not bridge._tasks

@@ -79,3 +79,9 @@ def test_held_out_val_follows_each_class_not_the_whole_split(tmp_path):
     config = image_config(images, data={"val_fraction": 0.1, "test_fraction": 0.0})
     sizes = plan.plan_splits(config, scan_data(config)).sizes
     assert sizes == {"train": 18, "val": 3, "test": 9}
+
+
+def test_the_step_explanation_counts_in_plain_words(tmp_path):
+    config = image_config(make_image_folder(tmp_path / "images"), train={"batch_size": 17, "epochs": 1})
+    _, _, text = plan.planned_steps(config, scan_data(config))
+    assert text.startswith("1 step per epoch × 1 epoch = 1 step; from 18 training samples")
