@@ -212,7 +212,9 @@ class TryItPage(Page):
             return True
         if self.predictor is None or self.inputs.currentIndex() != INPUT_IMAGE:
             return False
+        self._clear_result()  # the last image's picture and prediction never stand under the new file's name
         self.image_input.set_path(str(path))
+        self.image_input.drop_area.setText(f"Reading {Path(path).name}…")
         self._run_prediction(predict_image, str(path))
         return True
 
@@ -252,8 +254,14 @@ class TryItPage(Page):
         if token != self._token:
             return
         self._set_busy(False)
-        self.result.note.setText("")
-        self.error.emit(error_type, message, details)
+        if error_type in ("RunStateError", "DataError"):  # the input cannot be used: said here, where it was given
+            self.result.show_problem(message)
+            if self.inputs.currentIndex() == INPUT_IMAGE:
+                self.image_input.drop_area.setText("This file cannot be shown.\nChoose or drop another image.")
+        else:
+            self.result.note.setText("")
+            self.error.emit(error_type, message, details)
+        self._predict_pending()
 
     def _clear_result(self) -> None:
         self.last_prediction = None

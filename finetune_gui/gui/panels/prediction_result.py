@@ -45,6 +45,12 @@ class PredictionResult(QWidget):
             self.note.setText(f"{best:.1%} sure; every class's probability:")
             self.bars.set_scores(prediction.scores)
 
+    def show_problem(self, message: str) -> None:
+        """No prediction: why, in place of one."""
+        self.label.setText("No prediction")
+        self.note.setText(message)
+        self.bars.set_scores({})
+
     def clear(self) -> None:
         self.label.setText("")
         self.note.setText("")

@@ -1,0 +1,41 @@
+"""Driving the main window as a person does: click a page in the sidebar, edit a field by its name."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QCheckBox, QComboBox, QLineEdit, QWidget
+
+
+def field(window, name: str) -> QWidget:
+    """The editor of config field `section.key` (the first, where two pages show the same field)."""
+    editor = window.findChild(QWidget, name)
+    assert editor is not None, f"no editor named {name}"
+    return editor
+
+
+def set_field(qtbot, window, name: str, value) -> None:
+    """Edit a field as a person would: tick, pick, spin or type (then leave the box)."""
+    editor = field(window, name)
+    if isinstance(editor, QCheckBox):
+        editor.setChecked(bool(value))
+    elif isinstance(editor, QComboBox):
+        index = editor.findText(str(value))
+        assert index >= 0, f"{name}: no choice {value!r}"
+        editor.setCurrentIndex(index)
+    elif isinstance(editor, QLineEdit):
+        editor.setText(str(value))
+        editor.editingFinished.emit()
+    else:  # QSpinBox / QDoubleSpinBox
+        editor.setValue(value)
+    section, key = name.split(".", 1)
+    assert window.state.get_value(section, key) == value, f"{name} did not reach the config"
+
+
+def go(qtbot, window, key: str):
+    """Click the page's entry in the sidebar and return the page."""
+    row = list(window.pages).index(key)
+    item = window.sidebar.item(row)
+    rect = window.sidebar.visualItemRect(item)
+    qtbot.mouseClick(window.sidebar.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    assert window.current_page_key() == key
+    return window.pages[key]

@@ -1,0 +1,55 @@
+"""What a new user hit, driving the main window with the mouse (issue 13). Each test failed on the app before
+its fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+from tests.conftest import make_image_folder
+from tests.factories import image_sections, train_run
+from tests.gui.driving import go
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def image_run(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("first-use-image")
+    make_image_folder(root / "images")
+    return train_run(root, image_sections())
+
+
+def choose_file(qtbot, monkeypatch, button, path: Path) -> None:
+    """Click a "Choose…" button and pick `path` in the file dialog it opens."""
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", staticmethod(lambda *a, **k: (str(path), "")))
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+
+
+def test_try_it_never_shows_the_last_prediction_under_a_file_that_cannot_be_read(
+    qtbot, window, image_run, tmp_path, monkeypatch
+):
+    window.show()
+    window.state.set_run_dir(image_run)  # what File → Open run folder does
+    page = go(qtbot, window, "try_it")
+    qtbot.waitUntil(lambda: page.predictor is not None and not page._busy, timeout=60_000)
+    good = next((image_run.parents[1] / "images" / "circle").glob("*.png"))
+    choose_file(qtbot, monkeypatch, page.image_input.choose_button, good)
+    qtbot.waitUntil(lambda: page.last_prediction is not None and not page._busy, timeout=60_000)
+    assert not page.image_input.drop_area.pixmap().isNull()  # the picture is shown
+
+    broken = tmp_path / "holiday.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"not really a picture" * 20)
+    choose_file(qtbot, monkeypatch, page.image_input.choose_button, broken)
+    qtbot.waitUntil(lambda: not page._busy, timeout=60_000)
+
+    assert page.image_input.path_label.text() == "holiday.png"
+    assert page.image_input.drop_area.pixmap().isNull(), "the last image still stands under the new name"
+    assert page.last_prediction is None
+    assert page.result.label.text() == "No prediction"
+    assert "holiday.png" in page.result.note.text() and "not a readable image" in page.result.note.text()
+    assert page.result.bars.scores == []
+    assert window.findChild(QMessageBox, "errorDialog") is None  # said once, inline; no dialog on top
