@@ -73,6 +73,7 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self.bridge.run_failed.connect(lambda e: self.show_error(e.error_type, e.message, e.details))
         self.bridge.training_changed.connect(self._training_changed)
+        self.bridge.paused_changed.connect(self._paused_changed)
         self.state.config_path_changed.connect(self._config_path_changed)
         self.state.run_changed.connect(lambda path: path and self._remember("recent/runs", path))
         self.statusBar().showMessage("Ready")
@@ -110,7 +111,7 @@ class MainWindow(QMainWindow):
         self._action(file_menu, "&Quit", "Ctrl+Q", self.close)
         run_menu = self.menuBar().addMenu("&Run")
         self.train_action = self._action(run_menu, "&Train", "Ctrl+R", self.start_training)
-        self.pause_action = self._action(run_menu, "&Pause / resume", "Ctrl+P", self.toggle_pause)
+        self.pause_action = self._action(run_menu, "&Pause / continue", "Ctrl+P", self.toggle_pause)
         self.stop_action = self._action(run_menu, "&Stop", "Ctrl+.", self.bridge.stop)
         self._training_changed(False)
         go_menu = self.menuBar().addMenu("&Go")
@@ -237,8 +238,8 @@ class MainWindow(QMainWindow):
     def start_training(self) -> None:
         if self.bridge.is_training:
             return
-        self.bridge.start_training(self.state.config)
         self.show_page("monitor")
+        self.pages["monitor"].start()
 
     def toggle_pause(self) -> None:
         if self.bridge.is_paused:
@@ -251,6 +252,10 @@ class MainWindow(QMainWindow):
         self.pause_action.setEnabled(training)
         self.stop_action.setEnabled(training)
         self.statusBar().showMessage("Training…" if training else "Ready")
+
+    def _paused_changed(self, paused: bool) -> None:
+        if self.bridge.is_training:
+            self.statusBar().showMessage("Paused: Continue on the Train page goes on" if paused else "Training…")
 
     @Slot(str, str, str)
     def show_error(self, error_type: str, message: str, details: str = "") -> None:

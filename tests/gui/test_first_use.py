@@ -53,3 +53,54 @@ def test_try_it_never_shows_the_last_prediction_under_a_file_that_cannot_be_read
     assert "holiday.png" in page.result.note.text() and "not a readable image" in page.result.note.text()
     assert page.result.bars.scores == []
     assert window.findChild(QMessageBox, "errorDialog") is None  # said once, inline; no dialog on top
+
+
+def test_pause_reads_continue_and_the_status_bar_says_paused(qtbot, long_image_run):
+    window = long_image_run
+    window.show()
+    page = go(qtbot, window, "monitor")
+    with qtbot.waitSignal(window.bridge.step, timeout=240_000):
+        qtbot.mouseClick(page.start_button, Qt.MouseButton.LeftButton)
+    try:
+        with qtbot.waitSignal(window.bridge.paused_changed, timeout=10_000):
+            qtbot.mouseClick(page.pause_button, Qt.MouseButton.LeftButton)
+        # "Resume" would read like "Resume run", the button beside it that continues a stopped run
+        assert page.pause_button.text() == "Continue"
+        assert window.statusBar().currentMessage().startswith("Paused")
+        assert "Continue" in page.status_label.text()
+        with qtbot.waitSignal(window.bridge.paused_changed, timeout=10_000):
+            qtbot.mouseClick(page.pause_button, Qt.MouseButton.LeftButton)
+        assert page.pause_button.text() == "Pause"
+        assert window.statusBar().currentMessage() == "Training…"
+    finally:
+        window.bridge.stop()
+        qtbot.waitUntil(lambda: not window.bridge.is_training, timeout=60_000)
+
+
+def test_a_new_run_that_fails_at_once_shows_nothing_of_the_run_before(qtbot, window, tmp_path):
+    images = make_image_folder(tmp_path / "shapes")
+    s = window.state
+    s.set_value("checkpoint", "output_dir", str(tmp_path / "runs"))
+    s.set_value("data", "path", str(images))
+    s.set_value("data", "image_size", 32)
+    s.set_value("model", "pretrained", False)
+    s.set_value("train", "epochs", 1)
+    window.show()
+    page = go(qtbot, window, "monitor")
+    with qtbot.waitSignal(window.bridge.run_finished, timeout=240_000):
+        qtbot.mouseClick(page.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not window.bridge.is_training, timeout=60_000)
+    first_run = page.run_label.toolTip()
+    assert first_run and page.progress.value() == 1000
+    assert len(page.plot_area.plots["loss"].series["train"]) > 0
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    s.set_value("data", "path", str(empty))  # the next try: a folder with nothing in it
+    with qtbot.waitSignal(window.bridge.run_failed, timeout=240_000):
+        qtbot.mouseClick(page.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not window.bridge.is_training, timeout=60_000)
+    assert page.progress.value() == 0
+    assert first_run not in page.run_label.text() and "failed" in page.run_label.text()
+    assert len(page.plot_area.plots["loss"].series["train"]) == 0
+    assert page.status_label.text().startswith("Run failed (DataError)")

@@ -177,7 +177,7 @@ class Trainer:
         )  # fmt: skip
         self.run_dir.write_status(state="running", step=self.state.step, total_steps=p.total_steps)
         self.started, self.first_step = time.monotonic(), self.state.step
-        self.samples_seen, self.last_report = 0, 0.0
+        self.samples_seen, self.last_report, self.paused_s = 0, 0.0, 0.0
 
     def train_epoch(self) -> None:
         """Train the rest of the current epoch (all of it, unless a resumed run starts part-way through)."""
@@ -198,7 +198,7 @@ class Trainer:
             self.optimizer_step_and_report()
             if s.step >= p.total_steps:
                 break
-            self.control.checkpoint(on_pause=lambda: self.emit(LogMessage("info", "paused")))
+            self.between_steps()
         s.epoch_trained = True  # a stop during the evaluation saves "trained, not yet evaluated"
 
     def end_of_epoch(self) -> str:
@@ -304,6 +304,12 @@ class Trainer:
         check_finite(self.loss_value, self.state.step + 1, self.schedule.current_lrs()[0])  # before the weights
         self.state.add_batch(self.loss_value, n)
 
+    def between_steps(self) -> None:
+        """Stop here if asked (StopRequested); wait while paused, and keep that time out of speed and ETA."""
+        before = time.monotonic()
+        self.control.checkpoint(on_pause=lambda: self.emit(LogMessage("info", "paused")))
+        self.paused_s += time.monotonic() - before
+
     def optimizer_step_and_report(self) -> None:
         p, tc, s = self.p, self.config.train, self.state
         now = time.monotonic()
@@ -317,8 +323,9 @@ class Trainer:
         lr = self.schedule.current_lrs()[0]
         if report:
             self.last_report = now
-            rate = self.samples_seen / max(now - self.started, 1e-9)
-            eta = (p.total_steps - s.step) * (now - self.started) / max(s.step - self.first_step, 1)
+            training_s = now - self.started - self.paused_s  # time spent paused is not training time
+            rate = self.samples_seen / max(training_s, 1e-9)
+            eta = (p.total_steps - s.step) * training_s / max(s.step - self.first_step, 1)
             self.emit(StepMetrics(s.epoch, s.step, p.total_steps, self.loss_value, lr, grad_norm, rate, eta))
         self.hooks.on_step_end(self, StepEnd(s.epoch, s.step, self.loss_value, lr, grad_norm, logged))
 

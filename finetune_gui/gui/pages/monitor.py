@@ -101,7 +101,7 @@ class MonitorPage(Page):
         self.start_button = self._button("Start training", "monitor-start", self.start)
         self.start_button.setToolTip("Train the model set up on the previous pages (Ctrl+R)")
         self.pause_button = self._button("Pause", "monitor-pause", self.toggle_pause)
-        self.pause_button.setToolTip("Pause after the current step; the run waits until you resume it")
+        self.pause_button.setToolTip("Pause after the current step; the run waits until you press Continue")
         self.stop_button = self._button("Stop", "monitor-stop", self.bridge.stop)
         self.stop_button.setToolTip("Stop after the current step and save a checkpoint; the run can be resumed later")
         self.resume_run_button = self._button("Resume run", "monitor-resume-run", self.resume_run)
@@ -195,6 +195,7 @@ class MonitorPage(Page):
         if self.bridge.is_training:
             return
         self._ended = None
+        self._show_new_run()
         self.status_label.setText("Preparing the data and the model…")
         self._log_line("info", "starting a new run")
         self.bridge.start_training(self.state.config)
@@ -281,6 +282,8 @@ class MonitorPage(Page):
         self._log_line("info", f"run {e.status}; test: {tested}")
 
     def _on_failed(self, e) -> None:
+        if self._live_run is None:  # it failed before its first step: no run folder to show
+            self.run_label.setText("The run failed before it started")
         self._ended = "failed"
         self.status_label.setText(f"Run failed ({e.error_type}): {e.message}")
         self._log_line("error", f"{e.error_type}: {e.message}")
@@ -297,9 +300,10 @@ class MonitorPage(Page):
         self._update_buttons()
 
     def _on_paused(self, paused: bool) -> None:
-        self.pause_button.setText("Resume" if paused else "Pause")
+        # "Continue", not "Resume": "Resume run" next to it continues a stopped run from its checkpoint
+        self.pause_button.setText("Continue" if paused else "Pause")
         if self.bridge.is_training:
-            self.status_label.setText("Paused. Press Resume to go on." if paused else "Training…")
+            self.status_label.setText("Paused. Press Continue to go on." if paused else "Training…")
 
     # ------------------------------------------------------------ previous runs
 
@@ -367,6 +371,20 @@ class MonitorPage(Page):
         self.error.emit(error_type, message, details)
 
     # ------------------------------------------------------------ helpers
+
+    def _show_new_run(self) -> None:
+        """A new run is starting: nothing of the previous one (plots, folder, 100% bar) stays on screen."""
+        self._clear_plots()
+        self.run_label.setText("Starting a new run…")
+        self.run_label.setToolTip("")
+        self.info_label.setText("")
+        for label, text in (
+            (self.epoch_label, "Epoch –"),
+            (self.step_label, "Step –"),
+            (self.speed_label, "– samples/s"),
+            (self.eta_label, "ETA –"),
+        ):
+            label.setText(text)
 
     def _clear_plots(self) -> None:
         self.plot_area.clear()
