@@ -7,6 +7,7 @@ tooltips from them. On disk a config is TOML. Unknown keys are errors.
 from __future__ import annotations
 
 import difflib
+import os
 import tomllib
 from enum import Enum
 from pathlib import Path
@@ -289,7 +290,12 @@ class RunConfig(BaseModel):
     def resolve(self, path: str) -> Path:
         """An absolute path for a path written in this config."""
         p = expand_user(path)
-        return p if p.is_absolute() else (self._base_dir / p).resolve()
+        if p.is_absolute():
+            return p
+        try:
+            return (self._base_dir / p).resolve()
+        except (OSError, RuntimeError, ValueError):  # a link to itself, a name too long: the reader reports it
+            return Path(os.path.abspath(self._base_dir / p))
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True)
