@@ -238,7 +238,10 @@ class TrainConfig(_Section):
 
 
 class EarlyStoppingConfig(_Section):
-    enabled: bool = Field(False, description="Stop when the watched metric stops improving.")
+    enabled: bool = Field(
+        True,
+        description="Stop when the watched metric stops improving; off without a validation split (unless it is a train_ one).",
+    )
     metric: str = Field("val_loss", description="Logged metric to watch, e.g. val_loss or val_accuracy.")
     mode: Literal["auto", "min", "max"] = Field(
         "auto", description="Whether lower or higher is better; auto guesses from the name."
