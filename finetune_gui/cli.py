@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -92,7 +93,7 @@ def cmd_resume(args) -> int:
 def cmd_validate(args) -> int:
     config = _load(args.config, args.set)
     print(f"{args.config}: valid ({config.task.kind.value}, model {config.model.name})")
-    if config.data.path and not config.resolve(config.data.path).exists():
+    if config.data.path and not os.path.exists(config.resolve(config.data.path)):  # False for any OSError
         print(f"warning: data.path {config.resolve(config.data.path)} does not exist yet", file=sys.stderr)
     return EXIT_OK
 

@@ -7,6 +7,7 @@ tooltips from them. On disk a config is TOML. Unknown keys are errors.
 from __future__ import annotations
 
 import difflib
+import os
 import tomllib
 from enum import Enum
 from pathlib import Path
@@ -237,7 +238,10 @@ class TrainConfig(_Section):
 
 
 class EarlyStoppingConfig(_Section):
-    enabled: bool = Field(False, description="Stop when the watched metric stops improving.")
+    enabled: bool = Field(
+        True,
+        description="Stop when the watched metric stops improving; off without a validation split (unless it is a train_ one).",
+    )
     metric: str = Field("val_loss", description="Logged metric to watch, e.g. val_loss or val_accuracy.")
     mode: Literal["auto", "min", "max"] = Field(
         "auto", description="Whether lower or higher is better; auto guesses from the name."
@@ -289,7 +293,12 @@ class RunConfig(BaseModel):
     def resolve(self, path: str) -> Path:
         """An absolute path for a path written in this config."""
         p = expand_user(path)
-        return p if p.is_absolute() else (self._base_dir / p).resolve()
+        if p.is_absolute():
+            return p
+        try:
+            return (self._base_dir / p).resolve()
+        except (OSError, RuntimeError, ValueError):  # a link to itself, a name too long: the reader reports it
+            return Path(os.path.abspath(self._base_dir / p))
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True)

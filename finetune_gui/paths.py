@@ -14,5 +14,5 @@ def expand_user(path: str | Path) -> Path:
     p = Path(path)
     try:
         return p.expanduser()
-    except RuntimeError:
+    except (RuntimeError, ValueError):  # ValueError: a NUL byte in the user name
         return p

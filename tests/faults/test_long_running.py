@@ -72,7 +72,10 @@ def test_a_long_run_keeps_memory_flat_after_warm_up_and_updates_throttled(tmp_pa
 
     epochs = 60
     config = image_config(
-        images, train={"epochs": epochs, "log_every": 1}, checkpoint={"keep_last": 1, "every_n_epochs": 10}
+        images,
+        train={"epochs": epochs, "log_every": 1},
+        checkpoint={"keep_last": 1, "every_n_epochs": 10},
+        early_stopping={"enabled": False},  # all 60 epochs: the test is about memory over a long run
     )
     plot = LivePlot("loss", "step", "loss", "")
     qtbot.addWidget(plot)

@@ -1,7 +1,11 @@
 """Case 15: property-based tests (hypothesis) of the config parser and the data scanners. Whatever the input —
 any TOML text or bytes, any table of values under real or made-up keys, any `--set` string, any CSV/JSONL/TXT
 bytes, any image-file bytes — the answer is a valid result or a typed error with a message, never a traceback
-(any other exception type fails the test)."""
+(any other exception type fails the test).
+
+The hypothesis profile (tests/conftest.py) sets how many examples and whether they are the same on every run:
+`ci` by default (60, derandomized), `explore` for a long random hunt (README, Tests). Every failing input ever
+found is pinned below with @example, so it is tried on every run whatever the profile."""
 
 from __future__ import annotations
 
@@ -17,8 +21,11 @@ from finetune_gui.config import ConfigError, RunConfig, TaskKind, apply_override
 from finetune_gui.core.data import ScanReport, scan_data
 from finetune_gui.core.data.image_files import check_image
 from finetune_gui.core.errors import DataError
+from tests.conftest import HYPOTHESIS_PROFILE
 
-FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# built on the loaded profile, so its derandomize / max_examples / print_blob hold for every test here
+FAST = settings(settings.default, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+pytestmark = pytest.mark.explore
 WORK = Path(tempfile.mkdtemp(prefix="finetune-props-"))  # hypothesis runs many examples per test function
 
 # every (section, key) of the real config, plus a few that do not exist
@@ -219,6 +226,7 @@ def _scan(path: Path, kind: TaskKind, **data) -> None:
 @FAST
 @given(csv_bytes(), st.sampled_from(list(TaskKind)), st.sampled_from([".csv", ".tsv"]))
 @example(b"path,label\n~0", TaskKind.IMAGE_CLASSIFICATION, ".csv")  # found by hypothesis: ~user of no user
+@example(b"path,label\n" + b"x" * 300 + b".png,a", TaskKind.IMAGE_CLASSIFICATION, ".csv")  # name too long
 def test_any_csv_scans_to_a_report_or_a_data_error(raw, kind, suffix):
     path = WORK / f"table{suffix}"
     path.write_bytes(raw)
@@ -227,6 +235,10 @@ def test_any_csv_scans_to_a_report_or_a_data_error(raw, kind, suffix):
 
 @FAST
 @given(jsonl_bytes(), st.sampled_from(list(TaskKind)))
+@example(  # found by a user: a file name longer than the OS allows (OSError: File name too long)
+    json.dumps({"path": "x" * 300 + ".png", "label": "a"}).encode(), TaskKind.IMAGE_CLASSIFICATION
+)
+@example(b'{"path": "~a\\u0000b", "label": "a"}', TaskKind.IMAGE_CLASSIFICATION)  # ~user with a NUL byte
 def test_any_jsonl_scans_to_a_report_or_a_data_error(raw, kind):
     path = WORK / "rows.jsonl"
     path.write_bytes(raw)
@@ -255,6 +267,7 @@ HEADERS = {k: _image_prefix(k) for k in ("PNG", "JPEG", "GIF", "BMP", "WEBP", "T
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow warns about the damage it reads past
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # a damaged header may claim a huge size
 @FAST
 @given(
     st.sampled_from(sorted(HEADERS)),
@@ -284,6 +297,19 @@ def test_any_damage_to_an_image_file_gives_ok_or_a_reason_never_an_exception(fmt
             assert not ds.failures, ds.failures
         else:  # other formats are checked by header only; a bad one is replaced and recorded while training
             assert not ds.failures or "delete or replace" in ds.failures[0].reason
+
+
+def test_every_property_test_runs_under_the_loaded_profile():
+    """FAST must not shadow the profile: under `ci` every property test is derandomized (the same examples on every
+    run and machine, so CI does not turn red by chance); under `explore` each one tries 2000 random examples."""
+    profile = settings.get_profile(HYPOTHESIS_PROFILE)
+    tests = {name: f for name, f in globals().items() if name.startswith("test_") and hasattr(f, "hypothesis")}
+    assert len(tests) == 8, sorted(tests)
+    for name, f in tests.items():
+        s = f._hypothesis_internal_use_settings  # what @settings gave this test
+        assert (s.derandomize, s.max_examples, s.print_blob) == (profile.derandomize, profile.max_examples, True), name
+    if HYPOTHESIS_PROFILE == "ci":
+        assert profile.derandomize and profile.max_examples == 60 and profile.database is None
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 from finetune_gui.cli import main
 from finetune_gui.config import load_config
 from finetune_gui.core.training.engine import fit, resume
-from finetune_gui.core.training.events import EarlyStopped, EventLog, RunControl, StepMetrics
+from finetune_gui.core.training.events import EarlyStopped, EpochMetrics, EventLog, LogMessage, RunControl, StepMetrics
 from tests.integration.test_cli_train import image_config
 
 
@@ -65,6 +65,23 @@ def test_early_stopping_stops_after_patience_and_restores_the_best_epoch(tmp_pat
     stopped = log.of(EarlyStopped)
     assert len(stopped) == 1 and stopped[0].epoch == 1 and stopped[0].best_epoch == 0
     assert result.best_epoch == 0
+
+
+def test_without_a_validation_split_early_stopping_is_off_says_why_and_every_epoch_runs(tmp_path):
+    """On by default, early stopping would otherwise watch train_loss, which keeps falling while a model overfits."""
+    cfg_path = image_config(
+        tmp_path,
+        data={"val_fraction": 0.0},
+        train={"epochs": 3},
+        early_stopping={"enabled": True, "patience": 1, "min_delta": 1e9},  # any epoch after the first: no gain
+    )
+    log = EventLog()
+    result = fit(load_config(cfg_path), log, output_dir=tmp_path / "runs")
+    assert result.status == "completed" and not log.of(EarlyStopped)
+    assert [e.epoch for e in log.of(EpochMetrics)] == [0, 1, 2]
+    notes = [e.text for e in log.of(LogMessage)]
+    assert any("early stopping is off" in m and "validation split" in m for m in notes), notes
+    assert result.best_epoch == 0  # the best weights (by train_loss) are still the ones kept
 
 
 def test_an_unknown_early_stopping_metric_names_the_logged_ones(tmp_path, capsys):

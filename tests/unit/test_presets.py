@@ -105,6 +105,42 @@ def test_image_manifests_reference_existing_files(path):
     assert not missing, missing[:5]
 
 
+def _has_validation_split(cfg: RunConfig) -> bool:
+    """A val_fraction, or data that names its own validation rows (a val folder, a split column with val rows)."""
+    if cfg.data.val_fraction > 0:
+        return True
+    data = cfg.resolve(cfg.data.path)
+    if data.is_dir():
+        return any((data / name).is_dir() for name in ("val", "valid", "validation", "dev"))
+    if data.suffix == ".csv" and data.is_file():
+        with data.open(encoding="utf-8") as f:
+            return any(
+                row.get("split", "").strip().lower() in ("val", "valid", "validation", "dev")
+                for row in csv.DictReader(f)
+            )
+    return False
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
+def test_a_preset_with_a_validation_split_stops_early(path):
+    """A run that keeps training while validation loss rises wastes time (issue 13: 8 epochs, 16 minutes, val loss
+    up from epoch 3); with a validation split to watch, every shipped preset stops when it stops improving."""
+    cfg = load_config(path)
+    if not _has_validation_split(cfg):
+        pytest.skip("no validation split: early stopping would watch the training loss")
+    es = cfg.early_stopping
+    assert es.enabled, f"{path.name}: early_stopping.enabled is false"
+    assert es.restore_best
+    # one bad epoch must not end a run: the demo's val loss jumps at epoch 2 (random init) and is best at epoch 3
+    assert es.patience >= 2, f"{path.name}: patience {es.patience} ends the run at the first epoch without a gain"
+
+
+def test_the_default_config_stops_early_and_keeps_the_best_weights():
+    """The GUI starts from these defaults."""
+    es = RunConfig().early_stopping
+    assert es.enabled and es.restore_best and es.patience == 3
+
+
 def test_demo_preset_is_small_offline_and_has_four_classes():
     cfg = load_config(PRESETS_DIR / "demo-fashion.toml")
     assert cfg.task.kind is TaskKind.IMAGE_CLASSIFICATION

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from finetune_gui.config import RunConfig, TaskKind
@@ -47,6 +48,7 @@ def scan_data(config: RunConfig) -> ScanReport:
     user can fix on the data page (a missing column, one class only) are listed in the report instead.
     """
     from finetune_gui.core.data.common import read_table
+    from finetune_gui.core.data.fs import walk_files
     from finetune_gui.core.data.image_records import IMAGE_EXTENSIONS, suggest_manifest_kind
     from finetune_gui.core.data.images import scan_images
     from finetune_gui.core.data.lm import scan_lm
@@ -57,8 +59,12 @@ def scan_data(config: RunConfig) -> ScanReport:
     if fmt == "folder":
         if kind == TaskKind.CAUSAL_LM:
             return scan_lm(config)
-        has_images = any(p.suffix.lower() in IMAGE_EXTENSIONS for p in path.rglob("*") if p.is_file())
-        if not has_images and any(path.rglob("*.txt")):
+        suffixes: set[str] = set()
+        for _, names in walk_files(path, lambda *_: None):  # a folder that cannot be read: the reader lists it
+            suffixes.update(Path(f).suffix.lower() for f in names)
+            if suffixes & IMAGE_EXTENSIONS:
+                break
+        if not suffixes & IMAGE_EXTENSIONS and ".txt" in suffixes:
             report = scan_lm(config)
             report.suggested_kind = TaskKind.CAUSAL_LM
             return report

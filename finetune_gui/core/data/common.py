@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
+from finetune_gui.core.data.fs import UnreadableFile, os_reason
 from finetune_gui.core.errors import DataError
 from finetune_gui.core.plan import split_counts
 
@@ -152,9 +153,9 @@ def read_text(path: Path) -> str:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise DataError(f"{path}: file not found; check data.path") from None
+        raise UnreadableFile(path, "file not found; check data.path") from None
     except OSError as e:
-        raise DataError(f"{path}: cannot be read ({e.strerror or e})") from None
+        raise UnreadableFile(path, os_reason(e)) from None
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 with a BOM ("Unicode text" from spreadsheets)
         try:
             return data.decode("utf-16")

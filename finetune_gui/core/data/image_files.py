@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+from finetune_gui.core.data.fs import os_reason
+
 #: Largest image accepted (pixels); larger files are skipped as possible decompression bombs.
 MAX_PIXELS = 64_000_000
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
@@ -31,8 +33,8 @@ def check_image(path: Path) -> str | None:
     """Why path is not a usable image, or None; reads headers and checksums, not the whole picture."""
     try:
         size = path.stat().st_size
-    except OSError as e:
-        return f"cannot be read ({e.strerror or e})"
+    except (OSError, ValueError) as e:
+        return os_reason(e) if isinstance(e, OSError) else "is not a valid file name (it holds a NUL character)"
     if size == 0:
         return "empty file (0 bytes); delete it or replace it with the real image"
     try:
@@ -43,6 +45,10 @@ def check_image(path: Path) -> str | None:
             _decode_small(path)  # cut off, or data after the image (motion photos): decoding tells which
     except (_Bomb, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         return f"too large to open safely ({e}); possibly a decompression bomb — shrink it or remove it"
+    except OSError as e:
+        if e.errno is not None:  # the file system refused (permissions, a link to itself), not the decoder
+            return f"{os_reason(e)}; check the file's permissions"
+        return f"not a readable image ({type(e).__name__}: {e}); delete or replace it"
     except Exception as e:  # noqa: BLE001 - any decoder failure means a skipped file
         return f"not a readable image ({type(e).__name__}: {e}); delete or replace it"
     return None

@@ -3,7 +3,6 @@ manifest, read into ImageRecords (paths, targets, splits, problems), with each f
 
 from __future__ import annotations
 
-import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from finetune_gui.core.data.common import (
     read_table,
     require_columns,
 )
+from finetune_gui.core.data.fs import data_path_is_dir, file_problem, is_dir, list_dir, walk_files
 from finetune_gui.core.data.image_files import check_image
 from finetune_gui.core.errors import DataError
 from finetune_gui.paths import expand_user
@@ -61,31 +61,41 @@ def _is_hidden(name: str) -> bool:
     return name.startswith(".") or name.startswith("__")
 
 
-def _images_under(folder: Path) -> list[Path]:
+class _Problems(list):
+    """Problems found while listing folders; called as on_error(path, reason) for one the OS refuses."""
+
+    def __call__(self, path: str, reason: str) -> None:
+        self.append(Problem(path, f"{reason}; skipped"))
+
+
+def _images_under(folder: Path, problems: _Problems) -> list[Path]:
     found: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        dirnames[:] = sorted(d for d in dirnames if not _is_hidden(d))
-        for f in sorted(filenames):
-            if not _is_hidden(f) and Path(f).suffix.lower() in IMAGE_EXTENSIONS:
-                found.append(Path(dirpath) / f)
+    for dirpath, filenames in walk_files(folder, problems, _is_hidden):
+        found += [dirpath / f for f in filenames if Path(f).suffix.lower() in IMAGE_EXTENSIONS]
     return found
 
 
-def _subfolders(folder: Path) -> list[Path]:
-    return sorted((p for p in folder.iterdir() if p.is_dir() and not _is_hidden(p.name)), key=lambda p: p.name)
+def _subfolders(folder: Path, problems: _Problems) -> list[Path]:
+    entries = list_dir(folder, problems)
+    return sorted((p for p in entries if not _is_hidden(p.name) and is_dir(p, problems)), key=lambda p: p.name)
 
 
 def _loose_images(folder: Path, rec: ImageRecords, hint: str) -> None:
-    loose = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
+    images = [p for p in list_dir(folder, _Problems()) if p.suffix.lower() in IMAGE_EXTENSIONS]
+    loose = [p for p in images if file_problem(p) is None]
     if loose:
         rec.problems.append(Problem(str(folder), f"{len(loose)} image(s) directly in this folder were ignored; {hint}"))
 
 
 def _collect_folder(root: Path) -> ImageRecords:
-    subdirs = _subfolders(root)
+    problems = _Problems()
+    subdirs = _subfolders(root, problems)
+    if not subdirs and problems and problems[0].path == str(root):
+        reason = problems[0].reason.removesuffix("; skipped")
+        raise DataError(f"{root}: the data folder {reason}; check its permissions")
     split_dirs = {SPLIT_FOLDERS[p.name.lower()]: p for p in subdirs if p.name.lower() in SPLIT_FOLDERS}
     if "train" in split_dirs:
-        rec = ImageRecords(root, "folder-splits", splits=[])
+        rec = ImageRecords(root, "folder-splits", splits=[], problems=problems)
         others = [p.name for p in subdirs if p.name.lower() not in SPLIT_FOLDERS]
         if others:
             rec.problems.append(
@@ -99,8 +109,8 @@ def _collect_folder(root: Path) -> ImageRecords:
                 continue
             folder = split_dirs[split]
             _loose_images(folder, rec, "put each image in a subfolder named after its class")
-            for class_dir in _subfolders(folder):
-                for p in _images_under(class_dir):
+            for class_dir in _subfolders(folder, problems):
+                for p in _images_under(class_dir, problems):
                     rec.paths.append(str(p))
                     rec.targets.append(class_dir.name)
                     rec.splits.append(split)  # type: ignore[union-attr]
@@ -111,9 +121,9 @@ def _collect_folder(root: Path) -> ImageRecords:
             f"{root}: found {names} but no 'train' folder. Add a train folder with one subfolder per "
             "class, or rename these folders if they are classes."
         )
-    rec = ImageRecords(root, "folder")
+    rec = ImageRecords(root, "folder", problems=problems)
     if not subdirs:
-        if any(p.suffix.lower() in IMAGE_EXTENSIONS for p in root.iterdir()):
+        if any(p.suffix.lower() in IMAGE_EXTENSIONS for p in list_dir(root, problems)):
             raise DataError(
                 f"{root}: images must be sorted into one subfolder per class (e.g. {root}/cat/1.jpg), "
                 "or listed in a CSV manifest with their labels."
@@ -121,7 +131,7 @@ def _collect_folder(root: Path) -> ImageRecords:
         raise DataError(f"{root}: no class subfolders with images found; put the images in one subfolder per class.")
     _loose_images(root, rec, "put each image in a subfolder named after its class")
     for class_dir in subdirs:
-        images = _images_under(class_dir)
+        images = _images_under(class_dir, problems)
         if not images:
             rec.problems.append(Problem(str(class_dir), "no images in this class folder; it is not used as a class"))
         for p in images:
@@ -155,6 +165,7 @@ def _collect_manifest(path: Path, fmt: str, config: RunConfig, kind: TaskKind) -
             continue
         image = expand_user(raw_path)
         image = image if image.is_absolute() else base / image
+        missing = file_problem(image)
         if kind == TaskKind.IMAGE_MULTILABEL:
             if one_hot:
                 target: Any = [c for c in label_cols if cell(row, c).lower() in _TRUE]
@@ -179,8 +190,8 @@ def _collect_manifest(path: Path, fmt: str, config: RunConfig, kind: TaskKind) -
                 rec.problems.append(Problem(str(path), f"split {s!r} is not train, val or test; row skipped", line))
                 continue
             split = SPLIT_FOLDERS[s]
-        if not image.is_file():
-            rec.problems.append(Problem(str(path), f"image not found: {image}; row skipped", line))
+        if missing:  # absent, or refused by the OS: a name too long, no permission, a link to itself
+            rec.problems.append(Problem(str(path), f"image {missing}: {image}; row skipped", line))
             continue
         rec.paths.append(str(image))
         rec.targets.append(target)
@@ -219,11 +230,7 @@ def collect_images(config: RunConfig, kind: TaskKind | None = None, *, verify: b
     if not d.path:
         raise DataError("no data chosen; set data.path to a folder of images or a CSV manifest")
     path = config.resolve(d.path)
-    if not path.exists():
-        raise DataError(
-            f"{path}: data path not found; check data.path (relative paths start at the config file's folder)"
-        )
-    if path.is_dir():
+    if data_path_is_dir(path):
         if d.format not in ("auto", "folder"):
             raise DataError(f"{path}: is a folder but data.format is '{d.format}'; set data.format to folder or auto")
         if kind in (TaskKind.IMAGE_MULTILABEL, TaskKind.IMAGE_REGRESSION):

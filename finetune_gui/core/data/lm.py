@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from finetune_gui.core.data.common import (
     require_nonempty,
     subsample_indices,
 )
+from finetune_gui.core.data.fs import UnreadableFile, walk_files
 from finetune_gui.core.data.text import data_file
 from finetune_gui.core.errors import DataError
 
@@ -77,24 +77,30 @@ def split_documents(text: str) -> list[str]:
     return docs
 
 
-def _text_files(folder: Path) -> list[Path]:
-    out: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        out += [Path(dirpath) / f for f in sorted(filenames) if f.lower().endswith(".txt") and not f.startswith(".")]
-    return out
+def _text_files(folder: Path, problems: list[Problem]) -> list[Path]:
+    def failed(where: str, reason: str) -> None:
+        problems.append(Problem(where, f"{reason}; skipped"))
+
+    return [d / f for d, names in walk_files(folder, failed) for f in names if f.lower().endswith(".txt")]
 
 
 def collect_documents(config: RunConfig) -> Documents:
     d = config.data
     path, fmt = data_file(config)
     if fmt in ("folder", "txt"):
-        files = _text_files(path) if path.is_dir() else [path]
+        problems: list[Problem] = []
+        files = _text_files(path, problems) if path.is_dir() else [path]
         if not files:
             raise DataError(f"{path}: no .txt files found in this folder; add some or choose a .txt/.jsonl file")
-        out = Documents(path, "txt", files=len(files))
+        out = Documents(path, "txt", files=len(files), problems=problems)
         for f in files:
-            docs = split_documents(read_text(f))
+            try:
+                docs = split_documents(read_text(f))
+            except UnreadableFile as e:
+                if len(files) == 1:  # the one file of the data: nothing to skip to
+                    raise
+                out.problems.append(Problem(str(f), f"{e.reason}; skipped"))
+                continue
             if not docs:
                 out.problems.append(Problem(str(f), "no text in this file"))
             out.docs += docs

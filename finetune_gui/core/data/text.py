@@ -31,6 +31,7 @@ from finetune_gui.core.data.common import (
     stratified_split_indices,
     subsample_indices,
 )
+from finetune_gui.core.data.fs import data_path_is_dir
 from finetune_gui.core.errors import DataError
 
 
@@ -66,11 +67,7 @@ def data_file(config: RunConfig) -> tuple[Path, str]:
     if not d.path:
         raise DataError("no data chosen; set data.path to a CSV, TSV, JSONL or TXT file")
     path = config.resolve(d.path)
-    if not path.exists():
-        raise DataError(
-            f"{path}: data path not found; check data.path (relative paths start at the config file's folder)"
-        )
-    if path.is_dir():
+    if data_path_is_dir(path):
         return path, "folder" if d.format == "auto" else d.format
     fmt = d.format if d.format not in ("auto", "folder") else (format_from_suffix(path) or "")
     if not fmt:

@@ -143,10 +143,14 @@ class Trainer:
 
         es = cfg.early_stopping
         monitor = cfg.checkpoint.monitor or es.metric
+        self.early_stopping = es.enabled
         if p.val_loader is None and monitor.startswith("val_"):
             fallback = "train_" + monitor.removeprefix("val_")
             self.emit(LogMessage("warning", f"no validation split, so '{monitor}' is watched as '{fallback}'"))
             monitor = fallback
+            if es.enabled:  # the training loss says nothing about overfitting, the reason to stop early
+                self.early_stopping = False
+                self.emit(LogMessage("info", f"early stopping is off: it needs a validation split ({monitor} keeps falling while the model overfits); all {cfg.train.epochs} epochs run"))  # fmt: skip
         self.monitor = monitor
         self.best = BestTracker(monitor, es.mode if es.mode != "auto" else metric_mode(monitor), es.min_delta)
 
@@ -233,7 +237,7 @@ class Trainer:
         if s.epoch % cfg.checkpoint.every_n_epochs == 0 or s.epoch == cfg.train.epochs or s.step >= p.total_steps:
             self.save()
         es = cfg.early_stopping
-        if es.enabled and self.best.epochs_since_best >= es.patience:
+        if self.early_stopping and self.best.epochs_since_best >= es.patience:
             self.status = "early-stopped"
             self.emit(EarlyStopped(done, self.monitor, float(self.best.best_value), self.best.best_epoch))
             return "early-stopped"
@@ -252,7 +256,7 @@ class Trainer:
         p, run, s, best = self.p, self.run_dir, self.state, self.best
         es = self.config.early_stopping
         best_ckpt = run.checkpoints / "best.safetensors"
-        if (es.restore_best if es.enabled else True) and best_ckpt.exists() and best.best_epoch >= 0:
+        if (es.restore_best if self.early_stopping else True) and best_ckpt.exists() and best.best_epoch >= 0:
             try:
                 weights, _ = load_checkpoint(CheckpointInfo(best_ckpt, run.checkpoints / "best.state.pt", s.step))
             except RunStateError as e:
