@@ -39,3 +39,11 @@ def go(qtbot, window, key: str):
     qtbot.mouseClick(window.sidebar.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
     assert window.current_page_key() == key
     return window.pages[key]
+
+
+def show_active(qtbot, window) -> None:
+    """Show the window and make it the active one, so a clicked field takes the keyboard focus."""
+    window.show()
+    qtbot.waitExposed(window)
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow, timeout=5000)

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QFileDialog, QMessageBox
+from PySide6.QtWidgets import QDoubleSpinBox, QFileDialog, QMessageBox
 
 from tests.conftest import make_image_folder
 from tests.factories import image_sections, train_run
-from tests.gui.driving import go
+from tests.gui.driving import go, show_active
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -104,3 +104,20 @@ def test_a_new_run_that_fails_at_once_shows_nothing_of_the_run_before(qtbot, win
     assert first_run not in page.run_label.text() and "failed" in page.run_label.text()
     assert len(page.plot_area.plots["loss"].series["train"]) == 0
     assert page.status_label.text().startswith("Run failed (DataError)")
+
+
+def test_a_learning_rate_out_of_range_is_not_changed_silently(qtbot, window):
+    show_active(qtbot, window)
+    go(qtbot, window, "setup")
+    lr = window.findChild(QDoubleSpinBox, "train.lr")
+    qtbot.mouseClick(lr.lineEdit(), Qt.MouseButton.LeftButton)
+    lr.lineEdit().selectAll()
+    qtbot.keyClicks(lr.lineEdit(), "1000")
+    qtbot.keyClick(lr.lineEdit(), Qt.Key.Key_Tab)  # leave the field, as a person does
+    form = lr.parentWidget()
+    while not hasattr(form, "errors"):
+        form = form.parentWidget()
+    message = form.errors["lr"]
+    assert message.isVisible(), "the value was changed without a word"
+    assert "1000" in message.text() and "largest" in message.text() and "10" in message.text()
+    assert window.state.config.train.lr == lr.value() <= 10

@@ -105,6 +105,8 @@ class ConfigForm(QWidget):
             layout.addRow(label, editor)
             layout.addRow("", error)
             self.editors[key], self.errors[key] = editor, error
+            if isinstance(editor, (QSpinBox, QDoubleSpinBox)):
+                self._say_when_out_of_range(key, editor)
         self.refresh()
         state.changed.connect(self._on_changed)
 
@@ -171,6 +173,31 @@ class ConfigForm(QWidget):
             line.editingFinished.connect(lambda k=key, w=line, t=item_type: self._commit_list(k, w.text(), t))
             return line
         return None
+
+    def _say_when_out_of_range(self, key: str, spin: QSpinBox | QDoubleSpinBox) -> None:
+        """A typed number outside the field's range is changed by the spin box to the nearest one it allows;
+        say so beside the field instead of changing it silently."""
+        typed: dict[str, str] = {}
+        spin.lineEdit().textEdited.connect(lambda text: typed.__setitem__("text", text))
+
+        def finished() -> None:
+            text = typed.pop("text", "").strip()
+            try:
+                value = float(text)
+            except ValueError:
+                return
+            low = spin.minimum() + (1 if spin.specialValueText() and isinstance(spin, QSpinBox) else 0)
+            if spin.specialValueText() and isinstance(spin, QDoubleSpinBox):
+                low = spin.minimum() + spin.singleStep()
+            if low <= value <= spin.maximum():
+                return
+            bound, which = (spin.maximum(), "largest") if value > spin.maximum() else (low, "smallest")
+            self.show_error(
+                key,
+                f"{text} is out of range: the {which} value allowed here is {bound:g}, so it is now {spin.value():g}.",
+            )
+
+        spin.editingFinished.connect(finished)
 
     # -- syncing
     def _commit(self, key: str, value: Any) -> None:
