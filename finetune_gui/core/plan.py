@@ -183,7 +183,26 @@ def planned_steps(config: RunConfig, scan: Any) -> tuple[int, int, str]:
     return per_epoch, total, text
 
 
-# ---------------------------------------------------------------- freezing
+# ---------------------------------------------------------------- model and freezing defaults per task
+
+#: The model a task family starts from: small, well known, and able to do every task of its family.
+DEFAULT_MODELS = {"image": "resnet18", "text": "distilbert-base-uncased", "causal-lm": "gpt2"}
+
+
+def task_family(task: TaskKind) -> str:
+    """ "image", "text" (classification and regression) or "causal-lm": tasks whose models are interchangeable."""
+    if task.is_image:
+        return "image"
+    return "causal-lm" if task.value == "causal-lm" else "text"
+
+
+def model_for_task(task: TaskKind, previous: TaskKind) -> str | None:
+    """The model a change of task from `previous` to `task` needs instead of the current one, or None when the
+    current one still fits: within a family it does, and a language model can classify text too."""
+    old, new = task_family(previous), task_family(task)
+    if old == new or (old == "causal-lm" and new == "text"):
+        return None
+    return DEFAULT_MODELS[new]
 
 
 def freezing_for_task(task: TaskKind, model: ModelConfig) -> tuple[str, int] | None:

@@ -74,6 +74,7 @@ class MainWindow(QMainWindow):
         self.bridge.run_failed.connect(lambda e: self.show_error(e.error_type, e.message, e.details))
         self.bridge.training_changed.connect(self._training_changed)
         self.bridge.paused_changed.connect(self._paused_changed)
+        self.state.notice.connect(lambda text: self.statusBar().showMessage(text, 20_000))
         self.state.config_path_changed.connect(self._config_path_changed)
         self.state.run_changed.connect(lambda path: path and self._remember("recent/runs", path))
         self.statusBar().showMessage("Ready")

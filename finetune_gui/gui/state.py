@@ -20,6 +20,7 @@ class AppState(QObject):
     config_path_changed = Signal(str)
     scan_changed = Signal(object)  # a core.data ScanReport, or None
     run_changed = Signal(str)  # the run folder shown on the monitor/evaluate pages
+    notice = Signal(str)  # one line about a change the app made for the user (shown where the change began)
 
     def __init__(self, config: RunConfig | None = None, parent: QObject | None = None):
         super().__init__(parent)
@@ -51,14 +52,29 @@ class AppState(QObject):
         *parents, last = key.split(".")
         for part in parents:
             target = getattr(target, part)
+        previous_task = self._config.task.kind
         try:
             setattr(target, last, value)
         except ValidationError as e:
             return "; ".join(explain_error(dict(err, loc=(section, key)), RunConfig) for err in e.errors())
         self.changed.emit(section)
         if section == "task" and key == "kind":
+            self._fit_model_to_task(previous_task)
             self._fit_freezing_to_task()
         return None
+
+    def _fit_model_to_task(self, previous) -> None:
+        """A task of another family (image, text, language model) gets that family's default model, and a
+        notice says so (core.plan.model_for_task); a model that still fits stays."""
+        task, model = self._config.task.kind, self._config.model
+        name = plan.model_for_task(task, previous)
+        if name is None or name == model.name:
+            return
+        old = model.name
+        model.name, model.source, model.weights_path = name, "auto", ""
+        self.changed.emit("model")
+        what = {"image": "images", "text": "text", "causal-lm": "language modelling"}[plan.task_family(task)]
+        self.notice.emit(f"Model set to {name}, the usual start for {what}: {old} was chosen for another kind of task.")
 
     def _fit_freezing_to_task(self) -> None:
         """Apply the task's freezing default (core.plan.freezing_for_task) when the current one cannot train."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox, QComboBox, QLineEdit, QWidget
 
@@ -47,3 +49,13 @@ def show_active(qtbot, window) -> None:
     qtbot.waitExposed(window)
     window.activateWindow()
     qtbot.waitUntil(window.isActiveWindow, timeout=5000)
+
+
+def type_data_path(qtbot, window, path: Path):
+    """Type a data path on the Data page (then leave the field) and wait for its scan."""
+    page = go(qtbot, window, "data")
+    edit = page.findChild(QLineEdit, "dataPath")
+    edit.setText(str(path))
+    edit.editingFinished.emit()
+    qtbot.waitUntil(lambda: not page.scanning and window.state.scan is not None, timeout=60_000)
+    return page

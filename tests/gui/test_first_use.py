@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QDoubleSpinBox, QFileDialog, QMessageBox
+from PySide6.QtWidgets import QDoubleSpinBox, QFileDialog, QLabel, QMessageBox
 
-from tests.conftest import make_image_folder
+from tests.conftest import make_image_folder, make_reviews_csv
 from tests.factories import image_sections, train_run
-from tests.gui.driving import go, show_active
+from tests.gui.driving import go, show_active, type_data_path
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -121,3 +121,25 @@ def test_a_learning_rate_out_of_range_is_not_changed_silently(qtbot, window):
     assert message.isVisible(), "the value was changed without a word"
     assert "1000" in message.text() and "largest" in message.text() and "10" in message.text()
     assert window.state.config.train.lr == lr.value() <= 10
+
+
+def test_the_model_follows_the_task_from_images_to_text_and_back(qtbot, window, tmp_path):
+    window.show()
+    assert window.state.config.model.name == "resnet18"  # a fresh app starts with images in mind
+    page = type_data_path(qtbot, window, make_reviews_csv(tmp_path / "reviews.csv"))
+    assert window.state.config.task.kind.value == "text-classification"
+    assert window.state.config.model.name == "distilbert-base-uncased"  # not resnet18 looked up on the Hub
+    notice = page.findChild(QLabel, "taskNotice")
+    assert notice.isVisible() and "distilbert-base-uncased" in notice.text() and "resnet18" in notice.text()
+
+    type_data_path(qtbot, window, make_image_folder(tmp_path / "images"))
+    assert window.state.config.task.kind.value == "image-classification"
+    assert window.state.config.model.name == "resnet18"
+    assert "resnet18" in notice.text()
+
+
+def test_a_model_that_still_fits_the_new_task_stays(qtbot, window, tmp_path):
+    window.show()
+    window.state.set_value("model", "name", "resnet50")
+    type_data_path(qtbot, window, make_image_folder(tmp_path / "images"))  # images again: same family
+    assert window.state.config.model.name == "resnet50"

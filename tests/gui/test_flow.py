@@ -10,28 +10,19 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QComboBox, QLineEdit, QMessageBox, QSpinBox, QWidget
+from PySide6.QtWidgets import QComboBox, QMessageBox, QSpinBox, QWidget
 
 from finetune_gui.config import load_config
 from finetune_gui.gui.pages.model import TREE_DEBOUNCE_MS
 from finetune_gui.presets import builtin_presets_dir
 from tests.conftest import make_image_folder, make_reviews_csv
 from tests.factories import tiny_bert_dir, tiny_gpt2_dir, tiny_text_corpus
-from tests.gui.driving import go, set_field
+from tests.gui.driving import go, set_field, type_data_path
 
 RUN_TIMEOUT_MS = 240_000
 
 
 # ---------------------------------------------------------------- driving widgets
-
-
-def type_data_path(qtbot, window, path: Path):
-    page = go(qtbot, window, "data")
-    edit = page.findChild(QLineEdit, "dataPath")
-    edit.setText(str(path))
-    edit.editingFinished.emit()
-    qtbot.waitUntil(lambda: not page.scanning and window.state.scan is not None, timeout=60_000)
-    return page
 
 
 def wait_model_tree(qtbot, page) -> None:

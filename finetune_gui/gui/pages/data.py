@@ -135,6 +135,11 @@ class DataPage(Page):
         self.use_detected.clicked.connect(self.apply_detected_kind)
         self.use_detected.hide()
         row.addWidget(self.use_detected)
+        self.notice_label = QLabel()
+        self.notice_label.setObjectName("taskNotice")
+        self.notice_label.setStyleSheet("color: palette(dark);")
+        self.state.notice.connect(self.notice_label.setText)
+        row.addWidget(self.notice_label)
         row.addStretch(1)
         return row
 
