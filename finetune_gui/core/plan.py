@@ -218,3 +218,21 @@ def freezing_for_task(task: TaskKind, model: ModelConfig) -> tuple[str, int] | N
 
 def _count(n: int, noun: str) -> str:
     return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
+FROZEN_RANDOM_BACKBONE = (
+    "Head only on random weights: the backbone has learned nothing to pass on, so training only the head of a "
+    "random network usually stays near chance accuracy. Train every layer (Unfreeze all, model.freeze = none), "
+    "or get the pretrained weights."
+)
+
+
+def freezing_for_weights(model: ModelConfig, random_init: bool) -> str | None:
+    """The freeze strategy a model starting from random weights needs instead of the config's, or None.
+
+    A pretrained backbone is worth keeping frozen; a random one is not: it trains with the rest ("none").
+    LoRA adapters decide what trains themselves.
+    """
+    if random_init and model.freeze == "head-only" and not model.lora.enabled:
+        return "none"
+    return None

@@ -26,6 +26,7 @@ class AppState(QObject):
         super().__init__(parent)
         self._config = config or RunConfig()
         self.config_path: Path | None = None
+        self.freeze_chosen = False  # the user picked model.freeze here (a preset's choice is a default)
         self.scan = None
         self.run_dir: Path | None = None
         self.predictors = PredictorCache()  # the run's loaded model, shared by Evaluate and Try it
@@ -36,6 +37,7 @@ class AppState(QObject):
 
     def set_config(self, config: RunConfig, path: str | Path | None = None) -> None:
         self._config = config
+        self.freeze_chosen = False
         self.config_path = Path(path) if path else None
         self.config_path_changed.emit(str(path or ""))
         self.changed.emit("")
@@ -58,6 +60,8 @@ class AppState(QObject):
         except ValidationError as e:
             return "; ".join(explain_error(dict(err, loc=(section, key)), RunConfig) for err in e.errors())
         self.changed.emit(section)
+        if section == "model" and key in ("freeze", "frozen_modules", "unfreeze_last_n"):
+            self.freeze_chosen = True
         if section == "task" and key == "kind":
             self._fit_model_to_task(previous_task)
             self._fit_freezing_to_task()
@@ -75,6 +79,24 @@ class AppState(QObject):
         self.changed.emit("model")
         what = {"image": "images", "text": "text", "causal-lm": "language modelling"}[plan.task_family(task)]
         self.notice.emit(f"Model set to {name}, the usual start for {what}: {old} was chosen for another kind of task.")
+
+    def fit_freezing_to_weights(self, random_init: bool) -> str | None:
+        """A model that starts from random weights trains every layer unless the user chose head-only here
+        (core.plan.freezing_for_weights). Returns what to say beside the layers: why every layer now trains,
+        or the warning for a head-only choice on random weights."""
+        fitted = plan.freezing_for_weights(self._config.model, random_init)
+        if fitted is None:
+            return None
+        if self.freeze_chosen:
+            return plan.FROZEN_RANDOM_BACKBONE
+        self._config.model.freeze = fitted
+        self.changed.emit("model")
+        why = (
+            "No pretrained weights, so every layer trains: a random backbone has nothing to keep frozen "
+            "(Head only is still there if you want it)."
+        )
+        self.notice.emit(why)
+        return why
 
     def _fit_freezing_to_task(self) -> None:
         """Apply the task's freezing default (core.plan.freezing_for_task) when the current one cannot train."""

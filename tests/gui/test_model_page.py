@@ -33,10 +33,11 @@ def wait_idle(qtbot, page: ModelPage, timeout: int = 60000) -> None:
 @pytest.fixture
 def resnet_state(state):
     state.set_value("model", "pretrained", False)  # random init: nothing to download
+    state.set_value("model", "freeze", "head-only")  # chosen, so random weights do not make every layer train
     return state
 
 
-def test_tree_of_resnet18_shows_modules_counts_and_the_head_only_default(qtbot, resnet_state, bridge):
+def test_tree_of_resnet18_shows_modules_counts_and_head_only_as_chosen(qtbot, resnet_state, bridge):
     page = open_page(qtbot, resnet_state, bridge)
     wait_idle(qtbot, page)
     names = page.freezing.layer_tree.module_names()

@@ -25,6 +25,7 @@ class ModelBundle:
     blocks: list[str] = field(default_factory=list)  # ordered backbone blocks, earliest first
     warnings: list[str] = field(default_factory=list)
     description: str = ""
+    random_init: bool = False  # no pretrained weights and no weights file: the backbone has nothing to transfer
 
     @property
     def is_text(self) -> bool:

@@ -352,4 +352,5 @@ def build_hf(config: RunConfig, num_outputs: int) -> ModelBundle:
         blocks=hf_blocks(model),
         warnings=warnings,
         description=f"{name} ({where}, {arch})",
+        random_init=not config.model.pretrained,
     )

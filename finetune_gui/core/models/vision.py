@@ -309,6 +309,7 @@ def build_vision(config: RunConfig, num_outputs: int) -> ModelBundle:
         blocks=find_blocks(model, [head_name]),
         warnings=warnings,
         description=f"{name} ({source_desc})",
+        random_init=used_weights is None and not weights_path,
     )
 
 
@@ -374,4 +375,5 @@ def build_timm(config: RunConfig, num_outputs: int) -> ModelBundle:
         blocks=blocks,
         warnings=warnings,
         description=f"{name} (timm{', pretrained' if pretrained else ''})",
+        random_init=not mc.weights_path and (not pretrained or any("random weights" in w for w in warnings)),
     )

@@ -112,6 +112,8 @@ def prepare(config: RunConfig, log: Listener | None = None) -> Prepared:
         data = build_data(config, tokenizer=_tokenizer_only(config))
         bundle = build_model(config, num_outputs(task, data))
     warnings += bundle.warnings
+    if plan.freezing_for_weights(config.model, bundle.random_init) is not None:  # the config said head-only
+        warnings.append(plan.FROZEN_RANDOM_BACKBONE)
     for w in warnings:
         say(LogMessage("warning", w))
     if data.problems:

@@ -174,6 +174,9 @@ class ModelPage(Page):
     def _tree_loaded(self, outline: ModelOutline) -> None:
         self._tree_busy = False
         self._loaded_key = self._requested_key
+        said = self.state.fit_freezing_to_weights(outline.random_init)
+        if said:
+            outline.warnings.append(said)
         self.freezing.set_outline(outline)
         self._schedule_tree()  # the setup changed while this one was building
 

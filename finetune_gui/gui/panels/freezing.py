@@ -41,6 +41,7 @@ class ModelOutline:
     lora: bool
     description: str
     warnings: list[str] = field(default_factory=list)
+    random_init: bool = False  # the backbone starts from random weights
 
 
 def outline_job(config, num_outputs: int) -> ModelOutline:
@@ -58,6 +59,7 @@ def outline_job(config, num_outputs: int) -> ModelOutline:
         lora=bundle.uses_lora,
         description=bundle.description,
         warnings=list(bundle.warnings),
+        random_init=bundle.random_init,
     )
     del bundle
     gc.collect()
