@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QRect, Qt
 from PySide6.QtWidgets import QDoubleSpinBox, QFileDialog, QLabel, QMessageBox
 
 from finetune_gui.gui.pages.model import TREE_DEBOUNCE_MS
@@ -132,6 +132,11 @@ def test_the_model_follows_the_task_from_images_to_text_and_back(qtbot, window, 
     assert window.state.config.model.name == "distilbert-base-uncased"  # not resnet18 looked up on the Hub
     notice = page.findChild(QLabel, "taskNotice")
     assert notice.isVisible() and "distilbert-base-uncased" in notice.text() and "resnet18" in notice.text()
+    window.resize(1280, 800)
+    qtbot.wait(50)  # the layout settles
+    flags = Qt.TextFlag.TextWordWrap
+    needed = notice.fontMetrics().boundingRect(QRect(0, 0, notice.width(), 10_000), flags, notice.text())
+    assert needed.height() <= notice.height(), "the notice is cut off"
 
     type_data_path(qtbot, window, make_image_folder(tmp_path / "images"))
     assert window.state.config.task.kind.value == "image-classification"

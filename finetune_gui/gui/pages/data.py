@@ -117,7 +117,8 @@ class DataPage(Page):
             row.addWidget(button)
         return row
 
-    def _build_kind_row(self) -> QHBoxLayout:
+    def _build_kind_row(self) -> QVBoxLayout:
+        """The task row, and under it a line for what the app changed to fit the task (the model)."""
         row = QHBoxLayout()
         row.addWidget(QLabel("Task"))
         self.kind_combo = QComboBox()
@@ -135,13 +136,21 @@ class DataPage(Page):
         self.use_detected.clicked.connect(self.apply_detected_kind)
         self.use_detected.hide()
         row.addWidget(self.use_detected)
+        row.addStretch(1)
         self.notice_label = QLabel()
         self.notice_label.setObjectName("taskNotice")
         self.notice_label.setStyleSheet("color: palette(dark);")
-        self.state.notice.connect(self.notice_label.setText)
-        row.addWidget(self.notice_label)
-        row.addStretch(1)
-        return row
+        self.notice_label.setWordWrap(True)  # a long line wraps; it is never cut off at the window's edge
+        self.notice_label.hide()
+        self.state.notice.connect(self._show_notice)
+        column = QVBoxLayout()
+        column.addLayout(row)
+        column.addWidget(self.notice_label)
+        return column
+
+    def _show_notice(self, text: str) -> None:
+        self.notice_label.setText(text)
+        self.notice_label.setVisible(bool(text))
 
     def _build_error_banner(self) -> QFrame:
         self.error_banner = QFrame()
