@@ -211,3 +211,23 @@ def test_every_torchvision_catalog_entry_builds_and_runs(tmp_path, offline_home,
         out = bundle.model(torch.randn(1, 3, bundle.image_size, bundle.image_size))
     assert out.shape == (1, 3)
     assert bundle.image_size == (224 if entry.name.startswith("vit") else 64)
+
+
+def test_an_unreachable_download_fails_at_once_without_torch_hub_starting_it(tmp_path, monkeypatch, capfd):
+    """Offline without being told so: one quick connection try, then the offline message; torch.hub never
+    starts a download (which prints "Downloading: …" and then fails)."""
+    import socket
+
+    def no_network(*args, **kwargs):
+        raise OSError(101, "Network is unreachable")
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.delenv("FINETUNE_GUI_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    started = []
+    monkeypatch.setattr(torch.hub, "download_url_to_file", lambda *a, **k: started.append(a))
+    bundle = build_model(_cfg(tmp_path, allow_random_init=True), 3)
+    assert started == []
+    assert "Downloading" not in capfd.readouterr().err
+    assert any("unavailable offline" in w for w in bundle.warnings)

@@ -36,6 +36,17 @@ def offline_mode() -> bool:
     return any(os.environ.get(k, "").strip().lower() in truthy for k in ("FINETUNE_GUI_OFFLINE", "HF_HUB_OFFLINE"))
 
 
+def reachable(url: str, timeout_s: float = 3.0) -> bool:
+    """Whether the host of `url` takes a connection now: one quick try, no retries. Asked before a download,
+    so an offline machine fails at once instead of after torch.hub's "Downloading:" line and its retries."""
+    parts = urlparse(url)
+    try:
+        with socket.create_connection((parts.hostname or "", parts.port or 443), timeout=timeout_s):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
 def hub_checkpoint_path(url: str) -> Path:
     """Where torch.hub keeps (and looks for) the file downloaded from `url`."""
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(url).path)
@@ -245,7 +256,7 @@ def build_vision(config: RunConfig, num_outputs: int) -> ModelBundle:
     if weights is not None:
         cached = hub_checkpoint_path(weights.url)
         failure: str | None = None
-        if not cached.is_file() and offline_mode():
+        if not cached.is_file() and (offline_mode() or not reachable(weights.url)):
             failure = _offline_message(name, weights, cached)
         else:
             try:
