@@ -7,6 +7,8 @@ from pathlib import Path
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox, QComboBox, QLineEdit, QWidget
 
+from finetune_gui.gui.pages.model import TREE_DEBOUNCE_MS
+
 
 def field(window, name: str) -> QWidget:
     """The editor of config field `section.key` (the first, where two pages show the same field)."""
@@ -59,3 +61,12 @@ def type_data_path(qtbot, window, path: Path):
     edit.editingFinished.emit()
     qtbot.waitUntil(lambda: not page.scanning and window.state.scan is not None, timeout=60_000)
     return page
+
+
+def wait_model_tree(qtbot, page) -> None:
+    """Wait until the Model page has (re)built its layer tree after the last change."""
+    qtbot.wait(2 * TREE_DEBOUNCE_MS)  # a change just made may rebuild the tree
+    qtbot.waitUntil(
+        lambda: not page.tree_loading and not page.bridge.busy and bool(page.freezing.layer_tree.module_names()),
+        timeout=120_000,
+    )

@@ -9,10 +9,9 @@ import pytest
 from PySide6.QtCore import QRect, Qt
 from PySide6.QtWidgets import QDoubleSpinBox, QFileDialog, QLabel, QMessageBox
 
-from finetune_gui.gui.pages.model import TREE_DEBOUNCE_MS
 from tests.conftest import make_image_folder, make_reviews_csv
 from tests.factories import image_sections, train_run
-from tests.gui.driving import go, set_field, show_active, type_data_path
+from tests.gui.driving import go, set_field, show_active, type_data_path, wait_model_tree
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -151,20 +150,12 @@ def test_a_model_that_still_fits_the_new_task_stays(qtbot, window, tmp_path):
     assert window.state.config.model.name == "resnet50"
 
 
-def wait_layers(qtbot, page) -> None:
-    qtbot.wait(2 * TREE_DEBOUNCE_MS)  # a change just made may rebuild the tree
-    qtbot.waitUntil(
-        lambda: not page.tree_loading and not page.bridge.busy and bool(page.freezing.layer_tree.module_names()),
-        timeout=120_000,
-    )
-
-
 def test_without_pretrained_weights_every_layer_trains_and_the_page_says_why(qtbot, window, tmp_path):
     window.show()
     type_data_path(qtbot, window, make_image_folder(tmp_path / "images"))
     page = go(qtbot, window, "model")
     set_field(qtbot, window, "model.pretrained", False)  # untick Pretrained: the backbone starts random
-    wait_layers(qtbot, page)
+    wait_model_tree(qtbot, page)
     assert window.state.config.model.freeze == "none"  # not head-only: 0.05% of a random network
     trainable, total = page.trainable_count()
     assert trainable == total
@@ -176,9 +167,9 @@ def test_head_only_on_random_weights_stays_when_chosen_with_a_warning(qtbot, win
     type_data_path(qtbot, window, make_image_folder(tmp_path / "images"))
     page = go(qtbot, window, "model")
     set_field(qtbot, window, "model.pretrained", False)
-    wait_layers(qtbot, page)
+    wait_model_tree(qtbot, page)
     qtbot.mouseClick(page.freezing.head_only_button, Qt.MouseButton.LeftButton)  # the user's own choice
     set_field(qtbot, window, "model.head_dropout", 0.1)  # any change that builds the model again
-    wait_layers(qtbot, page)
+    wait_model_tree(qtbot, page)
     assert window.state.config.model.freeze == "head-only"
     assert "usually stays near chance accuracy" in page.freezing.warnings_label.text()

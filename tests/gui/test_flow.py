@@ -13,24 +13,15 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QComboBox, QMessageBox, QSpinBox, QWidget
 
 from finetune_gui.config import load_config
-from finetune_gui.gui.pages.model import TREE_DEBOUNCE_MS
 from finetune_gui.presets import builtin_presets_dir
 from tests.conftest import make_image_folder, make_reviews_csv
 from tests.factories import tiny_bert_dir, tiny_gpt2_dir, tiny_text_corpus
-from tests.gui.driving import go, set_field, type_data_path
+from tests.gui.driving import go, set_field, type_data_path, wait_model_tree
 
 RUN_TIMEOUT_MS = 240_000
 
 
 # ---------------------------------------------------------------- driving widgets
-
-
-def wait_model_tree(qtbot, page) -> None:
-    qtbot.wait(2 * TREE_DEBOUNCE_MS)  # a change just made may rebuild the tree
-    qtbot.waitUntil(
-        lambda: not page.tree_loading and not page.bridge.busy and bool(page.freezing.layer_tree.module_names()),
-        timeout=120_000,
-    )
 
 
 def train_and_wait(qtbot, window):

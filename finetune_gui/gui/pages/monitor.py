@@ -33,6 +33,15 @@ LOG_LINES = 5000
 RESUMABLE_STATES = ("stopped", "running", "failed")
 
 
+#: (object name, text) of the epoch, step, speed and ETA labels before a run reports them
+BLANK_STATS = (
+    ("monitor-epoch", "Epoch –"),
+    ("monitor-step", "Step –"),
+    ("monitor-speed", "– samples/s"),
+    ("monitor-eta", "ETA –"),
+)
+
+
 def format_duration(seconds: float) -> str:
     if math.isnan(seconds) or seconds < 0 or seconds > 1e7:  # NaN, negative or absurd
         return "–"
@@ -122,10 +131,9 @@ class MonitorPage(Page):
         self.progress.setValue(0)
         self.progress.setTextVisible(True)
         self.progress.setFormat("%p%")
-        self.epoch_label = self._stat("monitor-epoch", "Epoch –")
-        self.step_label = self._stat("monitor-step", "Step –")
-        self.speed_label = self._stat("monitor-speed", "– samples/s")
-        self.eta_label = self._stat("monitor-eta", "ETA –")
+        self.epoch_label, self.step_label, self.speed_label, self.eta_label = (
+            self._stat(name, text) for name, text in BLANK_STATS
+        )
         stats = QHBoxLayout()
         for w in (self.epoch_label, self.step_label, self.speed_label, self.eta_label):
             stats.addWidget(w)
@@ -378,12 +386,7 @@ class MonitorPage(Page):
         self.run_label.setText("Starting a new run…")
         self.run_label.setToolTip("")
         self.info_label.setText("")
-        for label, text in (
-            (self.epoch_label, "Epoch –"),
-            (self.step_label, "Step –"),
-            (self.speed_label, "– samples/s"),
-            (self.eta_label, "ETA –"),
-        ):
+        for label, (_, text) in zip((self.epoch_label, self.step_label, self.speed_label, self.eta_label), BLANK_STATS):
             label.setText(text)
 
     def _clear_plots(self) -> None:

@@ -186,9 +186,7 @@ class ConfigForm(QWidget):
                 value = float(text)
             except ValueError:
                 return
-            low = spin.minimum() + (1 if spin.specialValueText() and isinstance(spin, QSpinBox) else 0)
-            if spin.specialValueText() and isinstance(spin, QDoubleSpinBox):
-                low = spin.minimum() + spin.singleStep()
+            low = spin.minimum() + (spin.singleStep() if spin.specialValueText() else 0)  # one step below: "off"
             if low <= value <= spin.maximum():
                 return
             bound, which = (spin.maximum(), "largest") if value > spin.maximum() else (low, "smallest")
