@@ -33,6 +33,9 @@ def _isolated_home(tmp_path, monkeypatch):
     monkeypatch.setenv("FINETUNE_GUI_PRESETS_DIR", str(tmp_path / "user-presets"))
     monkeypatch.setenv("FINETUNE_GUI_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    from finetune_gui.core.models.network import forget_probes
+
+    forget_probes()  # each test asks the (monkeypatched) network afresh
 
 
 @pytest.fixture

@@ -30,5 +30,28 @@ FRIENDLY_TITLES = {
 }
 
 
+#: Failures the user can act on: said once, inline where they happened, with what to do. Any other error
+#: type is a fault of the app and gets the error dialog with its details.
+EXPECTED_ERRORS = frozenset(
+    {
+        "DataError",
+        "UnreadableFile",
+        "ModelLoadError",
+        "OfflineError",
+        "ConfigError",
+        "RunStateError",
+        "StorageError",
+        "ExportError",
+        "OutOfMemory",
+        "Diverged",
+    }
+)
+
+
+def is_expected(error_type: str) -> bool:
+    """Whether a failure is the user's to fix (shown inline) rather than a fault of the app (a dialog)."""
+    return error_type in EXPECTED_ERRORS
+
+
 def title_for(error_type: str) -> str:
     return FRIENDLY_TITLES.get(error_type, "Something went wrong")

@@ -19,7 +19,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from finetune_gui.gui.dialogs import error_box, title_for
+from finetune_gui.gui.dialogs import error_box, is_expected, title_for
+from finetune_gui.gui.model_readiness import ModelReadiness
 from finetune_gui.gui.state import AppState
 from finetune_gui.gui.worker import WorkerBridge
 
@@ -46,6 +47,9 @@ class MainWindow(QMainWindow):
         self.settings = settings or QSettings()
         self.state = state or AppState(parent=self)
         self.bridge = WorkerBridge(self)
+        self.state.recent_model_folders = [str(p) for p in (self.settings.value("recent/modelFolders") or [])]
+        self.state.model_folder_opened.connect(lambda path: self._remember("recent/modelFolders", path))
+        self.model_readiness = ModelReadiness(self.state, self.bridge, self)
         self.pages: dict[str, QWidget] = {}
         self._closing = False
 
@@ -71,7 +75,7 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.stack, 1)
         self.setCentralWidget(central)
         self._build_menus()
-        self.bridge.run_failed.connect(lambda e: self.show_error(e.error_type, e.message, e.details))
+        self.bridge.run_failed.connect(self._run_failed)
         self.bridge.training_changed.connect(self._training_changed)
         self.bridge.paused_changed.connect(self._paused_changed)
         self.state.notice.connect(lambda text: self.statusBar().showMessage(text, 20_000))
@@ -252,11 +256,19 @@ class MainWindow(QMainWindow):
         self.train_action.setEnabled(not training)
         self.pause_action.setEnabled(training)
         self.stop_action.setEnabled(training)
-        self.statusBar().showMessage("Training…" if training else "Ready")
+        if training or not self.statusBar().currentMessage().startswith("The run failed"):
+            self.statusBar().showMessage("Training…" if training else "Ready")
 
     def _paused_changed(self, paused: bool) -> None:
         if self.bridge.is_training:
             self.statusBar().showMessage("Paused: Continue on the Train page goes on" if paused else "Training…")
+
+    def _run_failed(self, e) -> None:
+        """The Train page says why a run failed; a dialog only for a fault of the app (with its details)."""
+        if is_expected(e.error_type):
+            self.statusBar().showMessage(f"The run failed: {e.message.splitlines()[0] if e.message else ''}", 30_000)
+        else:
+            self.show_error(e.error_type, e.message, e.details)
 
     @Slot(str, str, str)
     def show_error(self, error_type: str, message: str, details: str = "") -> None:

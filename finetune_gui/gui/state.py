@@ -21,6 +21,8 @@ class AppState(QObject):
     scan_changed = Signal(object)  # a core.data ScanReport, or None
     run_changed = Signal(str)  # the run folder shown on the monitor/evaluate pages
     notice = Signal(str)  # one line about a change the app made for the user (shown where the change began)
+    model_readiness_changed = Signal()  # model_ready / model_reason changed
+    model_folder_opened = Signal(str)  # a local model folder the user opened (remembered across sessions)
 
     def __init__(self, config: RunConfig | None = None, parent: QObject | None = None):
         super().__init__(parent)
@@ -30,6 +32,10 @@ class AppState(QObject):
         self.scan = None
         self.run_dir: Path | None = None
         self.predictors = PredictorCache()  # the run's loaded model, shared by Evaluate and Try it
+        self.model_ready: bool | None = None  # whether config.model can be had here; None while not known
+        self.model_reason = ""  # why not, in words, when model_ready is False
+        self.recent_model_folders: list[str] = []  # newest first
+        self._built_key: tuple | None = None
 
     @property
     def config(self) -> RunConfig:
@@ -104,6 +110,29 @@ class AppState(QObject):
         if fitted is not None:
             self._config.model.freeze, self._config.model.unfreeze_last_n = fitted
             self.changed.emit("model")
+
+    def model_key(self) -> tuple:
+        """What decides whether the model can be had: readiness reports for another key are stale."""
+        c = self._config
+        m = c.model
+        family = plan.task_family(c.task.kind)
+        return (family, m.name, m.source, m.pretrained, m.weights, m.weights_path, m.allow_random_init, str(c.base_dir))
+
+    def set_model_readiness(self, key: tuple, ready: bool | None, reason: str = "", *, built: bool = False) -> None:
+        """Whether the model of `key` can be used (None: being found out); ignored when the model changed since.
+        `built`: the answer of building the model, which a quicker check afterwards does not overrule."""
+        if key != self.model_key() or (not built and key == self._built_key):
+            return
+        if built:
+            self._built_key = key
+        if (ready, reason) == (self.model_ready, self.model_reason):
+            return
+        self.model_ready, self.model_reason = ready, reason if ready is False else ""
+        self.model_readiness_changed.emit()
+
+    def remember_model_folder(self, path: str) -> None:
+        self.recent_model_folders = [path, *(p for p in self.recent_model_folders if p != path)][:10]
+        self.model_folder_opened.emit(path)
 
     def replace_from_dict(self, data: dict[str, Any]) -> list[str]:
         """Validate a whole config dict; on success it becomes the config. Returns the problems, if any."""

@@ -173,3 +173,63 @@ def test_head_only_on_random_weights_stays_when_chosen_with_a_warning(qtbot, win
     wait_model_tree(qtbot, page)
     assert window.state.config.model.freeze == "head-only"
     assert "usually stays near chance accuracy" in page.freezing.warnings_label.text()
+
+
+@pytest.fixture
+def offline_machine(monkeypatch, tmp_path):
+    """A machine with no network where nobody said "offline": no switch set, and every connection fails."""
+    import socket
+
+    import huggingface_hub.constants
+
+    monkeypatch.delenv("FINETUNE_GUI_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    tries = []
+
+    def no_network(address, *args, **kwargs):
+        tries.append(address)
+        raise OSError(101, "Network is unreachable")
+
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    return tries
+
+
+def test_offline_text_models_wait_for_a_model_on_disk_and_the_error_opens_a_local_folder(
+    qtbot, window, tmp_path, monkeypatch, offline_machine
+):
+    from tests.factories import tiny_bert_dir
+
+    window.show()
+    type_data_path(qtbot, window, make_reviews_csv(tmp_path / "reviews.csv"))
+    assert window.state.config.task.kind.value == "text-classification"
+
+    train = go(qtbot, window, "monitor")  # the text model is not here and cannot come: Start waits, and says why
+    qtbot.waitUntil(lambda: window.state.model_ready is False, timeout=30_000)
+    assert not train.start_button.isEnabled()
+    assert train.blocked.isVisible() and "not on this computer" in train.blocked_label.text()
+
+    model = go(qtbot, window, "model")
+    qtbot.waitUntil(lambda: model.freezing.error_frame.isVisible(), timeout=60_000)
+    qtbot.waitUntil(lambda: not model.catalog.busy, timeout=30_000)
+    assert "Offline" in model.catalog.status.text()
+    assert model.freezing.open_local_button.isVisible()
+    assert window.findChild(QMessageBox, "errorDialog") is None  # said once, beside the layers
+    assert all(port == 443 for _, port in offline_machine)  # quick tries of the hosts, no retries of a download
+
+    folder = tiny_bert_dir(tmp_path / "copied-here", num_labels=None)
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", staticmethod(lambda *a, **k: str(folder)))
+    qtbot.mouseClick(model.freezing.open_local_button, Qt.MouseButton.LeftButton)
+    assert window.state.config.model.name == str(folder.resolve())
+    wait_model_tree(qtbot, model)
+    assert not model.freezing.error_frame.isVisible()
+    qtbot.waitUntil(lambda: window.state.model_ready is True, timeout=30_000)
+
+    go(qtbot, window, "monitor")
+    assert train.start_button.isEnabled() and not train.blocked.isVisible()
+    assert str(folder.resolve()) in window.settings.value("recent/modelFolders")
+
+    model = go(qtbot, window, "model")  # the opened folder is offered again, among the models on disk, first
+    model.catalog.refresh()
+    qtbot.waitUntil(lambda: not model.catalog.busy, timeout=30_000)
+    assert model.catalog.visible_names()[0] == str(folder.resolve())

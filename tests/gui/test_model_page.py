@@ -190,22 +190,26 @@ def test_catalog_lists_models_for_the_task_and_search_filters_them(qtbot, resnet
     wait_idle(qtbot, page)
 
 
-def test_offline_load_error_shows_in_the_page_and_as_a_signal(qtbot, state, bridge):
+def test_offline_load_error_is_said_once_beside_the_layers_with_its_ways_out(qtbot, state, bridge):
     page = ModelPage(state, bridge)  # pretrained resnet18 with no cached weights and no network
     qtbot.addWidget(page)
-    with qtbot.waitSignal(page.error, timeout=60000) as signal:
-        page.show()
-    assert signal.args[0] == "OfflineError"
+    dialogs = []
+    page.error.connect(lambda *args: dialogs.append(args))
+    page.show()
+    qtbot.waitUntil(lambda: page.freezing.error_frame.isVisible(), timeout=60000)
     wait_idle(qtbot, page)
-    assert page.freezing.error_frame.isVisible()
     assert "cannot be downloaded" in page.freezing.error_label.text()
+    assert page.freezing.open_local_button.isVisible() and page.freezing.retry_button.isVisible()
+    assert dialogs == []  # inline only: no error dialog on top of the same words
     assert not page.freezing.layer_tree.loaded
+    assert state.model_ready is False and "cannot be downloaded" in state.model_reason
 
     state.set_value("model", "allow_random_init", True)  # the way out the message names
     qtbot.waitUntil(lambda: page.freezing.layer_tree.loaded, timeout=60000)
     wait_idle(qtbot, page)
     assert not page.freezing.error_frame.isVisible()
     assert "random weights" in page.freezing.warnings_label.text()
+    assert state.model_ready is True
 
 
 def test_a_weights_file_sets_weights_path_and_a_plain_folder_is_refused(qtbot, resnet_state, bridge, tmp_path):
@@ -216,9 +220,8 @@ def test_a_weights_file_sets_weights_path_and_a_plain_folder_is_refused(qtbot, r
     assert resnet_state.config.model.weights_path == str(weights.resolve())
     assert page.catalog.clear_weights_button.isVisibleTo(page)
     (tmp_path / "empty").mkdir()
-    with qtbot.waitSignal(page.error) as signal:
-        assert not page.catalog.open_local(tmp_path / "empty")
-    assert "no config.json" in signal.args[1]
+    assert not page.catalog.open_local(tmp_path / "empty")
+    assert page.freezing.error_frame.isVisible() and "no config.json" in page.freezing.error_label.text()
     qtbot.mouseClick(page.catalog.clear_weights_button, Qt.MouseButton.LeftButton)
     assert resnet_state.config.model.weights_path == ""
     wait_idle(qtbot, page)

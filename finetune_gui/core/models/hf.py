@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from torch import nn
 
 from finetune_gui.core.errors import ModelLoadError, OfflineError
-from finetune_gui.core.models.vision import offline_mode
+from finetune_gui.core.models.network import hub_endpoint, why_no_downloads
 from finetune_gui.core.plan import IMAGENET_MEAN, IMAGENET_STD
 
 if TYPE_CHECKING:
@@ -93,6 +93,18 @@ def _offline_error(name: str, detail: str = "") -> OfflineError:
         f"Download it on a connected machine (e.g. `huggingface-cli download {name}`, or from_pretrained then "
         f"save_pretrained to a folder) and copy it here, then point model.name at that local folder."
     )
+
+
+def _local_only(source: str, is_local: bool) -> bool:
+    """Whether to load from disk alone: a local folder, or no downloads possible now (offline switches, or
+    one quick connection try to the Hub fails). A hub id that is not cached then fails at once, instead of
+    after huggingface_hub's retries."""
+    if is_local:
+        return True
+    blocked = why_no_downloads(hub_endpoint())
+    if blocked and cached_file(source) is None:
+        raise _offline_error(source, blocked)
+    return blocked is not None
 
 
 def _auto_map_modules(cfg_file: Path | None) -> set[str]:
@@ -236,9 +248,7 @@ def ensure_pad_token(tokenizer: Any, model: nn.Module) -> str | None:
 def load_tokenizer(config: RunConfig) -> Any:
     """The tokenizer of `config.model.name` alone (the data is read before the model, which needs the label count)."""
     source, is_local = locate(config)
-    local_only = is_local or offline_mode()
-    if not is_local and offline_mode() and cached_file(source) is None:
-        raise _offline_error(source, "offline mode is on (HF_HUB_OFFLINE or FINETUNE_GUI_OFFLINE)")
+    local_only = _local_only(source, is_local)
     remote_warning = check_remote_code(source, is_local, config.model.trust_remote_code)
     if remote_warning:
         import logging
@@ -247,7 +257,7 @@ def load_tokenizer(config: RunConfig) -> Any:
     try:
         tokenizer = _load_tokenizer(source, config, local_only)
     except OSError as e:
-        if not is_local and (offline_mode() or any(w in str(e).lower() for w in _OFFLINE_WORDS)):
+        if not is_local and (local_only or any(w in str(e).lower() for w in _OFFLINE_WORDS)):
             raise _offline_error(source, str(e)) from e
         raise ModelLoadError(f"cannot load the tokenizer of '{source}': {e}") from e
     if tokenizer.pad_token is None and tokenizer.eos_token is not None:
@@ -265,9 +275,7 @@ def build_hf(config: RunConfig, num_outputs: int) -> ModelBundle:
     task = config.task.kind
     causal = task == TaskKind.CAUSAL_LM
     source, is_local = locate(config)
-    local_only = is_local or offline_mode()
-    if not is_local and offline_mode() and cached_file(source) is None:
-        raise _offline_error(source, "offline mode is on (HF_HUB_OFFLINE or FINETUNE_GUI_OFFLINE)")
+    local_only = _local_only(source, is_local)
     remote_warning = check_remote_code(source, is_local, mc.trust_remote_code)
     if mc.weights_path:
         raise ModelLoadError(
@@ -309,7 +317,7 @@ def build_hf(config: RunConfig, num_outputs: int) -> ModelBundle:
         ) from None
     except OSError as e:
         text = str(e).lower()
-        if not is_local and (offline_mode() or any(w in text for w in _OFFLINE_WORDS)):
+        if not is_local and (local_only or any(w in text for w in _OFFLINE_WORDS)):
             raise _offline_error(source, str(e)) from e
         raise ModelLoadError(f"cannot load the Hugging Face model '{source}': {e}") from e
     except ValueError as e:

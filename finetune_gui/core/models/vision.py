@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from finetune_gui.core.errors import ModelLoadError, OfflineError
+from finetune_gui.core.models.network import offline_mode, reachable
 from finetune_gui.core.models.weights import load_weights_file
 from finetune_gui.core.plan import IMAGENET_MEAN, IMAGENET_STD
 
@@ -28,23 +29,6 @@ if TYPE_CHECKING:
 
 
 _NETWORK_ERRORS = (urllib.error.URLError, socket.timeout, socket.gaierror, ConnectionError, TimeoutError)
-
-
-def offline_mode() -> bool:
-    """True when the user asked for no downloads (FINETUNE_GUI_OFFLINE=1 or HF_HUB_OFFLINE=1)."""
-    truthy = {"1", "true", "yes", "on"}
-    return any(os.environ.get(k, "").strip().lower() in truthy for k in ("FINETUNE_GUI_OFFLINE", "HF_HUB_OFFLINE"))
-
-
-def reachable(url: str, timeout_s: float = 3.0) -> bool:
-    """Whether the host of `url` takes a connection now: one quick try, no retries. Asked before a download,
-    so an offline machine fails at once instead of after torch.hub's "Downloading:" line and its retries."""
-    parts = urlparse(url)
-    try:
-        with socket.create_connection((parts.hostname or "", parts.port or 443), timeout=timeout_s):
-            return True
-    except (OSError, ValueError):
-        return False
 
 
 def hub_checkpoint_path(url: str) -> Path:

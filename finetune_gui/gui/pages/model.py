@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QGroupBox, QHBoxLayout, QLabel, QSizePolicy, QSpli
 
 from finetune_gui.config import LoraConfig
 from finetune_gui.core import plan
+from finetune_gui.gui.dialogs import is_expected
 from finetune_gui.gui.pages.base import Page
 from finetune_gui.gui.panels.catalog_browser import CatalogBrowser
 from finetune_gui.gui.panels.freezing import FreezingPanel, ModelOutline, is_huggingface, outline_job
@@ -31,6 +32,7 @@ class ModelPage(Page):
         super().__init__(state, bridge, parent)
         self._loaded_key: tuple | None = None  # structure the tree (or its error) belongs to
         self._requested_key: tuple | None = None
+        self._readiness_key: tuple | None = None
         self._tree_busy = False
         self._tree_timer = QTimer(self)
         self._tree_timer.setSingleShot(True)
@@ -58,7 +60,8 @@ class ModelPage(Page):
         self.catalog.problem.connect(self._show_error)
         self.catalog.error.connect(self.error)
         self.freezing = FreezingPanel(self.state)
-        self.freezing.retry.connect(self.load_tree)
+        self.freezing.retry.connect(self.retry)
+        self.freezing.open_local.connect(self.catalog.choose_folder)
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(self.catalog)
         splitter.addWidget(self.freezing)
@@ -167,13 +170,22 @@ class ModelPage(Page):
         config = self.state.config.model_copy(deep=True).with_base_dir(self.state.config.base_dir)
         self._tree_busy = True
         self._requested_key = self._structure_key()
+        self._readiness_key = self.state.model_key()
         self.freezing.show_loading(config.model.name)
         outputs = plan.planned_outputs(config.task.kind, self.state.scan)
         self.bridge.run_task(outline_job, config, outputs, on_result=self._tree_loaded, on_error=self._tree_failed)
 
+    def retry(self) -> None:
+        """Try again: ask the network afresh (a cable may be plugged in now) and build the model again."""
+        from finetune_gui.gui.model_readiness import forget_network_answers
+
+        forget_network_answers()
+        self.load_tree()
+
     def _tree_loaded(self, outline: ModelOutline) -> None:
         self._tree_busy = False
         self._loaded_key = self._requested_key
+        self.state.set_model_readiness(self._readiness_key, True, built=True)
         said = self.state.fit_freezing_to_weights(outline.random_init)
         if said:
             outline.warnings.append(said)
@@ -184,12 +196,16 @@ class ModelPage(Page):
         self._tree_busy = False
         self._loaded_key = self._requested_key
         self.freezing.set_outline(None)
+        if error_type in ("ModelLoadError", "OfflineError"):
+            self.state.set_model_readiness(self._readiness_key, False, message, built=True)
         self._show_error(error_type, message, details)
         self._schedule_tree()
 
     def _show_error(self, error_type: str, message: str, details: str = "") -> None:
-        self.freezing.show_error(message)
-        self.error.emit(error_type, message, details)
+        """Said once, beside the layers, with what to do; only a fault of the app also gets the dialog."""
+        self.freezing.show_error(message, offer_local=error_type in ("OfflineError", "ModelLoadError"))
+        if not is_expected(error_type):
+            self.error.emit(error_type, message, details)
 
     @property
     def tree_loading(self) -> bool:

@@ -102,6 +102,7 @@ class MonitorPage(Page):
         bridge.training_changed.connect(self._on_training_changed)
         bridge.paused_changed.connect(self._on_paused)
         state.run_changed.connect(self._on_run_changed)
+        state.model_readiness_changed.connect(self._update_buttons)
         self._update_buttons()
 
     # ------------------------------------------------------------ layout
@@ -124,6 +125,19 @@ class MonitorPage(Page):
             top.addWidget(b)
         top.addSpacing(12)
         top.addWidget(self.run_label, 1)
+
+        self.blocked = QWidget()  # why Start is off while the model cannot be had, and where to fix it
+        self.blocked.setObjectName("monitor-start-blocked")
+        self.blocked_label = QLabel()
+        self.blocked_label.setWordWrap(True)
+        self.blocked_label.setStyleSheet("color: #c0392b;")
+        to_model = QPushButton("Go to the Model page")
+        to_model.clicked.connect(lambda: self.navigate.emit("model"))
+        blocked_row = QHBoxLayout(self.blocked)
+        blocked_row.setContentsMargins(0, 0, 0, 0)
+        blocked_row.addWidget(self.blocked_label, 1)
+        blocked_row.addWidget(to_model, 0, Qt.AlignmentFlag.AlignTop)
+        self.blocked.hide()
 
         self.progress = QProgressBar()
         self.progress.setObjectName("monitor-progress")
@@ -169,6 +183,7 @@ class MonitorPage(Page):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(16, 12, 16, 12)
         layout.addLayout(top)
+        layout.addWidget(self.blocked)
         layout.addWidget(self.progress)
         layout.addLayout(stats)
         layout.addWidget(splitter, 1)
@@ -200,7 +215,7 @@ class MonitorPage(Page):
     # ------------------------------------------------------------ actions
 
     def start(self) -> None:
-        if self.bridge.is_training:
+        if self.bridge.is_training or self.state.model_ready is False:
             return
         self._ended = None
         self._show_new_run()
@@ -225,7 +240,14 @@ class MonitorPage(Page):
 
     def _update_buttons(self) -> None:
         training = self.bridge.is_training
-        self.start_button.setEnabled(not training)
+        no_model = self.state.model_ready is False
+        self.start_button.setEnabled(not training and not no_model)
+        self.blocked.setVisible(no_model and not training)
+        if no_model:
+            self.blocked_label.setText(
+                f"Start training is off until the model can be loaded: {self.state.model_reason} "
+                "Pick a model that is on this computer, or open a local model folder, on the Model page."
+            )
         self.pause_button.setEnabled(training)
         self.stop_button.setEnabled(training)
         self.resume_run_button.setEnabled(not training and self._resumable and self.state.run_dir is not None)

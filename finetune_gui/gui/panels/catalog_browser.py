@@ -46,11 +46,15 @@ BADGE_TIPS = {
 }
 
 
-def catalog_job() -> list[dict[str, Any]]:
-    """Every catalog entry as a plain dict, with whether its weights are here (reads the caches on disk)."""
+def catalog_job(opened_folders: list[str] | None = None) -> dict[str, Any]:
+    """{"rows": every catalog entry as a plain dict with whether its weights are here, models on this computer
+    first (the catalog's cached ones, the Hugging Face cache's others, folders opened before), "offline": why
+    nothing can be downloaded now, or None}. Reads the caches on disk and tries the network once."""
     from finetune_gui.core.models.catalog import availability, entries
+    from finetune_gui.core.models.network import hub_endpoint, why_no_downloads
+    from finetune_gui.core.models.on_disk import hub_cache_entries, opened_folder_entries
 
-    return [
+    rows = [
         {
             "name": e.name,
             "family": e.family,
@@ -61,8 +65,10 @@ def catalog_job() -> list[dict[str, Any]]:
             "description": e.description,
             "badge": availability(e),
         }
-        for e in entries()
+        for e in [*opened_folder_entries(opened_folders or []), *entries(), *hub_cache_entries()]
     ]
+    rows.sort(key=lambda row: row["badge"] == "needs-download")  # stable: on disk first, each group in order
+    return {"rows": rows, "offline": why_no_downloads(hub_endpoint())}
 
 
 def short_licence(text: str) -> str:
@@ -117,7 +123,7 @@ def catalog_items(row: dict[str, Any]) -> list[QStandardItem]:
     badge = QStandardItem(badge_text)
     badge.setForeground(QColor(colour))
     badge.setToolTip(BADGE_TIPS.get(row["badge"], ""))
-    params = QStandardItem(f"{row['params_m']:.1f} M")
+    params = QStandardItem(f"{row['params_m']:.1f} M" if row["params_m"] else "—")
     params.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
     size = QStandardItem(f"{row['input_size']} {'tok' if text_model else 'px'}")
     size.setToolTip(f"{row['input_size']} {'tokens per text' if text_model else 'pixels per side'}")
@@ -142,6 +148,7 @@ class CatalogBrowser(QGroupBox):
         self.state, self.bridge = state, bridge
         self.rows: list[dict[str, Any]] = []
         self.busy = False
+        self.offline: str | None = None
         self._loaded_at = 0.0
         self._selecting = False
         self.search = QLineEdit()
@@ -179,7 +186,7 @@ class CatalogBrowser(QGroupBox):
         self.open_local_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         self.open_local_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
         menu = QMenu(self.open_local_button)
-        menu.addAction("Hugging Face model folder…", self._choose_folder)
+        menu.addAction("Hugging Face model folder…", self.choose_folder)
         menu.addAction("Weights file (.safetensors, .pth)…", self._choose_weights_file)
         self.open_local_button.setMenu(menu)
         self.weights_file_label = QLabel()
@@ -215,12 +222,15 @@ class CatalogBrowser(QGroupBox):
         if self.busy:
             return
         self.busy = True
-        self.bridge.run_task(catalog_job, on_result=self._loaded, on_error=self._failed)
+        self.bridge.run_task(
+            catalog_job, list(self.state.recent_model_folders), on_result=self._loaded, on_error=self._failed
+        )
 
-    def _loaded(self, rows: list[dict[str, Any]]) -> None:
+    def _loaded(self, result: dict[str, Any]) -> None:
         self.busy = False
         self._loaded_at = time.monotonic()
-        self.rows = rows
+        self.rows = rows = result["rows"]
+        self.offline = result["offline"]
         self._selecting = True
         try:
             self.model.removeRows(0, self.model.rowCount())
@@ -244,12 +254,20 @@ class CatalogBrowser(QGroupBox):
         if self.busy and not self.rows:
             return
         shown = self.filter.rowCount()
-        self.status.setText(
-            f"{shown} models for this task. Any other torchvision name, Hugging Face id or local folder works too "
-            "(open it below)."
-            if shown
-            else "No catalog model for this task; open a local model below."
-        )
+        if self.offline:
+            here = sum(1 for r in range(shown) if self.filter.index(r, 5).data() != BADGES["needs-download"][0])
+            self.status.setText(
+                f"<b>Offline</b> ({self.offline}): {here} of the {shown} models for this task are on this computer "
+                "and listed first; those marked ↓ download cannot be fetched now. A model folder copied here works "
+                "too (open it below)."
+            )
+        elif shown:
+            self.status.setText(
+                f"{shown} models for this task, those on this computer first. Any other torchvision name, "
+                "Hugging Face id or local folder works too (open it below)."
+            )
+        else:
+            self.status.setText("No catalog model for this task; open a local model below.")
 
     def visible_names(self) -> list[str]:
         """Names of the catalog rows the search and the task let through, in order."""
@@ -292,15 +310,30 @@ class CatalogBrowser(QGroupBox):
             self.state.set_value("model", "lora.enabled", False)
 
     # ------------------------------------------------------------ local folders and files
-    def _choose_folder(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Open a Hugging Face model folder")
+    def choose_folder(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Open a Hugging Face model folder", self.start_folder())
         if path:
             self.open_local(path)
 
     def _choose_weights_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open a weights file", "", "State dicts (*.safetensors *.pth *.pt)")
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open a weights file", self.start_folder(), "State dicts (*.safetensors *.pth *.pt)"
+        )
         if path:
             self.open_local(path)
+
+    def start_folder(self) -> str:
+        """Where the file dialogs open: beside the model or weights file in use, else the folder a model was
+        last opened from, else beside the data."""
+        config = self.state.config
+        mc = config.model
+        candidates = [mc.weights_path and config.resolve(mc.weights_path).parent]
+        if Path(mc.name).is_absolute():
+            candidates.append(Path(mc.name).parent)
+        candidates += [Path(p).parent for p in self.state.recent_model_folders[:1]]
+        if config.data.path:
+            candidates.append(config.resolve(config.data.path).parent)
+        return next((str(c) for c in candidates if c and c.is_dir()), "")
 
     def open_local(self, path: str | Path) -> bool:
         """A model folder (config.json inside) becomes the model; a .safetensors/.pth file its starting weights."""
@@ -315,6 +348,7 @@ class CatalogBrowser(QGroupBox):
                 )
                 return False
             self.choose_model(str(p.resolve()), "huggingface")
+            self.state.remember_model_folder(str(p.resolve()))
             return True
         if p.is_file() and p.suffix.lower() in WEIGHT_SUFFIXES:
             self.state.set_value("model", "weights_path", str(p.resolve()))

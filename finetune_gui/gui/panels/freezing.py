@@ -78,9 +78,11 @@ def is_huggingface(config) -> bool:
 
 class FreezingPanel(QGroupBox):
     """The "Layers and freezing" box. Its actions and checkboxes edit config.model through `state`;
-    `retry` asks the page to build the model again after a load error."""
+    `retry` asks the page to build the model again after a load error; `open_local` to open a model folder
+    instead (offered when the model is not on this computer)."""
 
     retry = Signal()
+    open_local = Signal()
 
     def __init__(self, state, parent: QWidget | None = None):
         super().__init__("Layers and freezing", parent)
@@ -140,9 +142,17 @@ class FreezingPanel(QGroupBox):
         self.retry_button = QPushButton("Try again")
         self.retry_button.setObjectName("retryModel")
         self.retry_button.clicked.connect(self.retry)
+        self.open_local_button = QPushButton("Open a local folder…")
+        self.open_local_button.setObjectName("errorOpenLocal")
+        self.open_local_button.setToolTip("Use a model folder that is on this computer (written by save_pretrained)")
+        self.open_local_button.clicked.connect(self.open_local)
+        error_buttons = QVBoxLayout()
+        error_buttons.addWidget(self.open_local_button)
+        error_buttons.addWidget(self.retry_button)
+        error_buttons.addStretch(1)
         error_layout = QHBoxLayout(self.error_frame)
         error_layout.addWidget(self.error_label, 1)
-        error_layout.addWidget(self.retry_button, 0, Qt.AlignmentFlag.AlignTop)
+        error_layout.addLayout(error_buttons)
         self.error_frame.hide()
         self.warnings_label = QLabel()
         self.warnings_label.setObjectName("modelWarnings")
@@ -178,8 +188,10 @@ class FreezingPanel(QGroupBox):
             self.sync_last_n()
         self.refresh_plan()
 
-    def show_error(self, message: str) -> None:
+    def show_error(self, message: str, offer_local: bool = False) -> None:
+        """The model cannot be used: why, with Try again, and with Open a local folder when `offer_local`."""
         self.error_label.setText(message)
+        self.open_local_button.setVisible(offer_local)
         self.error_frame.show()
 
     # ------------------------------------------------------------ freezing
