@@ -21,6 +21,8 @@ from PySide6.QtWidgets import (
 
 from finetune_gui.gui.dialogs import error_box, is_expected, title_for
 from finetune_gui.gui.model_readiness import ModelReadiness
+from finetune_gui.gui.recent import recent_paths, remember_path
+from finetune_gui.gui.runs_folder import runs_folder
 from finetune_gui.gui.state import AppState
 from finetune_gui.gui.worker import WorkerBridge
 
@@ -47,7 +49,8 @@ class MainWindow(QMainWindow):
         self.settings = settings or QSettings()
         self.state = state or AppState(parent=self)
         self.bridge = WorkerBridge(self)
-        self.state.recent_model_folders = [str(p) for p in (self.settings.value("recent/modelFolders") or [])]
+        self.state.recent_model_folders = recent_paths(self.settings, "recent/modelFolders")
+        self.state.runs_folder = runs_folder(self.settings)
         self.state.model_folder_opened.connect(lambda path: self._remember("recent/modelFolders", path))
         self.model_readiness = ModelReadiness(self.state, self.bridge, self)
         self.pages: dict[str, QWidget] = {}
@@ -182,10 +185,7 @@ class MainWindow(QMainWindow):
         return True
 
     def open_run_dialog(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Open a run folder", self.settings.value("folders/runs", "runs"))
-        if path:
-            self.settings.setValue("folders/runs", str(Path(path).parent))
-            self.open_run(path)
+        self.pages["start"].choose_run()
 
     def save_preset_dialog(self) -> None:
         from finetune_gui.presets import save_user_preset
@@ -233,6 +233,9 @@ class MainWindow(QMainWindow):
             cmd = ["finetune-gui", "train", "CONFIG.toml"]  # a fresh setup is best saved first
         for s in sets:
             cmd += ["--set", s]
+        output = self.state.output_dir()
+        if output is not None:  # where the app keeps runs, so the command's run lands beside the app's
+            cmd += ["--output", str(output)]
         return shlex.join(cmd)
 
     def copy_cli_command(self) -> None:
@@ -275,8 +278,7 @@ class MainWindow(QMainWindow):
         error_box(self, title_for(error_type), message, details)
 
     def _remember(self, key: str, value: str) -> None:
-        items = [v for v in (self.settings.value(key) or []) if v != value]
-        self.settings.setValue(key, [value, *items][:10])
+        remember_path(self.settings, key, value)
 
     # ------------------------------------------------------------ drag and drop
     def dragEnterEvent(self, event) -> None:

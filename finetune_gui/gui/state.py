@@ -11,6 +11,7 @@ from PySide6.QtCore import QObject, Signal
 from finetune_gui.config import ConfigError, RunConfig, explain_error, validate_dict
 from finetune_gui.core import plan
 from finetune_gui.gui.predictor_cache import PredictorCache
+from finetune_gui.gui.runs_folder import output_dir_for
 
 
 class AppState(QObject):
@@ -35,6 +36,7 @@ class AppState(QObject):
         self.model_ready: bool | None = None  # whether config.model can be had here; None while not known
         self.model_reason = ""  # why not, in words, when model_ready is False
         self.recent_model_folders: list[str] = []  # newest first
+        self.runs_folder: Path | None = None  # the app's runs folder (None: as config.checkpoint.output_dir says)
         self._built_key: tuple | None = None
 
     @property
@@ -129,6 +131,10 @@ class AppState(QObject):
             return
         self.model_ready, self.model_reason = ready, reason if ready is False else ""
         self.model_readiness_changed.emit()
+
+    def output_dir(self) -> Path | None:
+        """Where the next run's folder is made (None: where config.checkpoint.output_dir says)."""
+        return None if self.runs_folder is None else output_dir_for(self._config, self.runs_folder)
 
     def remember_model_folder(self, path: str) -> None:
         self.recent_model_folders = [path, *(p for p in self.recent_model_folders if p != path)][:10]

@@ -9,12 +9,13 @@ from tests.conftest import make_image_folder
 
 
 @pytest.fixture(autouse=True)
-def _settings_in_tmp(tmp_path, qapp):
+def _settings_in_tmp(tmp_path, qapp, monkeypatch):
     """QSettings() written by the app goes to tmp_path, never the user's."""
     QCoreApplication.setOrganizationName("finetune-gui-tests")
     QCoreApplication.setApplicationName("finetune-gui-tests")
     QSettings.setDefaultFormat(QSettings.Format.IniFormat)
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "settings"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))  # the per-user runs folder, under tmp_path
     yield
 
 

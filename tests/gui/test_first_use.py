@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QRect, Qt
-from PySide6.QtWidgets import QDoubleSpinBox, QFileDialog, QLabel, QMessageBox
+from PySide6.QtCore import QRect, QSettings, Qt
+from PySide6.QtWidgets import QDoubleSpinBox, QFileDialog, QLabel, QMessageBox, QPushButton
 
 from tests.conftest import make_image_folder, make_reviews_csv
 from tests.factories import image_sections, train_run
@@ -233,3 +233,65 @@ def test_offline_text_models_wait_for_a_model_on_disk_and_the_error_opens_a_loca
     model.catalog.refresh()
     qtbot.waitUntil(lambda: not model.catalog.busy, timeout=30_000)
     assert model.catalog.visible_names()[0] == str(folder.resolve())
+
+
+def test_the_second_recent_run_is_listed_whole_beside_the_first(qtbot, tmp_path):
+    """Found on the walk-through: with one run remembered from the last session, opening a second listed the
+    first one's path letter by letter (the settings file gives a one-item list back as a lone string)."""
+    from finetune_gui.gui.main_window import MainWindow
+
+    first, second = tmp_path / "run-one", tmp_path / "run-two"
+    first.mkdir()
+    second.mkdir()
+    settings_file = tmp_path / "last-session.ini"
+    settings_file.write_text(f"[recent]\nruns={first}\n")  # as the last session left it
+    window = MainWindow(settings=QSettings(str(settings_file), QSettings.Format.IniFormat))
+    qtbot.addWidget(window)
+    window.state.set_run_dir(second)
+    start = go(qtbot, window, "start")
+    start.refresh_recent()
+    listed = [b.text() for b in start.findChildren(QPushButton) if b.objectName().startswith("recentRuns-")]
+    assert listed == ["run-two", "run-one"]
+    assert window.bridge.shutdown(10_000)
+
+
+def test_runs_go_to_one_per_user_folder_shown_and_changeable_on_the_start_page(qtbot, window, tmp_path, monkeypatch):
+    start = go(qtbot, window, "start")
+    per_user = tmp_path / "data" / "finetune-gui" / "runs"  # the platform's data folder (XDG_DATA_HOME here)
+    assert start.runs_folder_label.text() == str(per_user)
+    started = []
+    monkeypatch.setattr(window.bridge, "start_training", lambda config, output_dir=None: started.append(output_dir))
+    window.start_training()
+    assert started == [per_user]  # not runs/ under the folder the app was started from
+
+    mine = tmp_path / "my-experiments"
+    mine.mkdir()
+    asked = []
+
+    def choose(parent, caption, folder):
+        asked.append(folder)
+        return str(mine)
+
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", staticmethod(choose))
+    go(qtbot, window, "start")
+    qtbot.mouseClick(start.findChild(QPushButton, "changeRunsFolder"), Qt.MouseButton.LeftButton)
+    assert asked == [str(per_user)] and start.runs_folder_label.text() == str(mine)
+    window.start_training()
+    assert started[-1] == mine
+    qtbot.mouseClick(start.findChild(QPushButton, "openRun"), Qt.MouseButton.LeftButton)
+    assert asked[-1] == str(mine)  # Open previous run… looks where the runs are
+
+    window.state.set_value("checkpoint", "output_dir", str(tmp_path / "elsewhere"))  # a config's own absolute folder
+    window.start_training()
+    assert started[-1] is None  # as the config says
+
+
+def test_the_model_folder_dialog_opens_beside_the_data(qtbot, window, tmp_path, monkeypatch):
+    (tmp_path / "project").mkdir()
+    data = make_reviews_csv(tmp_path / "project" / "reviews.csv")
+    type_data_path(qtbot, window, data)
+    asked = []
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", staticmethod(lambda p, c, folder: asked.append(folder)))
+    model = go(qtbot, window, "model")
+    model.catalog.choose_folder()
+    assert asked == [str(tmp_path / "project")]  # not a system folder

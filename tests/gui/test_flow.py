@@ -271,3 +271,4 @@ def test_the_gui_config_equals_the_preset_and_the_copied_command_rebuilds_it(qtb
     assert argv[:3] == ["finetune-gui", "train", str(preset)]
     sets = [argv[i + 1] for i, a in enumerate(argv) if a == "--set"]
     assert load_config(preset, sets) == window.state.config
+    assert argv[-2:] == ["--output", str(window.state.runs_folder)]  # the run lands where the app keeps runs

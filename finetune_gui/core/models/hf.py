@@ -87,9 +87,9 @@ def cached_file(repo_id: str, filename: str = "config.json") -> Path | None:
 
 
 def _offline_error(name: str, detail: str = "") -> OfflineError:
-    extra = f" ({detail.strip().splitlines()[0][:300]})" if detail.strip() else ""
+    why = detail.strip().splitlines()[0][:300] if detail.strip() else "offline"
     return OfflineError(
-        f"The Hugging Face model '{name}' is not in the local cache and cannot be downloaded (offline){extra}. "
+        f"The Hugging Face model '{name}' is not in the local cache and cannot be downloaded ({why}). "
         f"Download it on a connected machine (e.g. `huggingface-cli download {name}`, or from_pretrained then "
         f"save_pretrained to a folder) and copy it here, then point model.name at that local folder."
     )

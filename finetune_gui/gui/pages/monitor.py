@@ -221,7 +221,7 @@ class MonitorPage(Page):
         self._show_new_run()
         self.status_label.setText("Preparing the data and the model…")
         self._log_line("info", "starting a new run")
-        self.bridge.start_training(self.state.config)
+        self.bridge.start_training(self.state.config, self.state.output_dir())
 
     def toggle_pause(self) -> None:
         if self.bridge.is_paused:

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 
 from finetune_gui.gui.pages.base import Page
 from finetune_gui.gui.pages.data import KIND_LABELS
+from finetune_gui.gui.recent import recent_paths
 
 GROUPS = [("image", "Image"), ("text", "Text"), ("lm", "GPT-style (language models)")]
 CARD_COLUMNS = 3
@@ -130,6 +131,7 @@ class StartPage(Page):
         self._recent_runs = self._recent_box("Recent runs", "recentRuns")
         side.addWidget(self._recent_configs)
         side.addWidget(self._recent_runs)
+        side.addWidget(self._runs_folder_box())
         side.addStretch(1)
         side_host = QWidget()
         side_host.setLayout(side)
@@ -145,6 +147,7 @@ class StartPage(Page):
 
         self.refresh_presets()
         self.refresh_recent()
+        self.show_runs_folder()
 
     # ------------------------------------------------------------ presets
     def refresh_presets(self) -> None:
@@ -212,11 +215,42 @@ class StartPage(Page):
             self.open_path_requested.emit(path)
 
     def choose_run(self) -> None:
-        start = str(self._settings().value("folders/runs", "runs"))
+        start = str(self._settings().value("folders/runs", "") or self.state.runs_folder or "")
         path = QFileDialog.getExistingDirectory(self, "Open a run folder", start)
         if path:
             self._settings().setValue("folders/runs", str(Path(path).parent))
             self.open_path_requested.emit(path)
+
+    # ------------------------------------------------------------ the runs folder
+    def _runs_folder_box(self) -> QGroupBox:
+        box = QGroupBox("Runs are saved in")
+        self.runs_folder_label = QLabel()
+        self.runs_folder_label.setObjectName("runsFolder")
+        self.runs_folder_label.setWordWrap(True)
+        self.runs_folder_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        change = QPushButton("Change…")
+        change.setObjectName("changeRunsFolder")
+        change.setToolTip("Choose the folder new runs are saved in (runs saved before stay where they are)")
+        change.clicked.connect(self.choose_runs_folder)
+        layout = QVBoxLayout(box)
+        layout.addWidget(self.runs_folder_label)
+        layout.addWidget(change, 0, Qt.AlignmentFlag.AlignLeft)
+        return box
+
+    def show_runs_folder(self) -> None:
+        folder = self.state.runs_folder
+        self.runs_folder_label.setText(str(folder) if folder else "runs/ in the folder the app started from")
+        self.runs_folder_label.setToolTip(str(folder or ""))
+
+    def choose_runs_folder(self) -> None:
+        from finetune_gui.gui.runs_folder import SETTING
+
+        start = str(self.state.runs_folder or "")
+        path = QFileDialog.getExistingDirectory(self, "Save new runs in", start)
+        if path:
+            self._settings().setValue(SETTING, path)
+            self.state.runs_folder = Path(path)
+            self.show_runs_folder()
 
     # ------------------------------------------------------------ recent items
     def _recent_box(self, caption: str, name: str) -> QGroupBox:
@@ -237,10 +271,8 @@ class StartPage(Page):
                 if widget is not None:
                     widget.setParent(None)
                     widget.deleteLater()
-            values = settings.value(key) or []
-            if isinstance(values, str):  # QSettings gives a lone string for a one-item list in some formats
-                values = [values]
-            for i, path in enumerate(list(values)[:RECENT_SHOWN]):
+            values = recent_paths(settings, key)
+            for i, path in enumerate(values[:RECENT_SHOWN]):
                 layout.addWidget(self._recent_button(str(path), f"{box.objectName()}-{i}"))
             if not values:
                 note = QLabel(empty)
@@ -263,3 +295,4 @@ class StartPage(Page):
     def on_shown(self) -> None:
         self.refresh_presets()
         self.refresh_recent()
+        self.show_runs_folder()

@@ -256,10 +256,14 @@ class CatalogBrowser(QGroupBox):
         shown = self.filter.rowCount()
         if self.offline:
             here = sum(1 for r in range(shown) if self.filter.index(r, 5).data() != BADGES["needs-download"][0])
+            found = (
+                f"{here} of the {shown} models for this task are on this computer and listed first; those marked "
+                "↓ download cannot be fetched now."
+                if here
+                else f"none of the {shown} models for this task is on this computer."
+            )
             self.status.setText(
-                f"<b>Offline</b> ({self.offline}): {here} of the {shown} models for this task are on this computer "
-                "and listed first; those marked ↓ download cannot be fetched now. A model folder copied here works "
-                "too (open it below)."
+                f"<b>Offline</b> ({self.offline}): {found} A model folder copied here works too (open it below)."
             )
         elif shown:
             self.status.setText(
@@ -349,6 +353,7 @@ class CatalogBrowser(QGroupBox):
                 return False
             self.choose_model(str(p.resolve()), "huggingface")
             self.state.remember_model_folder(str(p.resolve()))
+            self.refresh()  # the folder joins the models on this computer
             return True
         if p.is_file() and p.suffix.lower() in WEIGHT_SUFFIXES:
             self.state.set_value("model", "weights_path", str(p.resolve()))
