@@ -12,7 +12,8 @@ def recent_paths(settings: QSettings, key: str) -> list[str]:
     values = settings.value(key) or []
     if isinstance(values, str):
         values = [values]
-    return [str(v) for v in values if str(v)]
+    # one-letter items are what an older version wrote when it split such a string up: never a real path
+    return [str(v) for v in values if len(str(v)) > 1]
 
 
 def remember_path(settings: QSettings, key: str, path: str) -> None:

@@ -255,6 +255,21 @@ def test_the_second_recent_run_is_listed_whole_beside_the_first(qtbot, tmp_path)
     assert window.bridge.shutdown(10_000)
 
 
+def test_recent_lists_split_up_by_an_older_version_show_only_real_paths(qtbot, tmp_path):
+    from finetune_gui.gui.main_window import MainWindow
+
+    setup = tmp_path / "mine.toml"
+    setup.write_text("")
+    settings_file = tmp_path / "older-version.ini"
+    settings_file.write_text(f"[recent]\nconfigs={setup}, /, t, m, p\n")
+    window = MainWindow(settings=QSettings(str(settings_file), QSettings.Format.IniFormat))
+    qtbot.addWidget(window)
+    start = go(qtbot, window, "start")
+    listed = [b.text() for b in start.findChildren(QPushButton) if b.objectName().startswith("recentConfigs-")]
+    assert listed == ["mine"]
+    assert window.bridge.shutdown(10_000)
+
+
 def test_runs_go_to_one_per_user_folder_shown_and_changeable_on_the_start_page(qtbot, window, tmp_path, monkeypatch):
     start = go(qtbot, window, "start")
     per_user = tmp_path / "data" / "finetune-gui" / "runs"  # the platform's data folder (XDG_DATA_HOME here)
