@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from finetune_gui.config import TaskKind
+from finetune_gui.gui.dialogs import is_expected
 from finetune_gui.gui.pages.base import Page
 from finetune_gui.gui.pages.data import run_in_worker
 from finetune_gui.gui.widgets.config_form import ConfigForm
@@ -320,7 +321,7 @@ class AugmentPage(Page):
         self._samples = None
         self.grid.clear()
         self.grid.set_message(f"No preview: {message}")
-        if error_type not in ("DataError", "ConfigError"):
+        if not is_expected(error_type):
             self.error.emit(error_type, message, details)
 
     def on_shown(self) -> None:

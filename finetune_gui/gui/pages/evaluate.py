@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from finetune_gui.gui.dialogs import is_expected
 from finetune_gui.gui.pages.base import Page
 from finetune_gui.gui.panels.generation import GenerationPanel
 from finetune_gui.gui.panels.per_class_table import PerClassTable
@@ -187,7 +188,7 @@ class EvaluatePage(Page):
             return
         self._reset(self.run_label.text())
         self.status_label.setText(message)
-        if error_type != "RunStateError":  # a run that has not finished is not an error worth a dialog
+        if not is_expected(error_type):  # said above; only a fault of the app gets the dialog
             self.error.emit(error_type, message, details)
 
     def _show_evaluation(self, token: int, result: dict[str, Any]) -> None:
@@ -270,7 +271,7 @@ class EvaluatePage(Page):
         if token != self._token:
             return
         self.status_label.setText(f"The evaluation is shown, but its samples could not be listed: {message}")
-        if error_type not in ("RunStateError", "DataError"):
+        if not is_expected(error_type):
             self.error.emit(error_type, message, details)
 
     def _show_samples(self, token: int, samples) -> None:

@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
 )
 
 from finetune_gui.core.export.formats import DESCRIPTIONS, FILES, FORMATS, run_task, supported_formats
+from finetune_gui.gui.dialogs import is_expected
 from finetune_gui.gui.pages.base import Page
 
 #: Ticked when a run is opened (those its task supports).
@@ -274,7 +275,7 @@ class ExportPage(Page):
             return
         self.status_label.setText(f"Export failed: {message}")
         self.summary_label.setText("")
-        if error_type not in ("ExportError", "RunStateError"):  # those are said above; anything else is a dialog
+        if not is_expected(error_type):  # said above; only a fault of the app gets the dialog
             self.error.emit(error_type, message, details)
 
     def _fill_table(self, results) -> None:

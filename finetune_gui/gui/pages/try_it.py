@@ -16,6 +16,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage, QKeySequence, QPixmap, QShortcut
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QStackedWidget, QVBoxLayout, QWidget
 
+from finetune_gui.gui.dialogs import is_expected
 from finetune_gui.gui.pages.base import Page
 from finetune_gui.gui.panels.generation import GenerationPanel
 from finetune_gui.gui.panels.image_input import IMAGE_SUFFIXES, ImageInput
@@ -198,7 +199,7 @@ class TryItPage(Page):
         self._pending_image = None
         self.inputs.setCurrentIndex(INPUT_NONE)
         self.status_label.setText(f"No model to try: {message}")
-        if error_type != "RunStateError":  # an unfinished run has no weights yet: said above, no dialog
+        if not is_expected(error_type):  # said above; only a fault of the app gets the dialog
             self.error.emit(error_type, message, details)
 
     # ------------------------------------------------------------ predicting

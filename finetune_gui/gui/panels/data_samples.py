@@ -10,6 +10,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
 from finetune_gui.config import TaskKind
+from finetune_gui.gui.dialogs import is_expected
 from finetune_gui.gui.widgets.image_grid import ImageGrid, rgb_of
 
 THUMBS_PER_CLASS = 6
@@ -152,5 +153,5 @@ class SamplesPreview(QWidget):
         if gen != self._gen:
             return
         self.thumbnails.set_message(f"Samples could not be shown: {message}")
-        if error_type not in ("DataError", "ConfigError"):
+        if not is_expected(error_type):
             self.error.emit(error_type, message, details)
