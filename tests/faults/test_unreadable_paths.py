@@ -116,6 +116,15 @@ def test_a_symlink_loop_among_images_in_folders_is_a_problem(tmp_path, images):
     assert "cannot be read" in report.problems[0].reason and "symbolic links" in report.problems[0].reason
 
 
+def test_a_link_to_a_parent_folder_lists_each_image_once_and_says_why_it_was_left_out(tmp_path, images):
+    (images / "circle" / "back-up").symlink_to("..")  # a link to the dataset's own root
+    (images / "square" / "again").symlink_to("../circle")  # a second way into a class folder
+    report = scan_data(load_config(_config_file(tmp_path, images)))
+    assert report.num_samples == 36
+    assert sorted(Path(p.path).name for p in report.problems) == ["again", "back-up"]
+    assert all("a folder listed already" in p.reason for p in report.problems)
+
+
 def test_a_text_file_that_cannot_be_read_among_several_is_a_problem_and_the_rest_is_used(tmp_path):
     docs = tmp_path / "docs"
     docs.mkdir()

@@ -82,13 +82,40 @@ def _dot(name: str) -> bool:
     return name.startswith(".")
 
 
-def walk_files(folder: Path, on_error: Callable[[str, str], None], hidden: Callable[[str], bool] = _dot):
+def folder_identity(path: str | Path) -> tuple[int, int] | None:
+    """(device, inode) of a folder, the same whichever link leads to it; None when the OS will not say."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def walk_files(
+    folder: Path,
+    on_error: Callable[[str, str], None],
+    hidden: Callable[[str], bool] = _dot,
+    seen: set | None = None,
+):
     """(folder, file names) of every folder under folder, links followed, sorted, hidden names left out;
-    a folder that cannot be listed is passed to on_error and skipped."""
+    a folder that cannot be listed is passed to on_error and skipped, and so is a link to a folder listed
+    already (a link to a parent would otherwise list the same images again and again). Walks that share
+    `seen` (folders listed so far) list each folder once between them."""
 
     def failed(e: OSError) -> None:
         on_error(str(e.filename or folder), os_reason(e))
 
+    def listed_already(path: str) -> bool:
+        key = folder_identity(path)
+        if key is not None and key in seen:
+            on_error(path, f"a link to {os.path.realpath(path)}, a folder listed already; its files count once")
+            return True
+        seen.add(key)
+        return False
+
+    seen = set() if seen is None else seen
+    if listed_already(str(folder)):
+        return
     for dirpath, dirnames, filenames in os.walk(folder, onerror=failed, followlinks=True):
-        dirnames[:] = sorted(d for d in dirnames if not hidden(d))
+        dirnames[:] = [d for d in sorted(dirnames) if not hidden(d) and not listed_already(os.path.join(dirpath, d))]
         yield Path(dirpath), sorted(f for f in filenames if not hidden(f))

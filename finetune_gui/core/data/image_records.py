@@ -21,7 +21,7 @@ from finetune_gui.core.data.common import (
     read_table,
     require_columns,
 )
-from finetune_gui.core.data.fs import data_path_is_dir, file_problem, is_dir, list_dir, walk_files
+from finetune_gui.core.data.fs import data_path_is_dir, file_problem, folder_identity, is_dir, list_dir, walk_files
 from finetune_gui.core.data.image_files import check_image
 from finetune_gui.core.errors import DataError
 from finetune_gui.paths import expand_user
@@ -68,9 +68,11 @@ class _Problems(list):
         self.append(Problem(path, f"{reason}; skipped"))
 
 
-def _images_under(folder: Path, problems: _Problems) -> list[Path]:
+def _images_under(folder: Path, problems: _Problems, seen: set) -> list[Path]:
+    """Images in folder and below; `seen` (folders listed so far, shared by the dataset's walks) keeps a link
+    to a folder listed already from listing its images twice."""
     found: list[Path] = []
-    for dirpath, filenames in walk_files(folder, problems, _is_hidden):
+    for dirpath, filenames in walk_files(folder, problems, _is_hidden, seen):
         found += [dirpath / f for f in filenames if Path(f).suffix.lower() in IMAGE_EXTENSIONS]
     return found
 
@@ -89,6 +91,7 @@ def _loose_images(folder: Path, rec: ImageRecords, hint: str) -> None:
 
 def _collect_folder(root: Path) -> ImageRecords:
     problems = _Problems()
+    seen = {folder_identity(root)}
     subdirs = _subfolders(root, problems)
     if not subdirs and problems and problems[0].path == str(root):
         reason = problems[0].reason.removesuffix("; skipped")
@@ -110,7 +113,7 @@ def _collect_folder(root: Path) -> ImageRecords:
             folder = split_dirs[split]
             _loose_images(folder, rec, "put each image in a subfolder named after its class")
             for class_dir in _subfolders(folder, problems):
-                for p in _images_under(class_dir, problems):
+                for p in _images_under(class_dir, problems, seen):
                     rec.paths.append(str(p))
                     rec.targets.append(class_dir.name)
                     rec.splits.append(split)  # type: ignore[union-attr]
@@ -131,7 +134,7 @@ def _collect_folder(root: Path) -> ImageRecords:
         raise DataError(f"{root}: no class subfolders with images found; put the images in one subfolder per class.")
     _loose_images(root, rec, "put each image in a subfolder named after its class")
     for class_dir in subdirs:
-        images = _images_under(class_dir, problems)
+        images = _images_under(class_dir, problems, seen)
         if not images:
             rec.problems.append(Problem(str(class_dir), "no images in this class folder; it is not used as a class"))
         for p in images:
