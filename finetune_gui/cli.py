@@ -1,5 +1,5 @@
-"""The `finetune-gui` command: train, resume, lr-find, find-batch-size, validate, presets, export and predict,
-headless.
+"""The `finetune-gui` command: train, resume, lr-find, find-batch-size, validate, presets, export, predict and
+diagnose, headless.
 
 Exit codes: 0 done (also early-stopped), 1 unexpected error (a bug; traceback shown), 2 bad config or usage,
 3 data problem (also an unreadable input to predict), 4 model or weights could not be loaded (incl. offline),
@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from finetune_gui import __version__
+from finetune_gui.cli_runs import add_commands, print_findings, run_findings
 from finetune_gui.config import ConfigError, RunConfig, load_config
 from finetune_gui.console import ConsoleListener
 
@@ -76,6 +77,8 @@ def cmd_train(args) -> int:
     _install_ctrl_c(control)
     listener = ConsoleListener(quiet=args.quiet)
     result = fit(config, listener, control, output_dir=args.output)
+    if result.status != "failed" and not args.quiet and (result.run_dir / "diagnostics.json").is_file():
+        print_findings(run_findings(result.run_dir), file=sys.stderr)
     return _finish(result, listener)
 
 
@@ -388,6 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=float, default=0.0, help="causal LM: 0 = greedy (default), higher = freer")
     p.add_argument("--seed", type=int, default=None, help="causal LM: seed for sampling")
     p.set_defaults(func=cmd_predict)
+    add_commands(sub)
     return parser
 
 

@@ -65,9 +65,9 @@ def folder_entry(folder: Path, name: str, description: str, source: str = "") ->
 def hub_cache_entries() -> list[CatalogEntry]:
     """Models in the Hugging Face cache that the catalog does not list (read from disk; no network)."""
     try:
-        from huggingface_hub import scan_cache_dir
+        from huggingface_hub import constants, scan_cache_dir
 
-        repos = scan_cache_dir().repos
+        repos = scan_cache_dir(constants.HF_HUB_CACHE).repos  # the cache as configured now, as lookups use it
     except Exception:  # noqa: BLE001 - no cache, or one it cannot read: nothing cached to offer
         return []
     known = {e.name for e in CATALOG.values()} | {e.source for e in CATALOG.values()}

@@ -3,7 +3,7 @@ and evaluate each epoch → final evaluation with the best weights. A stop lands
 
 `fit(config, listener, control)` starts a run; `resume(run_dir, listener, control)` continues one from its
 newest usable checkpoint. Both can be called from a script, the CLI, a test or the Qt worker. Hooks
-(`hooks.TrainingHook`) plug into the loop's named events without editing it.
+(`hooks.TrainingHook`) plug into the loop's named events; `hooks=None` gives the diagnostics, `()` none.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from finetune_gui.core.checkpoints import (
     save_checkpoint,
     step_tag,
 )
+from finetune_gui.core.diagnostics.hook import DiagnosticsHook
 from finetune_gui.core.errors import ConfigError, Diverged, FinetuneError, RunStateError, StorageError
 from finetune_gui.core.models.freezing import (
     apply_freeze,
@@ -82,12 +83,12 @@ class Trainer:
         run: RunDir,
         listener: Listener | None,
         control: RunControl | None,
-        hooks: tuple[TrainingHook, ...] | list[TrainingHook] = (),
+        hooks: tuple[TrainingHook, ...] | list[TrainingHook] | None = None,
     ):
         self.config, self.run_dir = config, run
         self.listener = listener or (lambda e: None)
         self.control = control or RunControl()
-        self.hooks = Hooks(hooks)
+        self.hooks = Hooks([DiagnosticsHook()] if hooks is None else hooks)
         self.state = LoopState()
         self.p: Prepared | None = None
         self.status = "completed"
@@ -111,8 +112,11 @@ class Trainer:
                 if self.end_of_epoch() == "early-stopped":
                     break
         except StopRequested:
-            return self.stopped()
-        return self.final_evaluation()
+            result = self.stopped()
+        else:
+            result = self.final_evaluation()
+        self.hooks.on_run_end(self, result.status)
+        return result
 
     # ---------------------------------------------------------------- phases
 
@@ -321,6 +325,7 @@ class Trainer:
         report = logged or now - self.last_report > STEP_REPORT_INTERVAL_S
         # the gradient norm costs ~2% of a step: measured on the logged steps only, not on the extra reports
         # that keep a slow run's display fresh
+        self.hooks.before_step(self, logged)
         grad_norm = optimizer_step(self.optimizer, self.scaler, self.params, tc.grad_clip, measure=logged)
         self.schedule.step()
         s.step += 1
@@ -372,7 +377,7 @@ def fit(
     control: RunControl | None = None,
     *,
     output_dir: str | Path | None = None,
-    hooks: tuple[TrainingHook, ...] | list[TrainingHook] = (),
+    hooks: tuple[TrainingHook, ...] | list[TrainingHook] | None = None,
 ) -> RunResult:
     """Train a model as the config says, in a new run folder. Failures the user can act on are returned
     as a RunResult with status "failed" (and a RunFailed event); bugs are reported and re-raised."""
@@ -394,7 +399,7 @@ def resume(
     listener: Listener | None = None,
     control: RunControl | None = None,
     *,
-    hooks: tuple[TrainingHook, ...] | list[TrainingHook] = (),
+    hooks: tuple[TrainingHook, ...] | list[TrainingHook] | None = None,
 ) -> RunResult:
     """Continue a stopped or interrupted run from its newest checkpoint that loads and checks out."""
     run = open_run_dir(run_dir)

@@ -89,7 +89,24 @@ class RunFailed:
     details: str = ""
 
 
-Event = RunStarted | LogMessage | StepMetrics | EpochMetrics | CheckpointSaved | EarlyStopped | RunFinished | RunFailed
+@dataclass(frozen=True)
+class Diagnosis:
+    """Every finding so far (core.diagnostics Finding.to_dict), sent when one is new or has grown worse."""
+
+    findings: tuple[dict, ...]
+
+
+Event = (
+    Diagnosis
+    | RunStarted
+    | LogMessage
+    | StepMetrics
+    | EpochMetrics
+    | CheckpointSaved
+    | EarlyStopped
+    | RunFinished
+    | RunFailed
+)
 
 
 class Listener(Protocol):

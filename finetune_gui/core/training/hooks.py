@@ -2,7 +2,8 @@
 
 A hook subclasses `TrainingHook` and overrides the events it needs; the others do nothing. The loop calls
 them in this order for every optimiser step: `before_backward` and `after_backward` once per batch (several
-times per step with gradient accumulation), then `on_step_end`; `on_epoch_end` after each epoch's evaluation.
+times per step with gradient accumulation), then `before_step` and `on_step_end`; `on_epoch_end` after each
+epoch's evaluation, and `on_run_end` once a run has ended (not when it failed).
 Hooks receive the trainer, so they can read the model, the optimiser and the loop's state; they must not
 change the loop's counters. A hook that wants the run to end calls `trainer.control.stop()`.
 """
@@ -37,11 +38,17 @@ class TrainingHook:
     def after_backward(self, trainer: Any, loss: torch.Tensor) -> None:
         """A batch's gradients are accumulated into .grad; the optimiser has not stepped yet."""
 
+    def before_step(self, trainer: Any, logged: bool) -> None:
+        """A step's gradients are complete; the optimiser is about to step. `logged` as in StepEnd."""
+
     def on_step_end(self, trainer: Any, step: StepEnd) -> None:
         """The optimiser and the schedule have stepped; gradients are cleared."""
 
     def on_epoch_end(self, trainer: Any, epoch: int, metrics: dict[str, float]) -> None:
         """An epoch is trained and evaluated (0-based `epoch`); `metrics` holds train_loss and the val_ values."""
+
+    def on_run_end(self, trainer: Any, status: str) -> None:
+        """The run ended: completed, early-stopped or stopped (its final files are written)."""
 
 
 class Hooks:
@@ -58,6 +65,10 @@ class Hooks:
         for h in self.hooks:
             h.after_backward(trainer, loss)
 
+    def before_step(self, trainer: Any, logged: bool) -> None:
+        for h in self.hooks:
+            h.before_step(trainer, logged)
+
     def on_step_end(self, trainer: Any, step: StepEnd) -> None:
         for h in self.hooks:
             h.on_step_end(trainer, step)
@@ -65,3 +76,7 @@ class Hooks:
     def on_epoch_end(self, trainer: Any, epoch: int, metrics: dict[str, float]) -> None:
         for h in self.hooks:
             h.on_epoch_end(trainer, epoch, metrics)
+
+    def on_run_end(self, trainer: Any, status: str) -> None:
+        for h in self.hooks:
+            h.on_run_end(trainer, status)
