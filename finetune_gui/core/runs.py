@@ -8,6 +8,7 @@ Layout of a run folder::
     data_problems.json files skipped while reading the data, with reasons
     metrics.jsonl      one line per epoch (and the final test line)
     metrics.csv        the same epoch lines as a table
+    steps.jsonl        one line per reported step: train loss, lr, grad norm (so a reopened run plots them)
     log.txt            what the run reported, with times
     status.json        running / completed / stopped / failed, and the latest checkpoint
     checkpoints/       step-NNNNNNNN.safetensors + .state.pt + .sha256 (hash manifest), best.* the same
@@ -22,6 +23,7 @@ import contextlib
 import csv
 import io
 import json
+import math
 import platform
 import sys
 import time
@@ -63,6 +65,10 @@ class RunDir:
     @property
     def metrics_csv(self) -> Path:
         return self.root / "metrics.csv"
+
+    @property
+    def steps_jsonl(self) -> Path:
+        return self.root / "steps.jsonl"
 
     @property
     def log(self) -> Path:
@@ -118,19 +124,36 @@ class RunDir:
         atomic_write_text(self.metrics_csv, buf.getvalue())
 
     def read_metrics(self) -> list[dict[str, Any]]:
-        if not self.metrics_jsonl.exists():
-            return []
-        rows = []
-        for line in self.metrics_jsonl.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                with contextlib.suppress(json.JSONDecodeError):  # a line cut by a crash
-                    rows.append(json.loads(line))
-        return rows
+        return _read_jsonl(self.metrics_jsonl)
+
+    def append_step(self, step: int, epoch: int, loss: float, lr: float, grad_norm: float) -> None:
+        """Append one reported step to steps.jsonl (a value not measured, NaN, is written as null)."""
+        row = {"step": step, "epoch": epoch, "loss": loss, "lr": lr, "grad_norm": grad_norm}
+        row = {k: (v if math.isfinite(v) else None) for k, v in row.items()}
+        with open(self.steps_jsonl, "a", encoding="utf-8") as f:
+            f.write(json.dumps(row) + "\n")
+
+    def read_steps(self) -> list[dict[str, Any]]:
+        """The step rows, in order; a line cut short by a crash is skipped."""
+        return _read_jsonl(self.steps_jsonl)
 
     def truncate_metrics(self, after_step: int) -> None:
-        """Drop metric rows logged after `after_step` (their epochs are redone on resume)."""
-        rows = [r for r in self.read_metrics() if r.get("step", 0) <= after_step]
-        atomic_write_text(self.metrics_jsonl, "".join(json.dumps(r) + "\n" for r in rows))
+        """Drop epoch and step rows logged after `after_step` (a resumed run redoes them)."""
+        for path, rows in ((self.metrics_jsonl, self.read_metrics()), (self.steps_jsonl, self.read_steps())):
+            if path.exists():
+                kept = [r for r in rows if r.get("step", 0) <= after_step]
+                atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            with contextlib.suppress(json.JSONDecodeError):  # a line cut by a crash
+                rows.append(json.loads(line))
+    return rows
 
 
 def snapshot_config(config: RunConfig) -> RunConfig:

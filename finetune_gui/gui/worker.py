@@ -77,11 +77,14 @@ class _TrainingWorker(QObject):
 class _TaskWorker(QObject):
     succeeded = Signal(object)
     failed = Signal(str, str, str)  # error type, message, details
+    progressed = Signal(object)
     done = Signal()
 
-    def __init__(self, fn: Callable[..., Any], args: tuple, kwargs: dict):
+    def __init__(self, fn: Callable[..., Any], args: tuple, kwargs: dict, with_progress: bool = False):
         super().__init__()
         self._fn, self._args, self._kwargs = fn, args, kwargs
+        if with_progress:
+            self._kwargs = {**kwargs, "progress": self.progressed.emit}
 
     @Slot()
     def run(self) -> None:
@@ -119,10 +122,16 @@ class _Relay(QObject):
         self,
         on_result: Callable[[Any], None] | None,
         on_error: Callable[[str, str, str], None] | None,
+        on_progress: Callable[[Any], None] | None = None,
         parent: QObject | None = None,
     ):
         super().__init__(parent)
-        self._on_result, self._on_error = on_result, on_error
+        self._on_result, self._on_error, self._on_progress = on_result, on_error, on_progress
+
+    @Slot(object)
+    def progressed(self, value: Any) -> None:
+        if self._on_progress is not None and _receivers_alive(self._on_progress):
+            self._on_progress(value)
 
     @Slot(object)
     def succeeded(self, value: Any) -> None:
@@ -259,9 +268,13 @@ class WorkerBridge(QObject):
         *args: Any,
         on_result: Callable[[Any], None] | None = None,
         on_error: Callable[[str, str, str], None] | None = None,
+        on_progress: Callable[[Any], None] | None = None,
         **kwargs: Any,
     ) -> QThread | None:
         """Run `fn(*args, **kwargs)` in a worker thread; `on_result` / `on_error` are called in the main thread.
+
+        With `on_progress`, `fn` also gets `progress=`: a function it may call with any value from its thread, each
+        value reaching `on_progress` in the main thread, in order (queued; the receiver throttles its redraws).
 
         After `shutdown` nothing starts (None is returned): a result that arrives while the window closes (say, a
         run's evaluation, read just before) must not start work that would outlive the window's wait for it.
@@ -270,14 +283,15 @@ class WorkerBridge(QObject):
             return None
         thread = QThread()
         thread.setObjectName(f"finetune-task-{getattr(fn, '__name__', 'job')}")
-        worker = _TaskWorker(fn, args, kwargs)
+        worker = _TaskWorker(fn, args, kwargs, with_progress=on_progress is not None)
         worker.moveToThread(thread)
         thread.started.connect(worker.run)
         # a plain function connected straight to the worker's signal would run in the worker thread
         # a child of the bridge: when the window (and its pages) goes, a result still queued is dropped with it
-        relay = _Relay(on_result, on_error, parent=self)
+        relay = _Relay(on_result, on_error, on_progress, parent=self)
         worker.succeeded.connect(relay.succeeded)
         worker.failed.connect(relay.failed)
+        worker.progressed.connect(relay.progressed)
         worker.done.connect(thread.quit, Qt.ConnectionType.DirectConnection)
         entry = (thread, worker, relay)
         self._tasks.add(entry)

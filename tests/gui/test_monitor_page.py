@@ -112,8 +112,10 @@ def test_opening_a_finished_run_replots_its_curves(qtbot, page, state, bridge, t
     assert list(val.x) == [r["step"] for r in epochs]
     assert list(val.y) == pytest.approx([r["val_loss"] for r in epochs])
     assert list(page.plots["metric"].series["metric"].y) == pytest.approx([r["val_accuracy"] for r in epochs])
-    assert list(page.plots["lr"].series["lr"].y) == pytest.approx([r["lr"] for r in epochs])
-    assert not page.plots["grad"].showing_plot  # not saved with the run; the plot says so
+    steps = [json.loads(line) for line in (run / "steps.jsonl").read_text().splitlines()]
+    assert list(page.plots["loss"].series["train"].x) == [r["step"] for r in steps] == list(range(1, 11))
+    assert list(page.plots["lr"].series["lr"].y) == pytest.approx([r["lr"] for r in steps])
+    assert list(page.plots["grad"].series["grad norm"].y) == pytest.approx([r["grad_norm"] for r in steps])
     assert "completed" in page.status_label.text() and "test_accuracy" in page.status_label.text()
     assert "restored the best weights" in page.log_view.toPlainText()  # the run's log.txt
     assert not page.resume_run_button.isEnabled()

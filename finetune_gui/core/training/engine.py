@@ -97,6 +97,8 @@ class Trainer:
     def emit(self, event) -> None:
         if isinstance(event, LogMessage):
             self.run_dir.log_line(f"[{event.level}] {event.text}")
+        elif isinstance(event, StepMetrics):  # kept, so a reopened or resumed run plots its earlier steps
+            self.run_dir.append_step(event.step, event.epoch, event.loss, event.lr, event.grad_norm)
         self.listener(event)
 
     def run(self, resume_from: tuple[dict, dict] | None = None) -> RunResult:

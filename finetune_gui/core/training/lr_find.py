@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import gc
+from collections.abc import Callable
 
 from finetune_gui.config import RunConfig
 from finetune_gui.core import devices
 from finetune_gui.core.models.freezing import param_groups
 from finetune_gui.core.training.batches import forward_batch
 from finetune_gui.core.training.events import RunControl
-from finetune_gui.core.training.optim import LRFinderResult, build_optimizer, lr_sweep
+from finetune_gui.core.training.optim import LRFinderResult, SweepProgress, build_optimizer, lr_sweep
 from finetune_gui.core.training.prepare import prepare
 
 
@@ -20,11 +21,15 @@ def find_lr(
     end_lr: float = 10.0,
     num_steps: int = 100,
     control: RunControl | None = None,
+    progress: Callable[[SweepProgress], None] | None = None,
 ) -> LRFinderResult:
     """Sweep the learning rate exponentially on the training data and suggest one (fastai style).
 
-    The model is built fresh for the sweep and thrown away, so the sweep never touches a real run.
+    The model is built fresh for the sweep and thrown away, so the sweep never touches a real run. `progress`
+    hears "preparing" once, then every point of the sweep as it is recorded (in this thread: keep it quick).
     """
+    if progress is not None:
+        progress(SweepProgress("preparing", max(2, int(num_steps))))
     p = prepare(config)
     try:
         groups = param_groups(p.bundle, 1.0, config.model.backbone_lr_mult, config.train.weight_decay)
@@ -50,7 +55,14 @@ def find_lr(
             return float(loss.detach())
 
         should_stop = (lambda: control.stop_requested) if control is not None else None
-        return lr_sweep(train_step, start_lr=start_lr, end_lr=end_lr, num_steps=num_steps, should_stop=should_stop)
+        return lr_sweep(
+            train_step,
+            start_lr=start_lr,
+            end_lr=end_lr,
+            num_steps=num_steps,
+            should_stop=should_stop,
+            progress=progress,
+        )
     finally:
         p = None  # the model and data go before the memory is released; `train_step` is not called again
         gc.collect()

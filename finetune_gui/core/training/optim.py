@@ -20,6 +20,7 @@ from finetune_gui.config import ConfigError, TrainConfig
 __all__ = [
     "LRFinderResult",
     "Schedule",
+    "SweepProgress",
     "build_optimizer",
     "build_scheduler",
     "lr_multiplier",
@@ -246,6 +247,19 @@ class LRFinderResult:
     reason: str
 
 
+@dataclass(frozen=True)
+class SweepProgress:
+    """Where an LR sweep is: `phase` "preparing" (building the model and the data) or "sweeping" (after `step`
+    of `num_steps`, taken at `lr`, with its raw and smoothed loss)."""
+
+    phase: str
+    num_steps: int
+    step: int = 0
+    lr: float = math.nan
+    loss: float = math.nan
+    smoothed: float = math.nan
+
+
 MIN_CURVE_POINTS = 8
 
 
@@ -291,11 +305,12 @@ def lr_sweep(
     smoothing: float = 0.98,
     diverge_factor: float = 4.0,
     should_stop: Callable[[], bool] | None = None,
+    progress: Callable[[SweepProgress], None] | None = None,
 ) -> LRFinderResult:
     """Exponential LR sweep: `train_step(lr)` does one step at `lr` and returns its loss.
 
     Stops early when the smoothed loss exceeds `diverge_factor` × its best, turns non-finite, or
-    `should_stop()` says so.
+    `should_stop()` says so. `progress` hears of every recorded point.
     """
     if not (0 < start_lr < end_lr):
         raise ValueError(f"lr_sweep needs 0 < start_lr < end_lr, got {start_lr} and {end_lr}")
@@ -321,6 +336,8 @@ def lr_sweep(
         lrs.append(lr)
         raw.append(loss)
         losses.append(smoothed)
+        if progress is not None:
+            progress(SweepProgress("sweeping", num_steps, i + 1, lr, loss, smoothed))
         if not math.isfinite(smoothed):
             stop_note = f"smoothed loss became {smoothed} at lr={lr:.3g}"
             break

@@ -1,8 +1,8 @@
 """The Train page: start, pause, stop and resume runs; progress, live curves and the run's log.
 
 Live events come from the worker bridge (steps throttled to ≤ 20 per second). Opening a previous run (the
-state's run_changed while it is not the live run) re-plots its per-epoch curves from metrics.jsonl, read in a
-worker thread. The plots (pyqtgraph) are made the first time they are needed.
+state's run_changed while it is not the live run) re-plots its curves from metrics.jsonl (epochs) and steps.jsonl
+(steps), read in a worker thread; resuming it then keeps the steps up to its checkpoint. The plots (pyqtgraph) are made the first time they are needed.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def format_metrics(metrics: dict[str, float]) -> str:
 
 
 def load_run_history(run_dir: str) -> dict[str, Any]:
-    """Epoch rows, the test row, status, the log's tail and whether the run can be resumed."""
+    """Epoch rows, step rows, the test row, status, the log's tail and whether the run can be resumed."""
     from finetune_gui.core.checkpoints import list_checkpoints
     from finetune_gui.core.runs import RunDir
 
@@ -73,6 +73,7 @@ def load_run_history(run_dir: str) -> dict[str, Any]:
     return {
         "run_dir": run_dir,
         "epochs": [r for r in rows if "split" not in r],
+        "steps": run.read_steps(),
         "test": next((r for r in reversed(rows) if "split" in r), None),
         "status": status,
         "log": log_tail,
@@ -358,9 +359,9 @@ class MonitorPage(Page):
         epochs = history["epochs"]
         for row in epochs:
             self.plot_area.add_epoch(int(row.get("epoch", 0)), int(row.get("step", 0)), row)
-        lr = self.plots["lr"].series["lr"]
-        lr.set([r.get("step", 0) for r in epochs if "lr" in r], [r["lr"] for r in epochs if "lr" in r])
-        self.plots["grad"].clear("Gradient norms are shown only while a run is going; they are not saved.")
+        self.plot_area.set_steps(history["steps"] or epochs)  # a run from before steps.jsonl: the epochs' LRs
+        if not history["steps"]:
+            self.plots["grad"].clear("This run did not save its gradient norms.")
         self.plot_area.refresher.flush()  # a finished run's curves appear together
         status = history["status"]
         state = status.get("state", "unknown")

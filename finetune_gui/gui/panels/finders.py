@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
@@ -22,12 +22,13 @@ from PySide6.QtWidgets import (
 )
 
 LR_FINDER_STEPS = 100
+SWEEP_REDRAW_MS = 100  # the sweep's bar, line and curve are redrawn at most this often
 
 
-def lr_finder_job(config, num_steps: int, control):
+def lr_finder_job(config, num_steps: int, control, progress=None):
     from finetune_gui.core.training.lr_find import find_lr
 
-    return find_lr(config, num_steps=num_steps, control=control)
+    return find_lr(config, num_steps=num_steps, control=control, progress=progress)
 
 
 def batch_size_job(config, max_batch_size: int, control):
@@ -39,6 +40,12 @@ def batch_size_job(config, max_batch_size: int, control):
 def rounded_lr(lr: float) -> float:
     """An LR with three significant digits, as a person would type it."""
     return float(f"{lr:.3g}")
+
+
+def short_lr(lr: float) -> str:
+    """3.2e-4 rather than 0.00032 or 3.2e-04: a sweep's LRs span many decades."""
+    mantissa, exponent = f"{lr:.1e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
 
 
 class _Finder:
@@ -76,6 +83,12 @@ class LRFinderPanel(QGroupBox, _Finder):
         self._control = None
         self._started = 0.0
         self._suggested: float | None = None
+        self._sweep: list[tuple[float, float, float]] = []  # (lr, smoothed loss, raw loss) so far
+        self._latest = None  # the newest SweepProgress, drawn on the next redraw tick
+        self._redraw_timer = QTimer(self)
+        self._redraw_timer.setSingleShot(True)
+        self._redraw_timer.setInterval(SWEEP_REDRAW_MS)
+        self._redraw_timer.timeout.connect(self._draw_progress)
         self._layout = QVBoxLayout(self)
         self.find_button = QPushButton("Find learning rate")
         self.find_button.setObjectName("findLR")
@@ -92,11 +105,13 @@ class LRFinderPanel(QGroupBox, _Finder):
         self.finder_steps_spin.setToolTip("Training steps in the sweep (more is smoother, and slower).")
         self.stop_finder_button = QPushButton("Stop")
         self.stop_finder_button.setObjectName("stopLRFinder")
+        self.stop_finder_button.setToolTip("End the sweep after the current step; the curve so far stays.")
         self.stop_finder_button.clicked.connect(self.stop)
         self.stop_finder_button.hide()
-        self.finder_busy = QProgressBar()
+        self.finder_busy = QProgressBar()  # indeterminate while the model is built, then steps done of the sweep
         self.finder_busy.setObjectName("lrFinderBusy")
         self.finder_busy.setRange(0, 0)
+        self.finder_busy.setFormat("%v/%m")
         self.finder_busy.setMaximumHeight(14)
         self.finder_busy.hide()
         self.finder_steps_spin.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
@@ -142,17 +157,17 @@ class LRFinderPanel(QGroupBox, _Finder):
         config = self._config_copy()
         self._control = RunControl()
         self._started = time.monotonic()
+        self._sweep, self._latest = [], None
         self.find_button.setEnabled(False)
         self.finder_steps_spin.setEnabled(False)
         self.stop_finder_button.show()
         self.stop_finder_button.setEnabled(True)
+        self.finder_busy.setRange(0, 0)
         self.finder_busy.show()
         self.use_suggested_button.setEnabled(False)
         self.finder_status.setStyleSheet("")
-        self.finder_status.setText(
-            f"Sweeping the learning rate over {self.finder_steps_spin.value()} steps of {config.model.name} "
-            "(building the model and the data first)…"
-        )
+        self.finder_status.setText(f"Building the model ({config.model.name}) and the data for the sweep…")
+        self.finder_plot.show_hint("The loss against the learning rate is drawn here as the sweep goes.")
         self.bridge.run_task(
             lr_finder_job,
             config,
@@ -160,6 +175,7 @@ class LRFinderPanel(QGroupBox, _Finder):
             self._control,
             on_result=self._done,
             on_error=self._failed,
+            on_progress=self._progressed,
         )
 
     def stop(self) -> None:
@@ -168,7 +184,39 @@ class LRFinderPanel(QGroupBox, _Finder):
             self.stop_finder_button.setEnabled(False)
             self.finder_status.setText("Stopping the sweep after the current step…")
 
+    def _progressed(self, progress: Any) -> None:
+        """A SweepProgress from the worker: keep its point; the display follows on the next redraw tick."""
+        if self._control is None:
+            return  # a late one, after the result
+        if progress.phase == "sweeping":
+            self._sweep.append((progress.lr, progress.smoothed, progress.loss))
+        self._latest = progress
+        if not self._redraw_timer.isActive():
+            self._redraw_timer.start()
+
+    def _draw_progress(self) -> None:
+        p = self._latest
+        if p is None or self._control is None:
+            return
+        if p.phase != "sweeping":
+            self.finder_status.setText("Building the model and the data for the sweep…")
+            return
+        self.finder_busy.setRange(0, p.num_steps)
+        self.finder_busy.setValue(p.step)
+        where = f"step {p.step}/{p.num_steps}, lr {short_lr(p.lr)}, loss {p.smoothed:.3g}"
+        stopping = self._control.stop_requested
+        self.finder_status.setText(f"Stopping after {where}…" if stopping else f"Sweeping: {where}")
+        lrs, losses, raw = zip(*self._sweep)
+        self.finder_plot.set_result(lrs, losses, raw)
+
+    @property
+    def sweep_points(self) -> int:
+        """Points of the running sweep received so far."""
+        return len(self._sweep)
+
     def _ended(self) -> None:
+        self._redraw_timer.stop()
+        self._latest = None
         self._control = None
         self.find_button.setEnabled(True)
         self.finder_steps_spin.setEnabled(True)

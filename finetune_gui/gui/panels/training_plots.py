@@ -42,7 +42,12 @@ class TrainingPlots(QWidget):
 
         self.refresher = PlotRefresher(parent=self)  # one changed plot redrawn per 60 ms tick
         loss = LivePlot(
-            "Loss", "step", "loss", "Training and validation loss appear once a run starts.", refresher=self.refresher
+            "Loss",
+            "step",
+            "loss",
+            "Training and validation loss appear once a run starts.",
+            refresher=self.refresher,
+            log_toggle=True,
         )
         loss.setObjectName("monitor-plot-loss")
         loss.add_series("train")
@@ -76,6 +81,9 @@ class TrainingPlots(QWidget):
         self.plots = {"loss": loss, "metric": metric, "lr": lr, "grad": grad}
         for i, plot in enumerate(self.plots.values()):
             self._grid.addWidget(plot, i // 2, i % 2)
+        for i in range(2):  # four equal plots, whatever their axis labels ask for
+            self._grid.setRowStretch(i, 1)
+            self._grid.setColumnStretch(i, 1)
 
     def clear(self) -> None:
         """Empty every plot; the next run's first epoch chooses the metric again."""
@@ -98,6 +106,13 @@ class TrainingPlots(QWidget):
         self.plots["loss"].series["train"].append(e.step, e.loss)
         self.plots["lr"].series["lr"].append(e.step, e.lr)
         self.plots["grad"].series["grad norm"].append(e.step, e.grad_norm)
+
+    def set_steps(self, rows: list[dict[str, Any]]) -> None:
+        """Plot the step rows of a run folder (steps.jsonl: step, loss, lr, grad_norm; a missing value is left out)."""
+        self.ensure()
+        for plot, name, key in (("loss", "train", "loss"), ("lr", "lr", "lr"), ("grad", "grad norm", "grad_norm")):
+            have = [r for r in rows if r.get(key) is not None and "step" in r]
+            self.plots[plot].series[name].set([r["step"] for r in have], [r[key] for r in have])
 
     def add_epoch(self, epoch: int, step: int, metrics: dict[str, float]) -> None:
         """One epoch's metrics (1-based `epoch`, at optimiser step `step`)."""

@@ -5,6 +5,9 @@ Each curve keeps its points in numpy buffers that double when full, so appending
 Plots that change often (the monitor page's) share a PlotRefresher: it redraws one changed plot per tick, so a
 window frame paints one plot (~15 ms on 2 cores) rather than all of them at once, and fast steps cannot flood
 the main thread with redraws.
+A plot reads at any scale: its legend sits above the curves, never on them; a lone point is drawn as a dot with a
+range around it; with a log toggle, the y axis turns logarithmic by itself once the values span more than
+LOG_SPAN (one loss spike of 8e4 would flatten the rest), until the user sets the toggle.
 Importing this module loads pyqtgraph: pages create these widgets the first time they need them.
 """
 
@@ -17,10 +20,20 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QObject, Qt, QTimer
 from PySide6.QtGui import QColor, QPalette
-from PySide6.QtWidgets import QLabel, QStackedLayout, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QLabel, QStackedLayout, QVBoxLayout, QWidget
 
 #: Colours of the curves, in the order they are added (readable on light and dark backgrounds).
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
+LOG_SPAN = 100.0  # max/min of the positive values beyond which a plot with a log toggle turns logarithmic
+
+
+def positive_span(values: Iterable[np.ndarray]) -> float:
+    """max/min of the positive values (1.0 when there are none)."""
+    pos = [v[v > 0] for v in values]
+    pos = [v for v in pos if len(v)]
+    if not pos:
+        return 1.0
+    return float(max(v.max() for v in pos) / min(v.min() for v in pos))
 
 
 class Series:
@@ -150,6 +163,7 @@ class LivePlot(QWidget):
         hint: str,
         parent: QWidget | None = None,
         refresher: PlotRefresher | None = None,
+        log_toggle: bool = False,
     ):
         super().__init__(parent)
         self.refresher = refresher
@@ -159,6 +173,21 @@ class LivePlot(QWidget):
         self.plot.setLabel("left", y_label)
         self.plot.setMinimumHeight(140)
         self._legend = None
+        self._pinned = {"x": False, "y": False}  # a range set around a lone value, not by autorange
+        self.log_auto = True  # the log toggle follows the data until the user sets it
+        self.log_y = False
+        self.log_box: QCheckBox | None = None
+        if log_toggle:
+            self.log_box = QCheckBox(
+                "Log scale", self.plot
+            )  # at the title row's right end (resizeEvent): no curve there
+            self.log_box.setObjectName("logScale")
+            self.log_box.setToolTip(
+                f"A logarithmic y axis. It turns on by itself when the values span more than {LOG_SPAN:g}×, so one "
+                "spike does not flatten the rest; tick or untick it to choose yourself."
+            )
+            self.log_box.clicked.connect(self._log_chosen)
+            self.log_box.adjustSize()
         self._title, self._default_hint = title, hint
         self.hint = QLabel()
         self.hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -178,29 +207,45 @@ class LivePlot(QWidget):
         """A new curve called `name` (drawn as a line, or as a line with dots for per-epoch values)."""
         colour = QColor(PALETTE[len(self.series) % len(PALETTE)])
         pen = pg.mkPen(colour, width=2, style=Qt.PenStyle.DashLine if dashed else Qt.PenStyle.SolidLine)
-        if legend and self._legend is None:
-            pal = self.palette()
-            backdrop = QColor(pal.color(QPalette.ColorRole.Base))
-            backdrop.setAlpha(210)
-            self._legend = self.plot.addLegend(
-                offset=(-10, 10),
-                labelTextColor=pal.color(QPalette.ColorRole.Text),
-                brush=pg.mkBrush(backdrop),
-                pen=pg.mkPen(pal.color(QPalette.ColorRole.Mid)),
-            )
         kwargs = {"symbol": "o", "symbolSize": 6, "symbolBrush": colour, "symbolPen": None} if points else {}
-        item = self.plot.plot(pen=pen, name=name if legend else None, **kwargs)
+        item = self.plot.plot(pen=pen, **kwargs)
         item.setDownsampling(auto=True, method="peak")
         item.setClipToView(True)
-        s = _WatchedSeries(item, self)
+        if legend:
+            self.legend().addItem(item, name)
+        s = _WatchedSeries(item, self, dots=points)
         self.series[name] = s
         return s
+
+    def legend(self) -> pg.LegendItem:
+        """The legend: one row in the place of the (unused) top axis, above the curves, so it never hides one."""
+        if self._legend is None:
+            item = self.plot.getPlotItem()
+            self._legend = pg.LegendItem(colCount=4, labelTextColor=self.palette().color(QPalette.ColorRole.Text))
+            item.layout.removeItem(item.getAxis("top"))
+            item.layout.addItem(self._legend, 1, 1)
+        return self._legend
 
     def clear(self, hint: str | None = None) -> None:
         for s in self.series.values():
             s.clear()
+        self.log_auto = True  # a new run's values choose again
+        self._set_log(False)
         self.set_hint(hint or self._default_hint)
         self._refresh()
+
+    def _set_log(self, on: bool) -> None:
+        if self.log_box is not None:
+            self.log_box.setChecked(on)
+        if on != self.log_y:
+            self.log_y = on
+            self.plot.setLogMode(x=False, y=on)
+
+    def _log_chosen(self, on: bool) -> None:
+        """The user ticked or unticked "Log scale": that holds until the plot is cleared."""
+        self.log_auto = False
+        self._set_log(on)
+        self.redraw()
 
     def set_hint(self, text: str) -> None:
         """What the plot says while it has no points."""
@@ -218,7 +263,34 @@ class LivePlot(QWidget):
         (left to itself, pyqtgraph finds the new range while painting and paints a second time)."""
         for s in self.series.values():
             s.item.setData(s.x, s.y)
+            s.show_dots(len(s) == 1)
+        if self.log_box is not None and self.log_auto:
+            self._set_log(positive_span(s.y for s in self.series.values()) > LOG_SPAN)
+        self._settle_ranges()
         self.plot.getViewBox().prepareForPaint()
+
+    def _settle_ranges(self) -> None:
+        """Autorange, except on an axis where every point has one value: there, a range around that value."""
+        view = self.plot.getViewBox()
+        xs = [s.x for s in self.series.values() if len(s)]
+        ys = [s.y for s in self.series.values() if len(s)]
+        if self.log_y:
+            ys = [np.log10(y[y > 0]) for y in ys]
+            ys = [y for y in ys if len(y)]
+        for axis, values in (("x", xs), ("y", ys)):
+            low = min((float(v.min()) for v in values), default=math.nan)
+            high = max((float(v.max()) for v in values), default=math.nan)
+            if low == high:  # one value (NaN when none: nothing to settle)
+                if axis == "x":  # steps or epochs: one either side, not below 0
+                    low, high = max(low - 1.0, min(low, 0.0)), low + 1.0
+                else:  # ±10% (half a decade on a log axis)
+                    pad = 0.5 if self.log_y else abs(low) * 0.1 or 1.0
+                    low, high = low - pad, low + pad
+                (view.setXRange if axis == "x" else view.setYRange)(low, high, padding=0)
+                self._pinned[axis] = True
+            elif self._pinned[axis]:
+                view.enableAutoRange(axis=axis, enable=True)
+                self._pinned[axis] = False
 
     def changed(self) -> None:
         """A curve got new points: switch from the hint to the plot at once, draw the points now or soon."""
@@ -227,6 +299,11 @@ class LivePlot(QWidget):
         else:
             self.refresher.mark(self)
         self._refresh()
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        if self.log_box is not None:
+            self.log_box.move(self.plot.width() - self.log_box.width() - 8, 4)
 
     def _refresh(self) -> None:
         want = self.plot if self.point_count() else self.hint
@@ -237,9 +314,20 @@ class LivePlot(QWidget):
 class _WatchedSeries(Series):
     """A Series of a LivePlot: its changes go through the plot (hint switching, deferred redraws)."""
 
-    def __init__(self, item: pg.PlotDataItem, owner: LivePlot):
+    def __init__(self, item: pg.PlotDataItem, owner: LivePlot, dots: bool = False):
         super().__init__(item)
         self._owner = owner
+        self._dots = dots  # drawn with dots always; a line alone gets one while it has a single point
+
+    def show_dots(self, lone: bool) -> None:
+        if not self._dots:
+            want = "o" if lone else None
+            if self.item.opts["symbol"] != want:
+                pen = self.item.opts["pen"]
+                self.item.setSymbol(want)
+                self.item.setSymbolSize(7)
+                self.item.setSymbolBrush(pg.mkPen(pen).color())
+                self.item.setSymbolPen(None)
 
     def _show(self) -> None:
         self._owner.changed()

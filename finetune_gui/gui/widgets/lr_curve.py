@@ -89,6 +89,7 @@ class LRFinderPlot(_WithHint):
         pal = self.palette()
         self.plot.setLogMode(x=True, y=False)
         self.plot.setLabel("bottom", "learning rate (log scale)")
+        self.plot.getAxis("bottom").enableAutoSIPrefix(False)  # 1e-4 reads as 1e-4, not "100 (x1e-06)"
         self.plot.setLabel("left", "loss")
         self.raw = self.plot.plot(pen=pg.mkPen(pal.color(QPalette.ColorRole.Mid), width=1))
         self.smooth = self.plot.plot(pen=pg.mkPen(pal.color(QPalette.ColorRole.Highlight), width=2))
