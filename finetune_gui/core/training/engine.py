@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 import traceback
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -59,19 +58,10 @@ from finetune_gui.core.training.loop_state import LoopState
 from finetune_gui.core.training.metrics import metric_mode
 from finetune_gui.core.training.optim import build_optimizer, build_scheduler, optimizer_step
 from finetune_gui.core.training.prepare import Prepared, prepare
+from finetune_gui.core.training.result import RunResult
 from finetune_gui.files import atomic_write, atomic_write_json, atomic_write_text
 
 STEP_REPORT_INTERVAL_S = 0.5
-
-
-@dataclass
-class RunResult:
-    run_dir: Path
-    status: str  # completed | stopped | early-stopped | failed
-    best_epoch: int = -1
-    val_metrics: dict[str, float] = field(default_factory=dict)
-    test_metrics: dict[str, float] = field(default_factory=dict)
-    error: Exception | None = None
 
 
 class Trainer:
