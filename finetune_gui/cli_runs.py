@@ -21,21 +21,9 @@ def add_commands(sub) -> None:
 
 def run_findings(run_dir: str | Path) -> list:
     """The findings of a run folder, from its saved record (RunStateError when it has none)."""
-    from finetune_gui.core.diagnostics.checks import diagnose
-    from finetune_gui.core.diagnostics.record import FILE_NAME, read_diagnostics
-    from finetune_gui.core.errors import RunStateError
+    from finetune_gui.core.diagnostics.checks import diagnose_run
 
-    path = Path(run_dir)
-    try:
-        record, _ = read_diagnostics(path)
-    except FileNotFoundError:
-        raise RunStateError(
-            f"{path}: no {FILE_NAME} here; it is written by runs trained with diagnostics (any run from this "
-            "version on). Check the folder is a run folder."
-        ) from None
-    except (OSError, ValueError, TypeError) as e:
-        raise RunStateError(f"{path / FILE_NAME} cannot be read: {e}") from None
-    return diagnose(record)
+    return diagnose_run(run_dir)
 
 
 def print_findings(findings: list, file=sys.stdout) -> None:

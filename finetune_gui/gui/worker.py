@@ -155,6 +155,8 @@ class WorkerBridge(QObject):
     early_stopped = Signal(object)  # events.EarlyStopped
     run_finished = Signal(object)  # events.RunFinished
     run_failed = Signal(object)  # events.RunFailed
+    diagnosis = Signal(object)  # events.Diagnosis: every finding so far
+    probed = Signal(object)  # events.Probed: gradient flow and dead units of a logged step
     training_changed = Signal(bool)  # True while a run is going
     paused_changed = Signal(bool)
 
@@ -235,6 +237,10 @@ class WorkerBridge(QObject):
             self.run_finished.emit(event)
         elif isinstance(event, ev.RunFailed):
             self.run_failed.emit(event)
+        elif isinstance(event, ev.Diagnosis):
+            self.diagnosis.emit(event)
+        elif isinstance(event, ev.Probed):
+            self.probed.emit(event)
 
     @Slot()
     def _training_thread_finished(self) -> None:

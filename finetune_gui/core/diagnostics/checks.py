@@ -25,3 +25,10 @@ CHECKS = (
 def diagnose(record: RunRecord, checks=CHECKS) -> list[Finding]:
     """What `checks` find in `record`, worst first."""
     return worst_first([f for check in checks if (f := check(record)) is not None])
+
+
+def diagnose_run(run_dir) -> list[Finding]:
+    """A run folder's findings, from its saved record with today's checks (RunStateError without one)."""
+    from finetune_gui.core.diagnostics.record import read_record
+
+    return diagnose(read_record(run_dir))

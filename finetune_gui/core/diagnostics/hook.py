@@ -113,6 +113,10 @@ class DiagnosticsHook(TrainingHook):
             if self._dead is not None:
                 row.dead = self._dead.take()
             self.record.probes.append(row)
+            if self.heavy:
+                from finetune_gui.core.training.events import Probed
+
+                trainer.emit(Probed(row.step, tuple(self.record.blocks), tuple(row.block_grad), dict(row.dead)))
         self._before, self._row = None, None
         if self._dead is not None:
             self._dead.active = self._next_logged(trainer, step.step)
@@ -144,19 +148,19 @@ class DiagnosticsHook(TrainingHook):
 
     # ------------------------------------------------------------ saying and saving
     def _report(self, trainer: Any) -> None:
-        """Run the checks; say each finding that is new, or worse than when it was said."""
+        """Run the checks; log each finding that is new, or worse than when it was said, and send the findings
+        whenever they change."""
         from finetune_gui.core.training.events import Diagnosis, LogMessage
 
+        before = [(f.id, f.severity) for f in self.findings]
         self.findings = diagnose(self.record)
-        fresh = []
         for f in self.findings:
             said = self._said.get(f.id)
             if said is None or SEVERITIES.index(f.severity) > SEVERITIES.index(said):
                 self._said[f.id] = f.severity
-                fresh.append(f)
                 level = "info" if f.severity == "info" else "warning"
                 trainer.emit(LogMessage(level, f"diagnosis: {f.line()}"))
-        if fresh:
+        if [(f.id, f.severity) for f in self.findings] != before:  # new, worse, or gone again
             trainer.emit(Diagnosis(tuple(f.to_dict() for f in self.findings)))
 
     def save(self, run_root) -> None:

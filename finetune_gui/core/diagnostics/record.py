@@ -102,3 +102,20 @@ def read_diagnostics(run_dir: str | Path) -> tuple[RunRecord, list[dict[str, Any
     """The record and the findings saved in a run folder's diagnostics.json."""
     data = json.loads((Path(run_dir) / FILE_NAME).read_text(encoding="utf-8"))
     return RunRecord.from_dict(data.get("record", {})), list(data.get("findings", []))
+
+
+def read_record(run_dir: str | Path) -> RunRecord:
+    """A run folder's saved record; RunStateError saying why when there is none or it cannot be read."""
+    from finetune_gui.core.errors import RunStateError
+
+    path = Path(run_dir)
+    try:
+        record, _ = read_diagnostics(path)
+    except FileNotFoundError:
+        raise RunStateError(
+            f"{path}: no {FILE_NAME} here; it is written by runs trained with diagnostics (any run from this "
+            "version on). Check the folder is a run folder."
+        ) from None
+    except (OSError, ValueError, TypeError) as e:
+        raise RunStateError(f"{path / FILE_NAME} cannot be read: {e}") from None
+    return record

@@ -104,11 +104,8 @@ class Trainer:
                 if self.end_of_epoch() == "early-stopped":
                     break
         except StopRequested:
-            result = self.stopped()
-        else:
-            result = self.final_evaluation()
-        self.hooks.on_run_end(self, result.status)
-        return result
+            return self.stopped()
+        return self.final_evaluation()
 
     # ---------------------------------------------------------------- phases
 
@@ -244,6 +241,7 @@ class Trainer:
         self.status = "stopped"
         self.save()
         self.run_dir.write_status(state="stopped", step=self.state.step)
+        self.hooks.on_run_end(self, self.status)
         self.emit(LogMessage("info", f"stopped at step {self.state.step}; `finetune-gui resume {self.run_dir.root}` continues"))  # fmt: skip
         return RunResult(self.run_dir.root, self.status, self.best.best_epoch, self.val_metrics, {})
 
@@ -275,6 +273,7 @@ class Trainer:
         weights, _ = model_weights(p.model)
         atomic_write(run.final_weights, lambda f: write_safetensors(f, weights))
         run.write_status(state=self.status, step=s.step, best_epoch=best.best_epoch)
+        self.hooks.on_run_end(self, self.status)  # before RunFinished: what listeners read then is complete
         self.emit(RunFinished(str(run.root), self.status, best.best_epoch, self.val_metrics, test_metrics))
         return RunResult(run.root, self.status, best.best_epoch, self.val_metrics, test_metrics)
 

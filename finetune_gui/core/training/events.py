@@ -96,8 +96,20 @@ class Diagnosis:
     findings: tuple[dict, ...]
 
 
+@dataclass(frozen=True)
+class Probed:
+    """The probes of a logged step: RMS gradient per trainable block (input side first; NaN = none) and the
+    share of dead units per ReLU layer."""
+
+    step: int
+    blocks: tuple[str, ...]
+    block_grad: tuple[float, ...]
+    dead: dict[str, float]
+
+
 Event = (
     Diagnosis
+    | Probed
     | RunStarted
     | LogMessage
     | StepMetrics

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 
 from finetune_gui.gui.dialogs import is_expected
 from finetune_gui.gui.pages.base import Page
+from finetune_gui.gui.panels.diagnosis import DiagnosisPanel, offer_remedy
 from finetune_gui.gui.panels.generation import GenerationPanel
 from finetune_gui.gui.panels.per_class_table import PerClassTable
 from finetune_gui.gui.panels.sample_list import SampleList
@@ -35,7 +36,7 @@ from finetune_gui.gui.widgets.metric_cards import MetricCards
 
 MAX_LISTED = 200
 TOP_LOSS = 50
-TAB_PER_CLASS, TAB_CELL, TAB_TOP_LOSS = 0, 1, 2
+TAB_PER_CLASS, TAB_CELL, TAB_TOP_LOSS, TAB_DIAGNOSIS = 0, 1, 2, 3
 CELL_HINT = "Click a cell of the confusion matrix to list its samples."
 
 
@@ -44,11 +45,18 @@ CELL_HINT = "Click a cell of the confusion matrix to list its samples."
 
 def read_run_evaluation(run_dir: str) -> dict[str, Any]:
     """evaluation.json with the run's task and labels."""
+    from finetune_gui.core.diagnostics.checks import diagnose_run
+    from finetune_gui.core.errors import RunStateError
     from finetune_gui.core.run_model import read_evaluation, read_labels
     from finetune_gui.core.runs import RunDir
 
     task, labels = read_labels(RunDir(Path(run_dir)))
-    return {"run_dir": run_dir, "task": task.value, "labels": labels, "evaluation": read_evaluation(run_dir)}
+    try:
+        findings = [f.to_dict() for f in diagnose_run(run_dir)]
+    except RunStateError:  # a run from before diagnostics
+        findings = None
+    evaluation = read_evaluation(run_dir)
+    return {"run_dir": run_dir, "task": task.value, "labels": labels, "evaluation": evaluation, "findings": findings}
 
 
 def score_split(predictor):
@@ -138,6 +146,9 @@ class EvaluatePage(Page):
         self.tabs.addTab(self.per_class, "Per class")
         self.tabs.addTab(self.cell_samples, "Samples in cell")
         self.tabs.addTab(self.top_loss, "Highest loss")
+        self.diagnosis = DiagnosisPanel("Nothing wrong found in this run.")
+        self.diagnosis.apply.connect(lambda remedy: offer_remedy(self, self.state, remedy))
+        self.tabs.addTab(self.diagnosis, "Diagnosis")
 
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(self.left)
@@ -209,6 +220,10 @@ class EvaluatePage(Page):
             )
             return
         self.body.setCurrentIndex(1)
+        findings = result["findings"] or []
+        said = "This run was trained before diagnostics were kept." if result["findings"] is None else None
+        self.diagnosis.set_findings(findings, said)
+        self.tabs.setTabText(TAB_DIAGNOSIS, f"Diagnosis ({len(findings)})" if findings else "Diagnosis")
         self._show_task_views(ev)
         self.cell_samples.clear()
         self.top_loss.clear()

@@ -22,15 +22,18 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QSplitter,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
 from finetune_gui.gui.pages.base import Page
+from finetune_gui.gui.panels.diagnosis import DiagnosisBanner, DiagnosisPanel, offer_remedy
+from finetune_gui.gui.panels.probe_plots import ProbePlots
 from finetune_gui.gui.panels.training_plots import TrainingPlots
+from finetune_gui.gui.run_history import load_run_history
 
 LOG_LINES = 5000
-RESUMABLE_STATES = ("stopped", "running", "failed")
 
 
 #: (object name, text) of the epoch, step, speed and ETA labels before a run reports them
@@ -53,34 +56,6 @@ def format_metrics(metrics: dict[str, float]) -> str:
     return " · ".join(f"{k} {v:.4g}" for k, v in metrics.items())
 
 
-# ---------------------------------------------------------------- worker job (off the main thread)
-
-
-def load_run_history(run_dir: str) -> dict[str, Any]:
-    """Epoch rows, step rows, the test row, status, the log's tail and whether the run can be resumed."""
-    from finetune_gui.core.checkpoints import list_checkpoints
-    from finetune_gui.core.runs import RunDir
-
-    run = RunDir(Path(run_dir))
-    if not run.root.is_dir():
-        raise FileNotFoundError(f"{run_dir}: run folder not found")
-    rows = run.read_metrics()
-    status = run.read_status()
-    log_tail: list[str] = []
-    if run.log.exists():
-        log_tail = run.log.read_text(encoding="utf-8", errors="replace").splitlines()[-300:]
-    resumable = status.get("state") in RESUMABLE_STATES and bool(list_checkpoints(run))
-    return {
-        "run_dir": run_dir,
-        "epochs": [r for r in rows if "split" not in r],
-        "steps": run.read_steps(),
-        "test": next((r for r in reversed(rows) if "split" in r), None),
-        "status": status,
-        "log": log_tail,
-        "resumable": resumable,
-    }
-
-
 class MonitorPage(Page):
     key = "monitor"
     title = "Train"
@@ -100,6 +75,8 @@ class MonitorPage(Page):
         bridge.early_stopped.connect(self._on_early_stopped)
         bridge.run_finished.connect(self._on_finished)
         bridge.run_failed.connect(self._on_failed)
+        bridge.diagnosis.connect(lambda e: self._show_findings(list(e.findings)))
+        bridge.probed.connect(self.probe_plots.show_probes)
         bridge.training_changed.connect(self._on_training_changed)
         bridge.paused_changed.connect(self._on_paused)
         state.run_changed.connect(self._on_run_changed)
@@ -168,12 +145,27 @@ class MonitorPage(Page):
         mono = QFont("monospace")
         mono.setStyleHint(QFont.StyleHint.Monospace)
         self.log_view.setFont(mono)
+        self.banner = DiagnosisBanner()
+        self.diagnosis = DiagnosisPanel(
+            "Nothing wrong found so far. Findings appear here as soon as the run shows them."
+        )
+        self.diagnosis.apply.connect(lambda remedy: offer_remedy(self, self.state, remedy))
+        self.probe_plots = ProbePlots()
+        self.tabs = QTabWidget()
+        self.tabs.setObjectName("monitor-tabs")
+        for widget, name in (
+            (self.log_view, "Log"),
+            (self.diagnosis, "Diagnosis"),
+            (self.probe_plots, "Inside the model"),
+        ):
+            self.tabs.addTab(widget, name)
+        self.banner.show_all.connect(lambda: self.tabs.setCurrentWidget(self.diagnosis))
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(self.plot_area)
-        splitter.addWidget(self.log_view)
+        splitter.addWidget(self.tabs)
         splitter.setStretchFactor(0, 4)
         splitter.setStretchFactor(1, 1)
-        splitter.setSizes([520, 140])
+        splitter.setSizes([480, 180])
         splitter.setChildrenCollapsible(False)
 
         self.status_label = QLabel("Set up data, model and training, then press Start training.")
@@ -187,6 +179,7 @@ class MonitorPage(Page):
         layout.addWidget(self.blocked)
         layout.addWidget(self.progress)
         layout.addLayout(stats)
+        layout.addWidget(self.banner)
         layout.addWidget(splitter, 1)
         layout.addWidget(self.status_label)
 
@@ -383,6 +376,8 @@ class MonitorPage(Page):
         self.log_view.setPlainText("\n".join(history["log"] + ["— metrics per epoch (metrics.jsonl) —"] + summary))
         self.log_view.moveCursor(self.log_view.textCursor().MoveOperation.End)
         self._resumable = bool(history["resumable"])
+        said = "This run was trained before diagnostics were kept." if history["findings"] is None else None
+        self._show_findings(history["findings"] or [], said)
         test = history["test"]
         tested = format_metrics({k: v for k, v in test.items() if k.startswith("test_")}) if test else ""
         text = f"Previous run, {state}."
@@ -414,7 +409,14 @@ class MonitorPage(Page):
 
     def _clear_plots(self) -> None:
         self.plot_area.clear()
+        self.probe_plots.clear()
+        self._show_findings([])
         self.progress.setValue(0)
+
+    def _show_findings(self, findings: list[dict[str, Any]], empty_text: str | None = None) -> None:
+        self.banner.set_findings(findings)
+        self.diagnosis.set_findings(findings, empty_text)
+        self.tabs.setTabText(1, f"Diagnosis ({len(findings)})" if findings else "Diagnosis")
 
     def _log_line(self, level: str, text: str) -> None:
         stamp = time.strftime("%H:%M:%S")
