@@ -6,7 +6,7 @@ import importlib
 import shlex
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Slot
+from PySide6.QtCore import QSettings, Qt, Slot
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 
 from finetune_gui.gui.dialogs import error_box, title_for
 from finetune_gui.gui.state import AppState
+from finetune_gui.gui.wording import reword
 from finetune_gui.gui.worker import WorkerBridge
 
 PAGES = [
@@ -64,6 +65,9 @@ class MainWindow(QMainWindow):
             self.stack.addWidget(page)
             self.sidebar.addItem(page.title)
         self.sidebar.currentRowChanged.connect(self._row_changed)
+        start_button = self.pages["monitor"].start_button  # through start_training, which may ask first
+        start_button.clicked.disconnect()
+        start_button.clicked.connect(self.start_training)
         central = QWidget()
         layout = QHBoxLayout(central)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -237,6 +241,26 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage("Copied: " + cmd, 10000)
 
     def start_training(self) -> None:
+        """Start a run on the Train page; data that does not look fit to train on asks first."""
+        if self.bridge.is_training:
+            return
+        doubt = self.pages["data"].doubt()
+        if doubt is None:
+            self._start_run()
+            return
+        box = QMessageBox(self)  # opened, not exec()'d: the window goes on drawing, and tests can answer it
+        box.setObjectName("trainAnywayQuestion")
+        box.setIcon(QMessageBox.Icon.Question)
+        box.setWindowTitle("Train on this data?")
+        box.setText(f"<b>{doubt.headline}.</b>" + "".join(f"<br>• {r}" for r in doubt.reasons))
+        box.setInformativeText(f"{doubt.todo}<br><br>Train anyway, or go back to the Data page?")
+        train = box.addButton("Train anyway", QMessageBox.ButtonRole.AcceptRole)
+        box.setDefaultButton(box.addButton("Go back to the data", QMessageBox.ButtonRole.RejectRole))
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.finished.connect(lambda _: self._start_run() if box.clickedButton() is train else self.show_page("data"))
+        box.open()
+
+    def _start_run(self) -> None:
         if self.bridge.is_training:
             return
         self.show_page("monitor")
@@ -260,7 +284,7 @@ class MainWindow(QMainWindow):
 
     @Slot(str, str, str)
     def show_error(self, error_type: str, message: str, details: str = "") -> None:
-        error_box(self, title_for(error_type), message, details)
+        error_box(self, title_for(error_type), reword(message, self), details)
 
     def _remember(self, key: str, value: str) -> None:
         items = [v for v in (self.settings.value(key) or []) if v != value]
