@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import shlex
+from html import escape
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, Slot
@@ -252,8 +253,8 @@ class MainWindow(QMainWindow):
         box.setObjectName("trainAnywayQuestion")
         box.setIcon(QMessageBox.Icon.Question)
         box.setWindowTitle("Train on this data?")
-        box.setText(f"<b>{doubt.headline}.</b>" + "".join(f"<br>• {r}" for r in doubt.reasons))
-        box.setInformativeText(f"{doubt.todo}<br><br>Train anyway, or go back to the Data page?")
+        box.setText(f"<b>{doubt.headline}.</b>" + "".join(f"<br>• {escape(r)}" for r in doubt.reasons))
+        box.setInformativeText(f"{escape(doubt.todo)}<br><br>Train anyway, or go back to the Data page?")
         train = box.addButton("Train anyway", QMessageBox.ButtonRole.AcceptRole)
         box.setDefaultButton(box.addButton("Go back to the data", QMessageBox.ButtonRole.RejectRole))
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)

@@ -195,3 +195,15 @@ def test_every_key_an_engine_message_names_is_worded_as_the_window_shows_it(wind
     assert {"data.path", "model.weights_path", "data.text_column"} <= keys <= KEYS
     reword = rewording(window)
     assert sorted(k for k in keys if k in reword(f"check {k}")) == []
+
+
+def test_a_model_that_cannot_load_names_the_weights_file_not_model_weights_path(qtbot, window, tmp_path):
+    window.state.set_value("model", "pretrained", False)
+    window.state.set_value("model", "weights_path", str(tmp_path / "missing.pth"))
+    window.show()
+    page = go(qtbot, window, "model")
+    error = page.findChild(QLabel, "modelError")
+    qtbot.waitUntil(lambda: error.isVisible() and not page.tree_loading, timeout=120_000)
+
+    assert "The weights file opened on the Model page: file not found" in error.text()
+    assert "model.weights_path" not in error.text()

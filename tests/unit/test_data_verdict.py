@@ -22,7 +22,7 @@ def test_a_documentation_folder_does_not_look_like_a_dataset(tmp_path):
 
     found = doubt(report)
 
-    assert found is not None
+    assert found is not None and found.no_dataset
     assert found.headline == "This folder does not look like a dataset"
     assert "90 files or folders could not be used and only 65 images could" in found.what
     assert "9 of 11 classes have fewer than 5 images: arrows (2), badges (1), buttons (3), cursors (3)" in found.what
@@ -46,6 +46,17 @@ def test_one_small_class_in_a_good_dataset_is_named_without_calling_it_no_datase
     assert found is not None
     assert found.headline == "Some classes have too few images to learn"
     assert found.reasons == ("1 of 3 classes have fewer than 5 images: owl (3)",)
+
+
+def test_mostly_small_classes_without_problems_are_small_classes_not_a_wrong_folder(tmp_path):
+    root = make_image_folder(tmp_path / "pets", classes=("cat", "dog"), per_class=12)
+    make_image_folder(root, classes=("fox", "owl", "emu"), per_class=2)
+
+    found = doubt(scan(root))
+
+    assert found is not None and not found.no_dataset
+    assert found.headline == "Some classes have too few images to learn"
+    assert found.reasons == ("3 of 5 classes have fewer than 5 images: emu (2), fox (2), owl (2)",)
 
 
 def test_problems_outnumbering_rows_of_a_table_are_counted_as_rows(tmp_path):

@@ -25,7 +25,7 @@ class Doubt:
     headline: str
     reasons: tuple[str, ...]
     todo: str
-    no_dataset: bool  # the data as a whole looks wrong, rather than a few classes being small
+    no_dataset: bool  # more left out than used: the data as a whole looks wrong, not just some small classes
 
     @property
     def what(self) -> str:
@@ -90,10 +90,9 @@ def doubt(report: ScanReport, min_per_class: int = MIN_PER_CLASS) -> Doubt | Non
         )
     if not reasons:
         return None
-    no_dataset = many_problems or len(small) * 2 > len(report.labels)
     headline = (
         f"This {what} does not look like a dataset"
-        if no_dataset
+        if many_problems
         else f"Some classes have too few {unit(report)} to learn"
     )
-    return Doubt(headline, tuple(reasons), " ".join(todo), no_dataset)
+    return Doubt(headline, tuple(reasons), " ".join(todo), many_problems)

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from finetune_gui.gui.widgets.layer_tree import LayerTree
+from finetune_gui.gui.wording import reword
 
 STRATEGY_TEXT = {
     "none": "Everything trains.",
@@ -179,7 +180,7 @@ class FreezingPanel(QGroupBox):
         self.refresh_plan()
 
     def show_error(self, message: str) -> None:
-        self.error_label.setText(message)
+        self.error_label.setText(reword(message, self))
         self.error_frame.show()
 
     # ------------------------------------------------------------ freezing
