@@ -119,8 +119,7 @@ def test_train_anyway_trains_on_the_folder_as_it_is(qtbot, window, tmp_path):
 def test_a_missing_data_folder_names_the_field_not_data_path(qtbot, window, tmp_path):
     window.show()
     page = go(qtbot, window, "data")
-    type_data_path_no_wait = page.set_data_path
-    type_data_path_no_wait(str(tmp_path / "nowhere"))
+    page.set_data_path(str(tmp_path / "nowhere"))  # what typing it and leaving the field does
     qtbot.waitUntil(lambda: page.error_banner.isVisible(), timeout=60_000)
 
     message = page.findChild(QLabel, "dataErrorMessage").text()
