@@ -170,3 +170,32 @@ def train_run(root: Path, sections: dict) -> Path:
         result = fit(config, output_dir=root / "runs")
     assert result.status == "completed", result
     return result.run_dir
+
+
+# ---------------------------------------------------------------- data that is not a dataset
+
+#: icon folders of a documentation tree and how many icons each holds (9 of 11 hold fewer than 5)
+DOCS_ICONS = {"arrows": 2, "badges": 1, "buttons": 3, "cursors": 3, "diagrams": 19, "emoji": 1, "flags": 4,
+              "logos": 2, "screenshots": 24, "status": 2, "toolbar": 4}  # fmt: skip
+
+
+def make_docs_tree(root: Path, chapters: int = 90) -> Path:
+    """A documentation folder: `chapters` folders of HTML pages, and the icon folders of DOCS_ICONS (65 icons).
+
+    Read as an image folder it gives 11 "classes" and one problem per chapter folder (it holds no images)."""
+    from PIL import Image
+
+    for i, (name, n) in enumerate(DOCS_ICONS.items()):
+        folder = root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "index.html").write_text("<html>icons</html>")
+        for k in range(n):
+            Image.new("RGB", (16, 16), (20 * i, 10 * k, 200)).save(folder / f"{name}-{k}.png")
+    for k in range(chapters):
+        folder = root / f"chapter-{k:02d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "notes.md").write_text("# notes")
+        for j in range(3):
+            (folder / f"page-{j}.html").write_text("<p>text</p>")
+    (root / "README.md").write_text("the docs")
+    return root

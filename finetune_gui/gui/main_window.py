@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import importlib
 import shlex
+from html import escape
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Slot
+from PySide6.QtCore import QSettings, Qt, Slot
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -24,6 +25,7 @@ from finetune_gui.gui.model_readiness import ModelReadiness
 from finetune_gui.gui.recent import recent_paths, remember_path
 from finetune_gui.gui.runs_folder import runs_folder
 from finetune_gui.gui.state import AppState
+from finetune_gui.gui.wording import reword
 from finetune_gui.gui.worker import WorkerBridge
 
 PAGES = [
@@ -71,6 +73,9 @@ class MainWindow(QMainWindow):
             self.stack.addWidget(page)
             self.sidebar.addItem(page.title)
         self.sidebar.currentRowChanged.connect(self._row_changed)
+        start_button = self.pages["monitor"].start_button  # through start_training, which may ask first
+        start_button.clicked.disconnect()
+        start_button.clicked.connect(self.start_training)
         central = QWidget()
         layout = QHBoxLayout(central)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -244,6 +249,26 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage("Copied: " + cmd, 10000)
 
     def start_training(self) -> None:
+        """Start a run on the Train page; data that does not look fit to train on asks first."""
+        if self.bridge.is_training:
+            return
+        doubt = self.pages["data"].doubt()
+        if doubt is None:
+            self._start_run()
+            return
+        box = QMessageBox(self)  # opened, not exec()'d: the window goes on drawing, and tests can answer it
+        box.setObjectName("trainAnywayQuestion")
+        box.setIcon(QMessageBox.Icon.Question)
+        box.setWindowTitle("Train on this data?")
+        box.setText(f"<b>{doubt.headline}.</b>" + "".join(f"<br>• {escape(r)}" for r in doubt.reasons))
+        box.setInformativeText(f"{escape(doubt.todo)}<br><br>Train anyway, or go back to the Data page?")
+        train = box.addButton("Train anyway", QMessageBox.ButtonRole.AcceptRole)
+        box.setDefaultButton(box.addButton("Go back to the data", QMessageBox.ButtonRole.RejectRole))
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.finished.connect(lambda _: self._start_run() if box.clickedButton() is train else self.show_page("data"))
+        box.open()
+
+    def _start_run(self) -> None:
         if self.bridge.is_training:
             return
         self.show_page("monitor")
@@ -275,7 +300,7 @@ class MainWindow(QMainWindow):
 
     @Slot(str, str, str)
     def show_error(self, error_type: str, message: str, details: str = "") -> None:
-        error_box(self, title_for(error_type), message, details)
+        error_box(self, title_for(error_type), reword(message, self), details)
 
     def _remember(self, key: str, value: str) -> None:
         remember_path(self.settings, key, value)

@@ -29,6 +29,7 @@ from finetune_gui.gui.pages.base import Page
 from finetune_gui.gui.pages.data import run_in_worker
 from finetune_gui.gui.widgets.config_form import ConfigForm
 from finetune_gui.gui.widgets.image_grid import ImageGrid, rgb_of
+from finetune_gui.gui.wording import reword
 
 PREVIEW_DEBOUNCE_MS = 300
 PREVIEW_SAMPLES = 4
@@ -320,7 +321,7 @@ class AugmentPage(Page):
         self._waiting = False
         self._samples = None
         self.grid.clear()
-        self.grid.set_message(f"No preview: {message}")
+        self.grid.set_message(f"No preview: {reword(message, self)}")
         if not is_expected(error_type):
             self.error.emit(error_type, message, details)
 

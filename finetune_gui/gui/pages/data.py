@@ -33,6 +33,7 @@ from finetune_gui.gui.pages.base import Page
 from finetune_gui.gui.panels.column_mapping import ColumnMapping
 from finetune_gui.gui.panels.scan_results import ScanResults, html, modality
 from finetune_gui.gui.widgets.config_form import ConfigForm
+from finetune_gui.gui.wording import CONFIG_KEY, reword
 
 KIND_LABELS = {
     "image-classification": "Image classification",
@@ -98,9 +99,12 @@ class DataPage(Page):
     # ------------------------------------------------------------ building
     def _build_path_row(self) -> QHBoxLayout:
         row = QHBoxLayout()
-        row.addWidget(QLabel("<b>Data</b>"))
+        label = QLabel("<b>Data folder or file</b>")
+        row.addWidget(label)
         self.path_edit = QLineEdit()
         self.path_edit.setObjectName("dataPath")
+        self.path_edit.setProperty(CONFIG_KEY, "data.path")  # messages about data.path name this field
+        label.setBuddy(self.path_edit)
         self.path_edit.setPlaceholderText(
             "a folder of images (one subfolder per class), or a CSV / TSV / JSONL / TXT file"
         )
@@ -120,9 +124,12 @@ class DataPage(Page):
     def _build_kind_row(self) -> QVBoxLayout:
         """The task row, and under it a line for what the app changed to fit the task (the model)."""
         row = QHBoxLayout()
-        row.addWidget(QLabel("Task"))
+        label = QLabel("Task")
+        row.addWidget(label)
         self.kind_combo = QComboBox()
         self.kind_combo.setObjectName("taskKind")
+        self.kind_combo.setProperty(CONFIG_KEY, "task.kind")
+        label.setBuddy(self.kind_combo)
         for kind in TaskKind:
             self.kind_combo.addItem(KIND_LABELS[kind.value], kind.value)
         self.kind_combo.setToolTip("What the model learns to do.")
@@ -173,6 +180,12 @@ class DataPage(Page):
         column.setContentsMargins(0, 0, 6, 0)
 
         self.columns_box = ColumnMapping(self.state)
+        for editor, key in (
+            (self.columns_box.text_column, "data.text_column"),
+            (self.columns_box.path_column, "data.path_column"),
+            (self.columns_box.label_columns, "data.label_columns"),
+        ):
+            editor.setProperty(CONFIG_KEY, key)
         column.addWidget(self.columns_box)
 
         split_box = QGroupBox("Split")
@@ -299,6 +312,13 @@ class DataPage(Page):
             self, scan_job, snapshot, on_result=partial(self._scan_done, gen), on_error=partial(self._scan_failed, gen)
         )
 
+    def doubt(self):
+        """The core.data.verdict.Doubt about the data as last scanned; None when it looks like a dataset, cannot
+        train at all, or a newer scan is still on its way."""
+        if self.scanning or self._scan_key() != self._scanned_key:
+            return None
+        return self.results.doubt if self.report is not None else None
+
     @property
     def scanning(self) -> bool:
         """True while a scan was asked for (or is waiting for its debounce) and has not answered."""
@@ -332,7 +352,8 @@ class DataPage(Page):
             else "This looks like a bug; the details are in the error dialog."
         )
         self.error_banner.show()
-        self.error_label.setText(f"<b>The data cannot be used yet.</b><br>{html(message)}<br><i>{what}</i>")
+        words = html(reword(message, self))
+        self.error_label.setText(f"<b>The data cannot be used yet.</b><br>{words}<br><i>{what}</i>")
         if not expected:
             self.error.emit(error_type, message, details)
 

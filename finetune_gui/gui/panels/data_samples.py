@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTab
 from finetune_gui.config import TaskKind
 from finetune_gui.gui.dialogs import is_expected
 from finetune_gui.gui.widgets.image_grid import ImageGrid, rgb_of
+from finetune_gui.gui.wording import reword
 
 THUMBS_PER_CLASS = 6
 THUMB_CLASSES = 12
@@ -152,6 +153,6 @@ class SamplesPreview(QWidget):
     def _failed(self, gen: int, error_type: str, message: str, details: str) -> None:
         if gen != self._gen:
             return
-        self.thumbnails.set_message(f"Samples could not be shown: {message}")
+        self.thumbnails.set_message(f"Samples could not be shown: {reword(message, self)}")
         if not is_expected(error_type):
             self.error.emit(error_type, message, details)

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from finetune_gui.gui.widgets.layer_tree import LayerTree
+from finetune_gui.gui.wording import reword
 
 STRATEGY_TEXT = {
     "none": "Everything trains.",
@@ -190,7 +191,7 @@ class FreezingPanel(QGroupBox):
 
     def show_error(self, message: str, offer_local: bool = False) -> None:
         """The model cannot be used: why, with Try again, and with Open a local folder when `offer_local`."""
-        self.error_label.setText(message)
+        self.error_label.setText(reword(message, self))
         self.open_local_button.setVisible(offer_local)
         self.error_frame.show()
 

@@ -1,5 +1,8 @@
-"""The data page's scan results: a summary line, an imbalance warning, and tabs with the classes (table and bar
-chart), the samples, and the problems the scan found (errors and warnings, with what to do)."""
+"""The data page's scan results: a summary line, a warning when the data does not look fit to train on, an
+imbalance warning, and tabs with the classes (table and bar chart), the samples, and the problems the scan found
+(errors and warnings, with what to do, in the words of the window's fields).
+
+The judgements (core.data.verdict) are imported when a report arrives: the engine's data package loads torch."""
 
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ from PySide6.QtWidgets import (
 from finetune_gui.config import TaskKind
 from finetune_gui.gui.panels.data_samples import SamplesPreview
 from finetune_gui.gui.widgets.bar_chart import BarChart
+from finetune_gui.gui.wording import rewording
 
 FORMAT_LABELS = {
     "folder": "image folder, one subfolder per class",
@@ -83,6 +87,18 @@ def imbalance(counts: dict[str, int], ratio: float = IMBALANCE_RATIO) -> tuple[s
     return big, small, [k for k, v in present.items() if v * ratio <= present[big]]
 
 
+def errors_caption(report) -> str:
+    """What the errors mean for this report: samples left out while the rest can train, or why it cannot."""
+    from finetune_gui.core.data.verdict import cannot_train, unit
+
+    blocker = cannot_train(report)
+    if blocker is not None:
+        return f"Training cannot start because {blocker}."
+    errors = sum(problem_severity(p) == "error" for p in report.problems)
+    left_out = f"1 {unit(report)[:-1]} is" if errors == 1 else f"{errors:,} {unit(report)} are"
+    return f"{left_out} left out; training can start with the other {report.num_samples:,}."
+
+
 def html(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\n", "<br>")
 
@@ -97,6 +113,7 @@ class ScanResults(QWidget):
         super().__init__(parent)
         self.state = state
         self._source: Path | None = None
+        self.doubt = None  # a core.data.verdict.Doubt about the report shown
         column = QVBoxLayout(self)
         column.setContentsMargins(6, 0, 0, 0)
         self.summary_label = QLabel()
@@ -105,6 +122,7 @@ class ScanResults(QWidget):
         self.summary_label.setTextFormat(Qt.TextFormat.RichText)
         self.summary_label.linkActivated.connect(lambda _: self.tabs.setCurrentWidget(self.problems_tab))
         column.addWidget(self.summary_label)
+        column.addWidget(self._build_doubt_banner())
 
         warn_row = QHBoxLayout()
         self.imbalance_label = QLabel()
@@ -131,6 +149,20 @@ class ScanResults(QWidget):
         self.problems_tab = self._build_problems_tab()
         self.tabs.addTab(self.problems_tab, "Problems")
         column.addWidget(self.tabs, 1)
+
+    def _build_doubt_banner(self) -> QFrame:
+        self.doubt_banner = QFrame()
+        self.doubt_banner.setObjectName("dataDoubtBanner")
+        self.doubt_banner.setStyleSheet(
+            "#dataDoubtBanner { border: 1px solid #b9770e; border-radius: 4px; background: rgba(185, 119, 14, 0.08); }"
+        )
+        self.doubt_label = QLabel()
+        self.doubt_label.setObjectName("dataDoubt")
+        self.doubt_label.setWordWrap(True)
+        self.doubt_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        QVBoxLayout(self.doubt_banner).addWidget(self.doubt_label)
+        self.doubt_banner.hide()
+        return self.doubt_banner
 
     def _build_classes_tab(self) -> QWidget:
         tab = QWidget()
@@ -160,12 +192,9 @@ class ScanResults(QWidget):
     def _build_problems_tab(self) -> QWidget:
         tab = QWidget()
         layout = QVBoxLayout(tab)
-        self.errors_box, self.errors_table = _problem_table(
-            "Errors: these samples are left out, or training cannot start", "problemErrors", "#c0392b"
-        )
-        self.warnings_box, self.warnings_table = _problem_table(
-            "Warnings: worth a look, training can go on", "problemWarnings", "#b9770e"
-        )
+        self.errors_box, self.errors_caption, self.errors_table = _problem_table("Errors", "problemErrors", "#c0392b")
+        self.warnings_box, _, self.warnings_table = _problem_table("Warnings", "problemWarnings", "#b9770e")
+        self.warnings_box.findChild(QLabel).setText("Worth a look; training can go on.")
         layout.addWidget(self.errors_box, 1)
         layout.addWidget(self.warnings_box, 1)
         self.no_problems_label = QLabel("No problems found.")
@@ -183,6 +212,8 @@ class ScanResults(QWidget):
             )
         else:
             self.summary_label.setText("No data to show.")
+        self.doubt = None
+        self.doubt_banner.hide()
         self.imbalance_label.hide()
         self.balanced_button.hide()
         self.class_table.setRowCount(0)
@@ -207,10 +238,23 @@ class ScanResults(QWidget):
             )
             parts.append(f"<a href='problems'>{counts}</a>")
         self.summary_label.setText(" · ".join(parts))
+        self._show_doubt(report)
         self.show_classes(report)
-        self.fill_problems(report.problems, report.source)
+        self.fill_problems(report.problems, report.source, report)
         snapshot = self.state.config.model_copy(deep=True).with_base_dir(self.state.config.base_dir)
         self.samples.load(report, kind, snapshot)
+
+    def _show_doubt(self, report) -> None:
+        from finetune_gui.core.data.verdict import doubt
+
+        self.doubt = doubt(report)
+        if self.doubt is not None:
+            lines = "".join(f"<br>• {html(reason)}" for reason in self.doubt.reasons)
+            self.doubt_label.setText(
+                f"<b>⚠ {html(self.doubt.headline)}.</b>{lines}<br>{html(self.doubt.todo)}"
+                "<br><i>Start training asks before it trains on this data.</i>"
+            )
+        self.doubt_banner.setVisible(self.doubt is not None)
 
     def show_classes(self, report) -> None:
         kind = effective_kind(self.state.config.task.kind, report.suggested_kind)
@@ -249,15 +293,21 @@ class ScanResults(QWidget):
                 f"({ratio:.0f}×).{more} The model may neglect the small classes; add data for them or weight "
                 "the classes."
             )
+        found = found and not (self.doubt is not None and self.doubt.no_dataset)  # weights cannot mend that
         self.imbalance_label.setVisible(bool(found))
         self.balanced_button.setVisible(
             bool(found) and kind.is_classification and self.state.config.train.class_weights != "balanced"
         )
 
-    def fill_problems(self, problems: list, source: str | None) -> None:
+    def fill_problems(self, problems: list, source: str | None, report=None) -> None:
+        """The problems in two tables, their reasons in the window's words; the errors' caption says whether
+        training can start with the rest (report is the scan they come from)."""
         self._source = Path(source) if source is not None else None
         errors = [p for p in problems if problem_severity(p) == "error"]
         warnings = [p for p in problems if problem_severity(p) == "warning"]
+        self.errors_caption.setText(errors_caption(report) if report is not None and errors else "")
+        self.errors_caption.setVisible(bool(self.errors_caption.text()))
+        reword = rewording(self.window()) if problems else str
         for box, table, items in (
             (self.errors_box, self.errors_table, errors),
             (self.warnings_box, self.warnings_table, warnings),
@@ -268,8 +318,9 @@ class ScanResults(QWidget):
                 path_item.setToolTip(p.path)
                 table.setItem(r, 0, path_item)
                 table.setItem(r, 1, QTableWidgetItem("" if p.line is None else str(p.line)))
-                reason = QTableWidgetItem(p.reason)
-                reason.setToolTip(p.reason)
+                words = reword(p.reason)
+                reason = QTableWidgetItem(words)
+                reason.setToolTip(words)
                 table.setItem(r, 2, reason)
             if len(items) <= 200:  # wrapping thousands of rows would hold up the main thread
                 table.resizeRowsToContents()
@@ -290,9 +341,14 @@ class ScanResults(QWidget):
         return p.name or path
 
 
-def _problem_table(caption: str, name: str, colour: str) -> tuple[QGroupBox, QTableWidget]:
-    box = QGroupBox(caption)
+def _problem_table(title: str, name: str, colour: str) -> tuple[QGroupBox, QLabel, QTableWidget]:
+    """A titled box with a caption (wrapped: it may be a long sentence) over a File / Line / What to do table."""
+    box = QGroupBox(title)
     box.setStyleSheet(f"QGroupBox {{ color: {colour}; font-weight: bold; }}")
+    caption = QLabel()
+    caption.setObjectName(f"{name}Caption")
+    caption.setWordWrap(True)
+    caption.setStyleSheet("font-weight: normal;")
     table = QTableWidget(0, 3)
     table.setObjectName(name)
     table.setHorizontalHeaderLabels(["File", "Line", "What to do"])
@@ -305,5 +361,7 @@ def _problem_table(caption: str, name: str, colour: str) -> tuple[QGroupBox, QTa
     header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
     table.setColumnWidth(0, 220)
     table.setStyleSheet("font-weight: normal;")
-    QVBoxLayout(box).addWidget(table)
-    return box, table
+    layout = QVBoxLayout(box)
+    layout.addWidget(caption)
+    layout.addWidget(table)
+    return box, caption, table
