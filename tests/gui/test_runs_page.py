@@ -168,3 +168,20 @@ def test_numeric_columns_sort_as_numbers_with_missing_values_after_them(qapp):
     proxy.sort(4, Qt.SortOrder.AscendingOrder)  # Best validation: "val_loss 12" < "val_loss 0.5" as text
     assert proxy.paths() == ["/runs/a", "/runs/c", "/runs/b"]
     assert proxy.index(1, 7).data() == "1:01" and proxy.index(2, 4).data() == "–"
+
+
+def test_resume_continues_a_stopped_run_on_the_train_page(qtbot, window, runs_folder, tinynet):
+    stopped = sorted(runs_folder.iterdir())[0]
+    status = json.loads((stopped / "status.json").read_text(encoding="utf-8"))
+    (stopped / "status.json").write_text(json.dumps({**status, "state": "stopped"}), encoding="utf-8")
+    page = open_runs_page(qtbot, window, runs_folder)
+    click_row(qtbot, page, shown_names(page).index(stopped.name))
+    assert page.resume_button.isEnabled()
+    click_row(qtbot, page, (shown_names(page).index(stopped.name) + 1) % 3)
+    assert not page.resume_button.isEnabled()  # a completed run
+    click_row(qtbot, page, shown_names(page).index(stopped.name))
+    with qtbot.waitSignal(window.bridge.run_finished, timeout=60_000):
+        qtbot.mouseClick(page.resume_button, Qt.MouseButton.LeftButton)
+        assert window.current_page_key() == "monitor" and window.bridge.is_training
+    qtbot.waitUntil(lambda: not window.bridge.is_training, timeout=30_000)
+    assert json.loads((stopped / "status.json").read_text(encoding="utf-8"))["state"] == "completed"

@@ -352,6 +352,8 @@ class RunsPage(Page):
     def _on_training_changed(self, training: bool) -> None:
         if not training:
             self._live_run = None
+            if self.isVisible():  # a run ended while the table was shown: its row has new values
+                self.refresh()
         self._update_buttons()
 
     def _say(self, text: str) -> None:
