@@ -38,6 +38,7 @@ PAGES = [
     ("evaluate", "EvaluatePage"),
     ("try_it", "TryItPage"),
     ("export", "ExportPage"),
+    ("runs", "RunsPage"),
 ]
 MIN_SIZE = (1100, 700)
 
@@ -69,6 +70,9 @@ class MainWindow(QMainWindow):
             page.error.connect(self.show_error)
             if hasattr(page, "open_path_requested"):  # the start page's open buttons and recent items
                 page.open_path_requested.connect(self.accept_path)
+            if hasattr(page, "resume_run_requested"):  # the runs page's Open and Resume
+                page.open_run_requested.connect(self.open_run)
+                page.resume_run_requested.connect(self.resume_run)
             self.pages[page.key] = page
             self.stack.addWidget(page)
             self.sidebar.addItem(page.title)
@@ -131,7 +135,9 @@ class MainWindow(QMainWindow):
         for i in range(len(PAGES)):
             page = list(self.pages.values())[i]
             # triggered(bool) would fill a lone keyword argument with `checked`; keep the key out of its way
-            self._action(go_menu, page.title, f"Ctrl+{i + 1}", lambda _checked=False, k=page.key: self.show_page(k))
+            self._action(
+                go_menu, page.title, f"Ctrl+{(i + 1) % 10}", lambda _checked=False, k=page.key: self.show_page(k)
+            )
 
     def _action(self, menu, text, shortcut, slot) -> QAction:
         action = QAction(text, self)
@@ -188,6 +194,11 @@ class MainWindow(QMainWindow):
         self._remember("recent/runs", str(run_dir))
         self.show_page("monitor")
         return True
+
+    def resume_run(self, run_dir: str | Path) -> None:
+        """Open a stopped run on the Train page and continue it from its newest checkpoint."""
+        if not self.bridge.is_training and self.open_run(run_dir):
+            self.pages["monitor"].resume_run()
 
     def open_run_dialog(self) -> None:
         self.pages["start"].choose_run()

@@ -74,7 +74,7 @@ def test_ctrl_and_a_number_go_to_that_page(qtbot, window):
 
     shortcuts = {a.shortcut().toString(): a for a in window.actions()}
     for i, key in enumerate(window.pages, start=1):
-        shortcuts[QKeySequence(f"Ctrl+{i}").toString()].trigger()  # what Qt does when the keys are pressed
+        shortcuts[QKeySequence(f"Ctrl+{i % 10}").toString()].trigger()  # what Qt does when the keys are pressed
         assert window.current_page_key() == key
     assert shortcuts["Ctrl+R"] and shortcuts["Ctrl+Q"] and shortcuts["Ctrl+S"]
     qtbot.waitUntil(lambda: not window.bridge.busy, timeout=60_000)  # pages shown started their workers

@@ -7,7 +7,7 @@ a value that cannot be computed (r2 of one sample, an empty split) is left out, 
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -24,20 +24,13 @@ from torchmetrics.classification import (
 )
 
 from finetune_gui.config import TaskKind
+from finetune_gui.core.metric_names import metric_mode
 
 __all__ = ["MAX_SCATTER_POINTS", "MAX_PERPLEXITY", "TaskMetrics", "default_monitor", "metric_mode"]
 
 MAX_SCATTER_POINTS = 2000
 MAX_PERPLEXITY = 1e9
 IGNORE_INDEX = -100
-
-_MIN_WORDS = ("loss", "mae", "mse", "rmse", "perplexity")
-
-
-def metric_mode(name: str) -> Literal["min", "max"]:
-    """Whether lower ("min") or higher ("max") is better for a metric name (prefixed or not)."""
-    low = name.lower()
-    return "min" if any(w in low for w in _MIN_WORDS) else "max"
 
 
 def default_monitor(task: TaskKind) -> str:
