@@ -305,7 +305,8 @@ class MainWindow(QMainWindow):
     def _run_failed(self, e) -> None:
         """The Train page says why a run failed; a dialog only for a fault of the app (with its details)."""
         if is_expected(e.error_type):
-            self.statusBar().showMessage(f"The run failed: {e.message.splitlines()[0] if e.message else ''}", 30_000)
+            said = reword(e.message, self).splitlines()[0] if e.message else ""
+            self.statusBar().showMessage(f"The run failed: {said}", 30_000)
         else:
             self.show_error(e.error_type, e.message, e.details)
 

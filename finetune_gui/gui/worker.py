@@ -40,12 +40,18 @@ class _TrainingWorker(QObject):
     def __init__(self, job: Callable[[Callable, Any], Any], control: Any):
         super().__init__()
         self._job, self._control = job, control
-        self._last_step_emit = 0.0
+        self._last_step_emit = self._last_probe_emit = 0.0
         self._pending_step = None
 
     def _on_event(self, event: Any) -> None:
-        from finetune_gui.core.training.events import StepMetrics
+        from finetune_gui.core.training.events import Probed, StepMetrics
 
+        if isinstance(event, Probed):  # a look inside the model: the newest one is enough, at most as often as steps
+            now = time.monotonic()
+            if now - self._last_probe_emit >= STEP_SIGNAL_INTERVAL_S:
+                self._last_probe_emit = now
+                self.event.emit(event)
+            return
         if isinstance(event, StepMetrics):
             now = time.monotonic()
             if now - self._last_step_emit < STEP_SIGNAL_INTERVAL_S:

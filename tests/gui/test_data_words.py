@@ -127,16 +127,15 @@ def test_a_missing_data_folder_names_the_field_not_data_path(qtbot, window, tmp_
     assert "data.path" not in message
 
 
-def test_a_run_that_fails_names_the_field_in_the_error_dialog(qtbot, window, tmp_path):
+def test_a_run_that_fails_names_the_field_on_the_train_page(qtbot, window, tmp_path):
     window.show()
     tiny_run_settings(window, tmp_path)
     window.state.set_value("data", "path", str(tmp_path / "nowhere"))
     with qtbot.waitSignal(window.bridge.run_failed, timeout=240_000):
         press_start(qtbot, window)
-    qtbot.waitUntil(lambda: window.findChild(QMessageBox, "errorDialog") is not None, timeout=10_000)
 
-    text = window.findChild(QMessageBox, "errorDialog").text()
-    assert "“Data folder or file” field (Data page)" in text and "data.path" not in text
+    for text in (window.pages["monitor"].status_label.text(), window.statusBar().currentMessage()):
+        assert "“Data folder or file” field (Data page)" in text and "data.path" not in text
 
 
 def test_a_table_without_the_columns_names_the_column_fields(qtbot, window, tmp_path):

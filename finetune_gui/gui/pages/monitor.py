@@ -32,6 +32,7 @@ from finetune_gui.gui.panels.diagnosis import DiagnosisBanner, DiagnosisPanel, o
 from finetune_gui.gui.panels.probe_plots import ProbePlots
 from finetune_gui.gui.panels.training_plots import TrainingPlots
 from finetune_gui.gui.run_history import load_run_history
+from finetune_gui.gui.wording import reword
 
 LOG_LINES = 5000
 
@@ -309,7 +310,7 @@ class MonitorPage(Page):
         if self._live_run is None:  # it failed before its first step: no run folder to show
             self.run_label.setText("The run failed before it started")
         self._ended = "failed"
-        self.status_label.setText(f"Run failed ({e.error_type}): {e.message}")
+        self.status_label.setText(f"Run failed ({e.error_type}): {reword(e.message, self)}")
         self._log_line("error", f"{e.error_type}: {e.message}")
 
     def _on_training_changed(self, training: bool) -> None:
