@@ -310,3 +310,24 @@ def test_the_model_folder_dialog_opens_beside_the_data(qtbot, window, tmp_path, 
     model = go(qtbot, window, "model")
     model.catalog.choose_folder()
     assert asked == [str(tmp_path / "project")]  # not a system folder
+
+
+def test_a_table_with_its_own_column_names_is_read_as_its_contents_suggest(qtbot, window, tmp_path):
+    """Found on the walk-through with Rotten Tomatoes reviews: columns "review" and "kind" left the page at
+    "Image classification, 0 images" with the fix buried in the Problems tab."""
+    rows = [
+        (f"Review number {i}: the film was {'great fun' if i % 2 else 'a long bore'}.", "fresh rotten".split()[i % 2])
+        for i in range(40)
+    ]
+    table = tmp_path / "critics.csv"
+    table.write_text("review,kind\n" + "".join(f'"{t}",{k}\n' for t, k in rows), encoding="utf-8")
+    window.show()
+    page = type_data_path(qtbot, window, table)
+    qtbot.waitUntil(
+        lambda: window.state.config.task.kind.value == "text-classification" and not page.scanning, timeout=60_000
+    )
+    data = window.state.config.data
+    assert (data.text_column, data.label_columns) == ("review", ["kind"])
+    assert window.state.scan.num_samples == 40 and set(window.state.scan.labels) == {"fresh", "rotten"}
+    notice = page.findChild(QLabel, "taskNotice")
+    assert notice.isVisible() and "text “review”, label “kind”" in notice.text()

@@ -305,9 +305,9 @@ def test_manifest_missing_column_lists_the_columns(tmp_path):
     csv = write_csv(tmp_path / "m.csv", "file,label\na.png,x\n")
     with pytest.raises(DataError, match="'path' not found.*'file', 'label'"):
         build_data(config(csv))
-    report = scan_data(config(csv))  # the data page shows the columns instead of failing
-    assert report.columns == ["file", "label"] and report.num_samples == 0
-    assert any("data.path_column" in p.reason for p in report.problems)
+    report = scan_data(config(csv))  # the data page reads it as its contents suggest, and says which columns
+    assert report.columns == ["file", "label"] and report.suggested_columns == {"path_column": "file"}
+    assert report.num_samples == 0 and any("a.png" in p.path + p.reason for p in report.problems)  # it is missing
 
 
 def test_scan_suggests_regression_for_numeric_manifest_labels(tmp_path):

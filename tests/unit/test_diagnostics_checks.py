@@ -38,6 +38,11 @@ def test_no_overfitting_while_validation_loss_still_falls_or_training_loss_rises
     assert overfitting(falling) is None and overfitting(both_rise) is None
 
 
+def test_a_validation_loss_back_near_its_best_is_the_noise_of_a_small_split():
+    record = RunRecord(epochs=epochs([0.20, 0.143, 0.475, 0.218, 0.193, 0.145], [0.2, 0.15, 0.09, 0.17, 0.11, 0.10]))
+    assert overfitting(record) is None  # seen on the demo preset: 36 validation images, 20 epochs
+
+
 def test_overfitting_that_early_stopping_caught_is_only_information():
     record = RunRecord(stopped_early=True, early_stopping=True)
     record.epochs = epochs([0.6, 0.5, 0.7, 0.8], [0.5, 0.3, 0.1, 0.05])

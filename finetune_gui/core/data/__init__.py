@@ -47,6 +47,7 @@ def scan_data(config: RunConfig) -> ScanReport:
     Raises DataError when the data cannot be read at all (missing path, not UTF-8); problems that the
     user can fix on the data page (a missing column, one class only) are listed in the report instead.
     """
+    from finetune_gui.core.data.columns import guess_columns
     from finetune_gui.core.data.common import read_table
     from finetune_gui.core.data.fs import walk_files
     from finetune_gui.core.data.image_records import IMAGE_EXTENSIONS, suggest_manifest_kind
@@ -91,6 +92,13 @@ def scan_data(config: RunConfig) -> ScanReport:
         elif d.text_column in table.columns:
             suggested = TaskKind.CAUSAL_LM
             report = scan_lm(config)
+        elif guess := guess_columns(table.columns, rows):  # the names differ: scan as the contents suggest
+            guessed = config.model_copy(deep=True).with_base_dir(config.base_dir)
+            for key, value in guess.items():
+                setattr(guessed.data, key, value)
+            report = scan_data(guessed)
+            report.suggested_columns = guess
+            return report
         else:
             have = ", ".join(repr(c) for c in table.columns) or "(none)"
             raise DataError(

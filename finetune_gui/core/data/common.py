@@ -62,6 +62,7 @@ class ScanReport:
     columns: list[str] = field(default_factory=list)  # CSV/TSV/JSONL columns found
     splits: dict[str, int] = field(default_factory=dict)  # predefined split -> sample count ({} = random split)
     split_labels: dict[str, dict[str, int]] = field(default_factory=dict)  # predefined split -> label -> count
+    suggested_columns: dict[str, Any] = field(default_factory=dict)  # data settings guessed from the contents
 
 
 # ---------------------------------------------------------------- splits

@@ -11,6 +11,7 @@ from finetune_gui.core.diagnostics.record import RunRecord
 
 OVERFIT_EVALS = 2  # evaluations in a row with validation loss above its best
 OVERFIT_MARGIN = 0.02  # above the best by more than this share counts as rising
+OVERFIT_RISE = 0.10  # and the last evaluation this far above the best: a trend, not a noisy split
 SPIKE_FACTOR = 4.0  # a logged loss over this many times the lowest so far
 GRAD_BURST_FACTOR = 20.0  # a gradient norm over this many times the early median
 UPDATE_RATIO_HIGH = 3e-2  # healthy updates move weights by ~1e-3 of their size per step (Adam early: ~1e-2)
@@ -54,6 +55,8 @@ def overfitting(record: RunRecord) -> Finding | None:
     last = rows[-1]
     if len(rising) < OVERFIT_EVALS or last["train_loss"] >= best["train_loss"]:
         return None
+    if last["val_loss"] < best["val_loss"] * (1 + OVERFIT_RISE):  # back near its best: noise of a small split
+        return None
     spent = sum(e.get("elapsed_s", 0.0) for e in after)
     patience = max(1, record.patience or 2)
     saved = sum(e.get("elapsed_s", 0.0) for e in after[patience:])
@@ -82,7 +85,7 @@ def overfitting(record: RunRecord) -> Finding | None:
     return Finding(
         id="overfitting",
         severity="info" if caught else "warning",
-        title=f"Overfitting after epoch {epoch}",
+        title="Overfitting",
         explanation=(
             f"The model began to learn its training examples by heart rather than what carries over to new ones "
             f"(overfitting). After epoch {epoch} the validation loss rose from {best['val_loss']:.3g} to "

@@ -156,7 +156,9 @@ class DataPage(Page):
         return column
 
     def _show_notice(self, text: str) -> None:
-        self.notice_label.setText(text)
+        """Notices about the same data add up (the columns, then the model, were changed for it)."""
+        said = [line for line in self.notice_label.text().split("\n") if line and line != text]
+        self.notice_label.setText("\n".join([*said[-2:], text]))
         self.notice_label.setVisible(bool(text))
 
     def _build_error_banner(self) -> QFrame:
@@ -254,6 +256,7 @@ class DataPage(Page):
         path = self.state.config.data.path
         if section == "" or path != self._last_path:
             self._user_chose_kind = False  # a new setup or new data (picked here or dropped on the window)
+            self.notice_label.clear()  # what was said about the last data
         self._last_path = path
         if section not in ("", "data", "task", "train"):
             return
@@ -331,8 +334,8 @@ class DataPage(Page):
         self.report = report
         self._hide_error()
         self.state.set_scan(report)
-        if self._maybe_apply_detected(report):
-            return  # the task changed; a new scan follows
+        if self._maybe_apply_columns(report) or self._maybe_apply_detected(report):
+            return  # the columns or the task changed; a new scan follows
         self._sync_from_state()
         self.results.show_report(report)
         self._show_splits()
@@ -361,7 +364,23 @@ class DataPage(Page):
         self.error_banner.hide()
         self.error_label.clear()
 
-    # ------------------------------------------------------------ detected task
+    # ------------------------------------------------------------ detected columns and task
+    def _maybe_apply_columns(self, report) -> bool:
+        """The file has none of the configured column names: use the columns its contents suggest, and say so."""
+        guess = report.suggested_columns
+        if not guess:
+            return False
+        d = self.state.config.data
+        missing = d.path_column if "path_column" in guess else d.text_column
+        for key, value in guess.items():
+            self.state.set_value("data", key, value)
+        chosen = {"path_column": "image paths", "text_column": "text", "label_columns": "label"}
+        said = ", ".join(f"{chosen[k]} “{v[0] if isinstance(v, list) else v}”" for k, v in guess.items())
+        self.state.notice.emit(
+            f"Columns chosen from what the file holds: {said} (it has no “{missing}” column). Change them under Columns."
+        )
+        return True
+
     def _maybe_apply_detected(self, report) -> bool:
         """Apply the detected task when the user has not picked one and the current one does not fit."""
         suggested, current = report.suggested_kind, self.state.config.task.kind

@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QFrame,
+    QGridLayout,
     QHBoxLayout,
     QLabel,
     QPushButton,
@@ -25,6 +26,7 @@ from PySide6.QtWidgets import (
 
 COLOURS = {"info": "#2a6fb0", "warning": "#b7791f", "critical": "#c0392b"}
 MARKS = {"info": "ℹ", "warning": "⚠", "critical": "✖"}
+REMEDY_COLUMNS = 3
 
 
 def _when(finding: dict[str, Any]) -> str:
@@ -100,18 +102,20 @@ class FindingCard(QFrame):
             numbers.setWordWrap(True)
             numbers.setStyleSheet("color: palette(dark);")
             layout.addWidget(numbers)
-        buttons = QHBoxLayout()
+        remedies = finding.get("remedies") or []
         self.remedy_buttons = []
-        for remedy in finding.get("remedies") or []:
-            b = QPushButton(f"Apply to a new run: {remedy['label']}")
-            b.setObjectName("applyRemedy")
-            b.setToolTip(", ".join(f"{k} = {v}" for k, v in remedy["changes"].items()))
-            b.clicked.connect(lambda _=False, r=remedy: apply(r))
-            buttons.addWidget(b)
-            self.remedy_buttons.append(b)
-        buttons.addStretch(1)
-        if self.remedy_buttons:
-            layout.addLayout(buttons)
+        if remedies:
+            layout.addWidget(QLabel("Apply to a new run (shows the changes first):"))
+            grid = QGridLayout()  # rows of buttons, so a card never grows wider than the panel
+            for i, remedy in enumerate(remedies):
+                b = QPushButton(remedy["label"])
+                b.setObjectName("applyRemedy")
+                b.setToolTip(", ".join(f"{k} = {v}" for k, v in remedy["changes"].items()))
+                b.clicked.connect(lambda _=False, r=remedy: apply(r))
+                grid.addWidget(b, i // REMEDY_COLUMNS, i % REMEDY_COLUMNS)
+                self.remedy_buttons.append(b)
+            grid.setColumnStretch(REMEDY_COLUMNS, 1)
+            layout.addLayout(grid)
 
 
 class DiagnosisPanel(QScrollArea):
@@ -124,6 +128,7 @@ class DiagnosisPanel(QScrollArea):
         self.setObjectName("diagnosisPanel")
         self.setWidgetResizable(True)
         self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # text wraps instead
         self._empty_text = empty_text
         self.findings: list[dict[str, Any]] = []
         self.set_findings([])
