@@ -236,3 +236,27 @@ def freezing_for_weights(model: ModelConfig, random_init: bool) -> str | None:
     if random_init and model.freeze == "head-only" and not model.lora.enabled:
         return "none"
     return None
+
+
+#: The usual starting learning rates: a new head or a network trained from scratch takes big steps; a pretrained
+#: transformer that trains its own layers takes small ones (bigger steps overwrite what it learned); LoRA's
+#: small adapters sit in between.
+LR_HEAD_OR_IMAGE, LR_TRANSFORMER, LR_LORA = 1e-3, 5e-5, 2e-4
+
+
+def usual_lr(task: TaskKind, model: ModelConfig) -> float:
+    """The learning rate a setup usually starts from (core of the Training setup's default)."""
+    if task_family(task) == "image" or not model.pretrained:
+        return LR_HEAD_OR_IMAGE
+    if model.lora.enabled:
+        return LR_LORA
+    return LR_HEAD_OR_IMAGE if model.freeze == "head-only" else LR_TRANSFORMER
+
+
+def lr_for_change(
+    lr: float, task: TaskKind, before: ModelConfig, after: ModelConfig, previous: TaskKind
+) -> float | None:
+    """The learning rate after a change of task or model, or None to keep it: only an LR that was the usual
+    one for the setup before the change follows to the usual one for the new setup (a chosen LR stays)."""
+    old, new = usual_lr(previous, before), usual_lr(task, after)
+    return new if math.isclose(lr, old) and not math.isclose(old, new) else None

@@ -63,6 +63,7 @@ class AppState(QObject):
         for part in parents:
             target = getattr(target, part)
         previous_task = self._config.task.kind
+        previous_model = self._config.model.model_copy(deep=True)
         try:
             setattr(target, last, value)
         except ValidationError as e:
@@ -73,7 +74,21 @@ class AppState(QObject):
         if section == "task" and key == "kind":
             self._fit_model_to_task(previous_task)
             self._fit_freezing_to_task()
+        if section in ("task", "model"):
+            self._fit_lr(previous_task, previous_model)
         return None
+
+    def _fit_lr(self, previous_task, previous_model) -> None:
+        """An LR that was the usual one for the setup before follows to the usual one for the new setup
+        (core.plan.lr_for_change): a transformer fine-tuned at a head's LR forgets what it learned."""
+        c = self._config
+        lr = plan.lr_for_change(c.train.lr, c.task.kind, previous_model, c.model, previous_task)
+        if lr is None:
+            return
+        c.train.lr = lr
+        self.changed.emit("train")
+        why = "fine-tuning a pretrained transformer" if lr == plan.LR_TRANSFORMER else "this setup"
+        self.notice.emit(f"Learning rate set to {lr:g}, the usual start for {why}.")
 
     def _fit_model_to_task(self, previous) -> None:
         """A task of another family (image, text, language model) gets that family's default model, and a

@@ -331,3 +331,28 @@ def test_a_table_with_its_own_column_names_is_read_as_its_contents_suggest(qtbot
     assert window.state.scan.num_samples == 40 and set(window.state.scan.labels) == {"fresh", "rotten"}
     notice = page.findChild(QLabel, "taskNotice")
     assert notice.isVisible() and "text “review”, label “kind”" in notice.text()
+
+
+def test_unfreezing_a_transformer_brings_its_learning_rate_down_unless_one_was_chosen(qtbot, window, tmp_path):
+    """Found on the walk-through: "Unfreeze all" on MiniLM kept the head's LR of 1e-3, and the fine-tuned model
+    never predicted one of three classes."""
+    from tests.factories import tiny_bert_dir
+
+    window.show()
+    type_data_path(qtbot, window, make_reviews_csv(tmp_path / "reviews.csv"))
+    window.state.set_value("model", "name", str(tiny_bert_dir(tmp_path)))
+    model = go(qtbot, window, "model")
+    wait_model_tree(qtbot, model)
+    qtbot.mouseClick(model.freezing.head_only_button, Qt.MouseButton.LeftButton)
+    assert window.state.config.train.lr == 1e-3  # a new head's usual LR
+    qtbot.mouseClick(model.freezing.all_button, Qt.MouseButton.LeftButton)
+    assert window.state.config.train.lr == 5e-5
+    assert "Learning rate set to 5e-05" in window.statusBar().currentMessage()
+
+    qtbot.mouseClick(model.freezing.head_only_button, Qt.MouseButton.LeftButton)
+    assert window.state.config.train.lr == 1e-3
+    go(qtbot, window, "setup")
+    set_field(qtbot, window, "train.lr", 3e-3)  # chosen: it stays whatever the layers
+    go(qtbot, window, "model")
+    qtbot.mouseClick(model.freezing.all_button, Qt.MouseButton.LeftButton)
+    assert window.state.config.train.lr == 3e-3

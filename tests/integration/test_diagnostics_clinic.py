@@ -209,3 +209,21 @@ def test_the_command_line_says_the_findings_after_training_and_reads_them_back(t
 
     assert main(["diagnose", str(image_folder)]) == EXIT_RUN
     assert "no diagnostics.json here" in capsys.readouterr().err
+
+
+def test_a_whole_pretrained_transformer_at_a_heads_learning_rate_is_warned(tmp_path, reviews_csv):
+    from finetune_gui.config import validate_dict
+    from tests.factories import tiny_bert_dir
+
+    config = validate_dict(
+        {
+            "task": {"kind": "text-classification"},
+            "data": {"path": str(reviews_csv), "max_length": 16},
+            "model": {"name": str(tiny_bert_dir(tmp_path)), "freeze": "none"},
+            "train": {"epochs": 1, "batch_size": 8, "lr": 1e-3},
+        }
+    )
+    result = fit(config, output_dir=tmp_path / "runs")
+    data = json.loads((result.run_dir / "diagnostics.json").read_text(encoding="utf-8"))
+    (f,) = [f for f in data["findings"] if f["id"] == "transformer-lr"]
+    assert f["remedies"][0]["changes"] == {"train.lr": 5e-05}

@@ -8,6 +8,7 @@ from finetune_gui.core.diagnostics.record import RunRecord
 
 CHECKS = (
     data_checks.nothing_to_transfer,
+    data_checks.transformer_lr,
     training_checks.lr_too_high,
     training_checks.overfitting,
     training_checks.not_learning,

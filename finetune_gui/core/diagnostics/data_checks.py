@@ -35,6 +35,32 @@ def nothing_to_transfer(record: RunRecord) -> Finding | None:
     )
 
 
+def transformer_lr(record: RunRecord) -> Finding | None:
+    """A pretrained transformer whose own layers train at a learning rate meant for a new head."""
+    from finetune_gui.core.plan import LR_TRANSFORMER
+
+    share = record.trainable_params / record.total_params if record.total_params else 0.0
+    if not record.model_kind.startswith("hf") or record.random_init or record.lora or share < FROZEN_SHARE:
+        return None
+    if record.lr < 10 * LR_TRANSFORMER:
+        return None
+    return Finding(
+        id="transformer-lr",
+        severity="warning",
+        title="A head's learning rate for a whole transformer",
+        explanation=(
+            f"{100 * share:.0f}% of a pretrained transformer trains at a learning rate of {record.lr:g}, the usual "
+            f"start for a new head. Steps that big overwrite what the model learned before (catastrophic "
+            f"forgetting): fine-tuning a whole transformer usually starts at 2e-5 to 1e-4."
+        ),
+        evidence={"lr": record.lr, "trainable_share": share},
+        remedies=[
+            Remedy(f"Learning rate {LR_TRANSFORMER:g}", {"train.lr": LR_TRANSFORMER}),
+            Remedy("Train the head only", {"model.freeze": "head-only"}),
+        ],
+    )
+
+
 def class_imbalance(record: RunRecord) -> Finding | None:
     counts = {k: v for k, v in record.class_counts.get("train", {}).items() if v > 0}
     if len(counts) < 2 or record.class_weights == "balanced":

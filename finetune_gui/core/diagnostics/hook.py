@@ -80,13 +80,13 @@ class DiagnosticsHook(TrainingHook):
         splits = {"train": data.train, "val": data.val, "test": data.test}
         r.class_counts = {s: c for s, ds in splits.items() if (c := probes.class_counts(ds, r.labels))}
         r.duplicates = probes.duplicates_across_splits(data.train, {"val": data.val, "test": data.test})
-        r.random_init = bool(p.bundle.random_init)
+        r.random_init, r.model_kind, r.lora = bool(p.bundle.random_init), p.bundle.kind, cfg.model.lora.enabled
         r.freeze, r.class_weights = cfg.model.freeze, cfg.train.class_weights
         r.trainable_params = sum(q.numel() for q in p.model.parameters() if q.requires_grad)
         r.total_params = sum(q.numel() for q in p.model.parameters())
         r.early_stopping, r.patience = bool(trainer.early_stopping), cfg.early_stopping.patience
         r.lr = cfg.train.lr
-        r.blocks = [*p.bundle.blocks, *p.bundle.head]
+        r.blocks, r.head_blocks = [*p.bundle.blocks, *p.bundle.head], len(p.bundle.head)
         self._params = [q for q in p.model.parameters() if q.requires_grad]
         self._bn = probes.frozen_batchnorm(p.model)
         if self.heavy:

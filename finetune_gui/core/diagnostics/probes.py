@@ -21,7 +21,7 @@ def block_gradients(model: nn.Module, blocks: list[str]) -> list[float]:
     out = []
     for name in blocks:
         module = modules.get(name)
-        grads = [p.grad for p in module.parameters() if p.requires_grad and p.grad is not None] if module else []
+        grads = [p.grad for p in _dense_parameters(module) if p.requires_grad and p.grad is not None] if module else []
         if not grads:
             out.append(float("nan"))
             continue
@@ -29,6 +29,13 @@ def block_gradients(model: nn.Module, blocks: list[str]) -> list[float]:
         count = sum(g.numel() for g in grads)
         out.append(math.sqrt(total / max(count, 1)))
     return out
+
+
+def _dense_parameters(module: nn.Module):
+    """The parameters of `module` but its embedding tables, whose gradient touches only the rows of the tokens
+    seen (its RMS over the whole table says nothing about how well the gradient flows)."""
+    skip = {id(q) for m in module.modules() if isinstance(m, nn.Embedding) for q in m.parameters(recurse=False)}
+    return [q for q in module.parameters() if id(q) not in skip]
 
 
 def snapshot(params: list[torch.Tensor]) -> list[torch.Tensor]:

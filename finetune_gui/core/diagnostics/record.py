@@ -39,6 +39,8 @@ class RunRecord:
     labels: list[str] = field(default_factory=list)
     class_counts: dict[str, dict[str, int]] = field(default_factory=dict)  # split -> label -> samples
     duplicates: dict[str, int] = field(default_factory=dict)  # "train/val" -> identical samples in both
+    model_kind: str = ""  # vision | hf-sequence | hf-causal
+    lora: bool = False
     random_init: bool = False
     freeze: str = ""
     trainable_params: int = 0
@@ -47,7 +49,8 @@ class RunRecord:
     patience: int = 0
     lr: float = 0.0
     suggested_lr: float | None = None
-    blocks: list[str] = field(default_factory=list)  # trainable blocks, input side first
+    blocks: list[str] = field(default_factory=list)  # the backbone's blocks, input side first, then the head's
+    head_blocks: int = 0  # how many of `blocks` (at the end) are the head
     steps: list[StepRow] = field(default_factory=list)
     probes: list[ProbeRow] = field(default_factory=list)
     epochs: list[dict[str, float]] = field(default_factory=list)  # epoch (1-based), step, elapsed_s, metrics

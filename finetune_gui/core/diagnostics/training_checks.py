@@ -219,10 +219,12 @@ def lr_too_low(record: RunRecord) -> Finding | None:
 
 
 def gradient_flow(record: RunRecord) -> Finding | None:
-    """The input-side block's gradient against the output side's: vanishing (≪) or exploding (≫)."""
+    """The backbone's first trainable block's gradient against its last one's: vanishing (≪) or exploding (≫).
+    The head is left out: a new head's gradients are larger by nature, whatever the flow through the backbone."""
     ratios = []
     for p in record.probes:
-        g = [v for v in p.block_grad if math.isfinite(v) and v > 0]
+        backbone = p.block_grad[: len(p.block_grad) - record.head_blocks]
+        g = [v for v in backbone if math.isfinite(v) and v > 0]
         if len(g) >= 2:
             ratios.append((p.step, g[0] / g[-1]))
     if len(ratios) < 2:
@@ -240,8 +242,8 @@ def gradient_flow(record: RunRecord) -> Finding | None:
             severity="warning",
             title="Vanishing gradients",
             explanation=(
-                f"The first trainable block gets gradients {1 / typical:.0e}× smaller than the last, so it hardly "
-                "learns (vanishing gradients): each layer on the way back shrinks the signal, as saturating "
+                f"The first trainable block gets gradients {1 / typical:.0e}× smaller than the backbone's last, so it "
+                "hardly learns (vanishing gradients): each layer on the way back shrinks the signal, as saturating "
                 "activations such as sigmoid do. Train fewer, later blocks, or a model with normalisation and "
                 "residual connections."
             ),
@@ -255,7 +257,8 @@ def gradient_flow(record: RunRecord) -> Finding | None:
         severity="warning",
         title="Exploding gradients",
         explanation=(
-            f"The first trainable block gets gradients {typical:.0e}× larger than the last (exploding gradients): "
+            f"The first trainable block gets gradients {typical:.0e}× larger than the backbone's last (exploding "
+            "gradients): "
             "its updates are far too big. Clipping the gradient norm, or a lower learning rate, tames them."
         ),
         began_step=ratios[0][0],

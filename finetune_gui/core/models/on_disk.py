@@ -56,7 +56,7 @@ def folder_entry(folder: Path, name: str, description: str, source: str = "") ->
         tasks=DECODER_TASKS if decoder else ENCODER_TASKS,
         params_m=round(params / 1e6, 2),
         input_size=int(size) if isinstance(size, int) else 512,
-        licence="see the model's own card",
+        licence="—",  # a folder says nothing reliable about it; its model card does
         source=source or str(folder),
         description=description,
     )

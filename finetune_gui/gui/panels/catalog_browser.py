@@ -257,8 +257,8 @@ class CatalogBrowser(QGroupBox):
         if self.offline:
             here = sum(1 for r in range(shown) if self.filter.index(r, 5).data() != BADGES["needs-download"][0])
             found = (
-                f"{here} of the {shown} models for this task are on this computer and listed first; those marked "
-                "↓ download cannot be fetched now."
+                f"{here} of the {shown} models for this task {'is' if here == 1 else 'are'} on this computer and "
+                "listed first; those marked ↓ download cannot be fetched now."
                 if here
                 else f"none of the {shown} models for this task is on this computer."
             )
