@@ -131,8 +131,10 @@ def test_relus_pushed_below_zero_are_dead_units(tmp_path, image_folder):
 
 def test_40_samples_for_30_epochs_overfit_and_the_remedy_trains_without_it(tmp_path):
     images = noise_images(tmp_path / "noise", 40)
-    findings, _ = run(tmp_path, images, "widenet", train={"epochs": 30, "lr": 3e-3, "batch_size": 8})
+    findings, events = run(tmp_path, images, "widenet", train={"epochs": 30, "lr": 3e-3, "batch_size": 8})
     (f,) = [f for f in findings if f.id == "overfitting"]
+    last_said = events.of(Diagnosis)[-1].findings  # what the window shows: the numbers of the end, not of the start
+    assert [d["evidence"] for d in last_said if d["id"] == "overfitting"] == [f.evidence]
     assert f.severity == "warning" and f.evidence["last_val_loss"] > f.evidence["best_val_loss"]
     assert f.evidence["seconds_early_stopping_saves"] > 0
     stop_early = next(r for r in f.remedies if "early_stopping.enabled" in r.changes)

@@ -131,7 +131,7 @@ class DiagnosticsHook(TrainingHook):
         self.record.frozen_bn_drift = max(
             self.record.frozen_bn_drift, probes.batchnorm_drift(trainer.p.model, self._bn)
         )
-        self._report(trainer)
+        self._report(trainer, refresh=True)
         self.save(trainer.run_dir.root)
 
     def _finish(self, trainer: Any, status: str) -> None:
@@ -143,16 +143,17 @@ class DiagnosticsHook(TrainingHook):
             if matrix and len(labels) == len(matrix):
                 self.record.support = {label: int(sum(row)) for label, row in zip(labels, matrix)}
                 self.record.predicted = {label: int(sum(row[j] for row in matrix)) for j, label in enumerate(labels)}
-        self._report(trainer)
+        self._report(trainer, refresh=True)
         self.save(trainer.run_dir.root)
 
     # ------------------------------------------------------------ saying and saving
-    def _report(self, trainer: Any) -> None:
+    def _report(self, trainer: Any, refresh: bool = False) -> None:
         """Run the checks; log each finding that is new, or worse than when it was said, and send the findings
         whenever they change."""
         from finetune_gui.core.training.events import Diagnosis, LogMessage
 
         before = [(f.id, f.severity) for f in self.findings]
+        sent = [f.to_dict() for f in self.findings]
         self.findings = diagnose(self.record)
         for f in self.findings:
             said = self._said.get(f.id)
@@ -160,8 +161,10 @@ class DiagnosticsHook(TrainingHook):
                 self._said[f.id] = f.severity
                 level = "info" if f.severity == "info" else "warning"
                 trainer.emit(LogMessage(level, f"diagnosis: {f.line()}"))
-        if [(f.id, f.severity) for f in self.findings] != before:  # new, worse, or gone again
-            trainer.emit(Diagnosis(tuple(f.to_dict() for f in self.findings)))
+        now = [f.to_dict() for f in self.findings]
+        changed = [(f.id, f.severity) for f in self.findings] != before  # new, worse, or gone again
+        if changed or (refresh and now != sent):  # at epoch ends the numbers of a finding are brought up to date
+            trainer.emit(Diagnosis(tuple(now)))
 
     def save(self, run_root) -> None:
         data = {"record": self.record.to_dict(), "findings": json_safe([f.to_dict() for f in self.findings])}

@@ -75,7 +75,7 @@ def overfitting(record: RunRecord) -> Finding | None:
     remedies.append(Remedy("Weight decay 0.1", {"train.weight_decay": 0.1}))
     if record.freeze not in ("head-only", "") and not record.random_init:
         remedies.append(Remedy("Train the head only", {"model.freeze": "head-only"}))
-    remedies.append(Remedy(f"Train {epoch} epochs", {"train.epochs": epoch}))
+    remedies.append(Remedy(f"Train {epoch} epoch{'' if epoch == 1 else 's'}", {"train.epochs": epoch}))
     when = (
         "Early stopping ended the run and kept the best epoch's weights."
         if caught
@@ -123,7 +123,11 @@ def not_learning(record: RunRecord) -> Finding | None:
     if not (flat or at_chance):
         return None
     said = (
-        f"the training loss fell only {100 * max(drop, 0):.1f}% from the first steps to the last"
+        (
+            f"the training loss fell only {100 * drop:.1f}% from the first steps to the last"
+            if drop >= 0
+            else f"the training loss did not fall: it rose {100 * -drop:.1f}% from the first steps to the last"
+        )
         if flat
         else f"the validation accuracy ({accuracy[-1]:.3f}) is what always answering the most common class "
         f"gives ({majority:.3f})"
