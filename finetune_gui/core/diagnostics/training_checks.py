@@ -129,8 +129,8 @@ def not_learning(record: RunRecord) -> Finding | None:
             else f"the training loss did not fall: it rose {100 * -drop:.1f}% from the first steps to the last"
         )
         if flat
-        else f"the validation accuracy ({accuracy[-1]:.3f}) is what always answering the most common class "
-        f"gives ({majority:.3f})"
+        else f"the validation accuracy ({accuracy[-1]:.3f}) is no better than always answering the most common "
+        f"class ({majority:.3f})"
     )
     remedies = [Remedy("Learning rate ×10", {"train.lr": float(f"{min(record.lr * 10, 1.0):.3g}")})]
     if record.freeze == "head-only":
