@@ -39,6 +39,27 @@ def _isolated_home(tmp_path, monkeypatch):
 
 
 @pytest.fixture
+def no_network(monkeypatch, tmp_path):
+    """A machine with no network where nobody said "offline": no offline switch, an empty Hugging Face cache,
+    and every connection fails. Returns the (host, port) of each connection tried."""
+    import socket
+
+    import huggingface_hub.constants
+
+    monkeypatch.delenv("FINETUNE_GUI_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    tries = []
+
+    def refuse(address, *args, **kwargs):
+        tries.append(address)
+        raise OSError(101, "Network is unreachable")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    return tries
+
+
+@pytest.fixture
 def bridge(qapp, qtbot):
     """A WorkerBridge for GUI-side tests; afterwards its training thread and every worker thread have ended."""
     from finetune_gui.gui.worker import WorkerBridge, live_worker_threads

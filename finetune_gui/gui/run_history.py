@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-RESUMABLE_STATES = ("stopped", "running", "failed")
+from finetune_gui.core.run_index import RESUMABLE_STATES
 
 
 def load_run_history(run_dir: str) -> dict[str, Any]:

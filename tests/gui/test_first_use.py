@@ -175,28 +175,8 @@ def test_head_only_on_random_weights_stays_when_chosen_with_a_warning(qtbot, win
     assert "usually stays near chance accuracy" in page.freezing.warnings_label.text()
 
 
-@pytest.fixture
-def offline_machine(monkeypatch, tmp_path):
-    """A machine with no network where nobody said "offline": no switch set, and every connection fails."""
-    import socket
-
-    import huggingface_hub.constants
-
-    monkeypatch.delenv("FINETUNE_GUI_OFFLINE", raising=False)
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
-    tries = []
-
-    def no_network(address, *args, **kwargs):
-        tries.append(address)
-        raise OSError(101, "Network is unreachable")
-
-    monkeypatch.setattr(socket, "create_connection", no_network)
-    return tries
-
-
 def test_offline_text_models_wait_for_a_model_on_disk_and_the_error_opens_a_local_folder(
-    qtbot, window, tmp_path, monkeypatch, offline_machine
+    qtbot, window, tmp_path, monkeypatch, no_network
 ):
     from tests.factories import tiny_bert_dir
 
@@ -215,7 +195,7 @@ def test_offline_text_models_wait_for_a_model_on_disk_and_the_error_opens_a_loca
     assert "Offline" in model.catalog.status.text()
     assert model.freezing.open_local_button.isVisible()
     assert window.findChild(QMessageBox, "errorDialog") is None  # said once, beside the layers
-    assert all(port == 443 for _, port in offline_machine)  # quick tries of the hosts, no retries of a download
+    assert all(port == 443 for _, port in no_network)  # quick tries of the hosts, no retries of a download
 
     folder = tiny_bert_dir(tmp_path / "copied-here", num_labels=None)
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", staticmethod(lambda *a, **k: str(folder)))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import socket
 
-import huggingface_hub.constants
 import pytest
 
 from finetune_gui.config import RunConfig, TaskKind
@@ -15,22 +14,6 @@ from finetune_gui.core.models.network import reachable
 from finetune_gui.core.models.on_disk import hub_cache_entries, opened_folder_entries
 from finetune_gui.core.models.readiness import model_problem
 from tests.factories import tiny_bert_dir, tiny_gpt2_dir
-
-
-@pytest.fixture
-def no_network(monkeypatch, tmp_path):
-    """No network, no offline switch, an empty Hugging Face cache; records each connection try."""
-    monkeypatch.delenv("FINETUNE_GUI_OFFLINE", raising=False)
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
-    tries = []
-
-    def refuse(address, *args, **kwargs):
-        tries.append(address)
-        raise OSError(101, "Network is unreachable")
-
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    return tries
 
 
 def text_config(name: str, task: TaskKind = TaskKind.TEXT_CLASSIFICATION, **model) -> RunConfig:

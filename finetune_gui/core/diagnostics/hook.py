@@ -31,6 +31,7 @@ class DiagnosticsHook(TrainingHook):
         self._ready = False
         self._off = False
         self._before: list | None = None
+        self._row: ProbeRow | None = None  # the probes of the logged step under way
         self._bn: dict = {}
         self._dead: probes.DeadUnitProbe | None = None
         self._params: list = []
@@ -106,7 +107,7 @@ class DiagnosticsHook(TrainingHook):
 
     def _logged_step(self, trainer: Any, step: StepEnd) -> None:
         self.record.steps.append(StepRow(step.step, step.epoch, step.loss, step.lr, step.grad_norm))
-        row = getattr(self, "_row", None)
+        row = self._row
         if row is not None and row.step == step.step:
             if self._before is not None:
                 row.update_ratio = probes.update_ratio(self._before, self._params)
