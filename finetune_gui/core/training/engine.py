@@ -59,6 +59,7 @@ from finetune_gui.core.training.metrics import metric_mode
 from finetune_gui.core.training.optim import build_optimizer, build_scheduler, optimizer_step
 from finetune_gui.core.training.prepare import Prepared, prepare
 from finetune_gui.core.training.result import RunResult
+from finetune_gui.core.training.tensorboard_log import TensorBoardHook
 from finetune_gui.files import atomic_write, atomic_write_json, atomic_write_text
 
 STEP_REPORT_INTERVAL_S = 0.5
@@ -78,11 +79,13 @@ class Trainer:
         self.config, self.run_dir = config, run
         self.listener = listener or (lambda e: None)
         self.control = control or RunControl()
-        self.hooks = Hooks([DiagnosticsHook()] if hooks is None else hooks)
+        chosen = [DiagnosticsHook()] if hooks is None else list(hooks)
+        self.hooks = Hooks(chosen + [TensorBoardHook()] if config.logging.tensorboard else chosen)
         self.state = LoopState()
         self.p: Prepared | None = None
         self.status = "completed"
         self.val_metrics: dict[str, float] = {}
+        self.test_metrics: dict[str, float] = {}
 
     def emit(self, event) -> None:
         if isinstance(event, LogMessage):
@@ -266,7 +269,7 @@ class Trainer:
         ev = evaluate(p, loader)
         report: dict[str, Any] = {"split": split, "best_epoch": best.best_epoch, "monitor": self.monitor}
         if ev is not None:
-            test_metrics = {f"test_{k}": v for k, v in ev.compute().items()}
+            test_metrics = self.test_metrics = {f"test_{k}": v for k, v in ev.compute().items()}
             report.update(ev.report())
         atomic_write_json(run.evaluation, report)
         run.append_metrics({"epoch": s.epoch, "step": s.step, "split": split, **test_metrics})
@@ -424,6 +427,7 @@ def _guarded(trainer: Trainer, resume_from=None) -> RunResult:
         devices.release_memory()
         return _failed(trainer, out_of_memory(trainer.config, trainer.p, trainer.emit), "")
     finally:
+        trainer.hooks.close(trainer)
         trainer.p = None
         devices.release_memory()
 

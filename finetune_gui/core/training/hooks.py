@@ -3,7 +3,8 @@
 A hook subclasses `TrainingHook` and overrides the events it needs; the others do nothing. The loop calls
 them in this order for every optimiser step: `before_backward` and `after_backward` once per batch (several
 times per step with gradient accumulation), then `before_step` and `on_step_end`; `on_epoch_end` after each
-epoch's evaluation, and `on_run_end` once a run has ended (not when it failed).
+epoch's evaluation, `on_run_end` once a run has ended (not when it failed), and `close` last, however the run
+ended, for what a hook holds open (files, writers).
 Hooks receive the trainer, so they can read the model, the optimiser and the loop's state; they must not
 change the loop's counters. A hook that wants the run to end calls `trainer.control.stop()`.
 """
@@ -50,6 +51,9 @@ class TrainingHook:
     def on_run_end(self, trainer: Any, status: str) -> None:
         """The run ended: completed, early-stopped or stopped (its final files are written)."""
 
+    def close(self, trainer: Any) -> None:
+        """The run is over, whatever happened, failures included: release files and writers."""
+
 
 class Hooks:
     """Calls each hook in turn for every event."""
@@ -80,3 +84,7 @@ class Hooks:
     def on_run_end(self, trainer: Any, status: str) -> None:
         for h in self.hooks:
             h.on_run_end(trainer, status)
+
+    def close(self, trainer: Any) -> None:
+        for h in self.hooks:
+            h.close(trainer)

@@ -122,6 +122,7 @@ class SetupPage(Page):
         self.hardware_form.layout().insertRow(0, "Device", self.device_combo)
         self.loss_form = ConfigForm(self.state, train, ["label_smoothing", "class_weights"])
         self.stopping_form = ConfigForm(self.state, "early_stopping")
+        self.logging_form = ConfigForm(self.state, "logging")
         self.forms = [
             self.optimizer_form,
             self.schedule_form,
@@ -129,6 +130,7 @@ class SetupPage(Page):
             self.hardware_form,
             self.loss_form,
             self.stopping_form,
+            self.logging_form,
         ]
         for form in self.forms:
             widen_number_editors(form)
@@ -140,7 +142,7 @@ class SetupPage(Page):
         groups = [
             ("Optimiser", self.optimizer_form),
             ("Learning-rate schedule", self.schedule_form),
-            ("Length and batches", self.length_form),
+            ("Length, batches and logs", self.length_form),
             ("Hardware and repeatability", self.hardware_form),
             ("Early stopping", self.stopping_form),
             ("Loss", self.loss_form),
@@ -153,6 +155,8 @@ class SetupPage(Page):
             box_layout.addWidget(form)
             if form is self.length_form:
                 box_layout.addWidget(self.batch_size_finder)
+                self.logging_form.layout().setContentsMargins(0, 0, 0, 0)
+                box_layout.addWidget(self.logging_form)
             box_layout.addStretch(1)
             grid.addWidget(box, i // 2, i % 2)
         grid.setRowStretch(3, 1)

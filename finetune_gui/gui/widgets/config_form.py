@@ -71,8 +71,11 @@ class CompactDoubleSpinBox(QDoubleSpinBox):
         return (QValidator.State.Acceptable if inside else QValidator.State.Intermediate), text, pos
 
 
+LABELS = {"tensorboard": "TensorBoard logs", "l1": "L1"}
+
+
 def _pretty(key: str) -> str:
-    return key.replace("_", " ").capitalize()
+    return LABELS.get(key) or key.replace("_", " ").capitalize()
 
 
 class ConfigForm(QWidget):
