@@ -7,6 +7,8 @@ Qt and no torch, so the GUI calls it on the main thread before torch has loaded.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -260,3 +262,21 @@ def lr_for_change(
     one for the setup before the change follows to the usual one for the new setup (a chosen LR stays)."""
     old, new = usual_lr(previous, before), usual_lr(task, after)
     return new if math.isclose(lr, old) and not math.isclose(old, new) else None
+
+
+# ---------------------------------------------------------------- LR finder suggestions
+
+# what an LR sweep does not depend on: its suggestion stays valid while only these change
+NOT_SWEPT = {"name", "description", "early_stopping", "checkpoint", "logging"}
+NOT_SWEPT_TRAIN = {"lr", "epochs", "schedule", "warmup_fraction", "step_epochs", "milestones", "gamma",
+                   "min_lr_ratio", "plateau_patience", "max_steps", "log_every"}  # fmt: skip
+
+
+def sweep_key(config: RunConfig) -> str:
+    """A fingerprint of the setup an LR sweep measured: data, model, freezing, augmentation, batch and optimiser.
+
+    A suggested LR applies to a run whose config has the same key; changing the LR or the epochs keeps it."""
+    data = {k: v for k, v in config.to_dict().items() if k not in NOT_SWEPT}
+    data["train"] = {k: v for k, v in data["train"].items() if k not in NOT_SWEPT_TRAIN}
+    data["data"]["path"] = str(config.resolve(config.data.path)) if config.data.path else ""
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]

@@ -77,9 +77,7 @@ class MainWindow(QMainWindow):
             self.stack.addWidget(page)
             self.sidebar.addItem(page.title)
         self.sidebar.currentRowChanged.connect(self._row_changed)
-        start_button = self.pages["monitor"].start_button  # through start_training, which may ask first
-        start_button.clicked.disconnect()
-        start_button.clicked.connect(self.start_training)
+        self.pages["monitor"].start_requested.connect(self.start_training)
         central = QWidget()
         layout = QHBoxLayout(central)
         layout.setContentsMargins(0, 0, 0, 0)

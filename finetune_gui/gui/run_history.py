@@ -18,7 +18,7 @@ def load_run_history(run_dir: str) -> dict[str, Any]:
 
     run = RunDir(Path(run_dir))
     if not run.root.is_dir():
-        raise FileNotFoundError(f"{run_dir}: run folder not found")
+        raise RunStateError(f"{run_dir}: the run folder is gone (moved or deleted); open another on the Runs page")
     rows = run.read_metrics()
     status = run.read_status()
     log_tail: list[str] = []

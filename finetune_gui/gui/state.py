@@ -38,6 +38,7 @@ class AppState(QObject):
         self.recent_model_folders: list[str] = []  # newest first
         self.runs_folder: Path | None = None  # the app's runs folder (None: as config.checkpoint.output_dir says)
         self._built_key: tuple | None = None
+        self._lr_suggestion: tuple[str, float] | None = None  # (plan.sweep_key of the setup, the finder's LR)
 
     @property
     def config(self) -> RunConfig:
@@ -146,6 +147,16 @@ class AppState(QObject):
             return
         self.model_ready, self.model_reason = ready, reason if ready is False else ""
         self.model_readiness_changed.emit()
+
+    def remember_lr_suggestion(self, config: RunConfig, lr: float | None) -> None:
+        """The LR finder's suggestion for the setup of `config` (the config the sweep ran on)."""
+        self._lr_suggestion = (plan.sweep_key(config), lr) if lr else None
+
+    def suggested_lr(self) -> float | None:
+        """The LR finder's suggestion, while the setup is still the one it measured."""
+        if self._lr_suggestion and self._lr_suggestion[0] == plan.sweep_key(self._config):
+            return self._lr_suggestion[1]
+        return None
 
     def output_dir(self) -> Path | None:
         """Where the next run's folder is made (None: where config.checkpoint.output_dir says)."""

@@ -184,14 +184,19 @@ class WorkerBridge(QObject):
     def is_paused(self) -> bool:
         return bool(self._control is not None and self._control.paused)
 
-    def start_training(self, config, output_dir: str | Path | None = None) -> None:
-        """Train `config` (a RunConfig; copied, so later edits in the GUI do not reach the run)."""
+    def start_training(
+        self, config, output_dir: str | Path | None = None, *, suggested_lr: float | None = None
+    ) -> None:
+        """Train `config` (a RunConfig; copied, so later edits in the GUI do not reach the run). `suggested_lr`:
+        the LR finder's value for this setup, which the diagnosis offers when the LR proves wrong."""
         snapshot = config.model_copy(deep=True).with_base_dir(config.base_dir)
 
         def job(listener, control):
+            from finetune_gui.core.diagnostics.hook import DiagnosticsHook
             from finetune_gui.core.training.engine import fit
 
-            return fit(snapshot, listener, control, output_dir=output_dir)
+            hooks = (DiagnosticsHook(suggested_lr=suggested_lr),)
+            return fit(snapshot, listener, control, output_dir=output_dir, hooks=hooks)
 
         self._start(job)
 

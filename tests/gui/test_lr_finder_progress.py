@@ -39,3 +39,26 @@ def test_the_lr_finder_shows_phase_step_and_growing_curve_and_stop_keeps_the_cur
     lrs, losses = finder.finder_plot.curve()
     assert seen <= len(lrs) < 1000 and finder.finder_plot.showing_plot
     assert "stopped by request" in finder.finder_status.text()
+
+
+def test_the_lr_finders_suggestion_goes_with_the_run_while_the_setup_is_the_one_it_measured(
+    qtbot, long_image_run, monkeypatch
+):
+    window = long_image_run
+    window.show()
+    finder = go(qtbot, window, "setup").lr_finder
+    finder.finder_steps_spin.setValue(20)
+    qtbot.mouseClick(finder.find_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not finder.running, timeout=180_000)
+    suggested = window.state.suggested_lr()
+    assert suggested is not None and suggested == finder._suggested
+
+    started = []
+    monkeypatch.setattr(window.bridge, "start_training", lambda config, out, **kw: started.append(kw))
+    window.state.set_value("train", "lr", 0.5)  # a new LR or length keeps the measurement
+    window.state.set_value("train", "epochs", 3)
+    window.start_training()
+    assert started == [{"suggested_lr": suggested}]
+
+    window.state.set_value("train", "batch_size", 4)  # another setup: the sweep no longer speaks for it
+    assert window.state.suggested_lr() is None

@@ -32,6 +32,7 @@ def tiny_config(tmp_path, **train):
 @pytest.fixture
 def page(qtbot, state, bridge):
     p = MonitorPage(state, bridge)
+    p.start_requested.connect(p.start)  # as the window does, after it has looked at the data
     qtbot.addWidget(p)
     p.resize(1110, 740)
     yield p
@@ -127,3 +128,10 @@ def test_helpers_pick_the_task_metric_and_format_times():
     assert task_metric({"train_loss": 1}) is None
     assert format_duration(75) == "1:15" and format_duration(3725) == "1:02:05"
     assert format_duration(float("nan")) == "–"
+
+
+def test_a_run_folder_that_is_gone_is_said_on_the_page_without_a_dialog(qtbot, page, state, tmp_path):
+    with qtbot.assertNotEmitted(page.error, wait=500):
+        state.set_run_dir(tmp_path / "runs" / "moved-away")
+        qtbot.waitUntil(lambda: "Could not read the run" in page.status_label.text(), timeout=10000)
+    assert "gone (moved or deleted)" in page.status_label.text()

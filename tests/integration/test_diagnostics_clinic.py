@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from finetune_gui.core.diagnostics.findings import Finding
+from finetune_gui.core.diagnostics.hook import DiagnosticsHook
 from finetune_gui.core.diagnostics.remedies import apply_remedy
 from finetune_gui.core.training.engine import fit
 from finetune_gui.core.training.events import Diagnosis, EventLog, LogMessage, RunFailed
@@ -73,16 +74,20 @@ def sick_models():
         unregister_tinynet()
 
 
-def run(tmp_path: Path, images: Path, net: str = "tinynet", **sections: dict) -> tuple[list[Finding], EventLog]:
-    """Train, and return the findings saved in the run folder (or, for a failed run, the last ones said)."""
+def run(tmp_path: Path, images: Path, net: str = "tinynet", *, hooks=None, remedy=None,
+        **sections: dict) -> tuple[list[Finding], EventLog]:  # fmt: skip
+    """Train (with `remedy` applied to the config when given), and return the findings saved in the run folder
+    (or, for a failed run, the last ones said)."""
     sections.setdefault("model", {})
     sections["model"] = {"name": net, "pretrained": False, "freeze": "none", **sections["model"]}
     sections["train"] = {"log_every": 1, **sections.get("train", {})}
     sections["data"] = {"image_size": 20, **sections.get("data", {})}  # the MLPs take 20×20 pictures
     sections.setdefault("early_stopping", {"enabled": False})
     config = image_config(images, **sections)
+    if remedy is not None:
+        config = apply_remedy(config, remedy)
     events = EventLog()
-    result = fit(config, events, output_dir=tmp_path / "runs")
+    result = fit(config, events, output_dir=tmp_path / "runs", hooks=hooks)
     said = [e for e in events.events if isinstance(e, Diagnosis)]
     if result.status == "failed":
         return [Finding.from_dict(f) for f in said[-1].findings] if said else [], events
@@ -121,6 +126,17 @@ def test_a_learning_rate_of_10_is_called_too_high_before_the_run_turns_nan(tmp_p
         assert first < kinds.index(RunFailed)
     (f,) = [f for f in findings if f.id == "lr-too-high"]
     assert f.remedies[0].changes == {"train.lr": 0.001}
+
+    fixed, _ = run(tmp_path / "again", image_folder, train={"epochs": 3, "lr": 10.0, "optimizer": "sgd"},
+                   remedy=f.remedies[0])  # fmt: skip
+    assert "lr-too-high" not in ids(fixed)
+
+
+def test_the_lr_finders_value_is_the_remedy_when_it_was_run(tmp_path, image_folder):
+    findings, _ = run(tmp_path, image_folder, train={"epochs": 2, "lr": 10.0, "optimizer": "sgd"},
+                      hooks=(DiagnosticsHook(suggested_lr=3e-4),))  # fmt: skip
+    (f,) = [f for f in findings if f.id == "lr-too-high"]
+    assert f.remedies[0].changes == {"train.lr": 3e-4} and "LR finder" in f.remedies[0].label
 
 
 def test_relus_pushed_below_zero_are_dead_units(tmp_path, image_folder):
@@ -210,7 +226,14 @@ def test_the_command_line_says_the_findings_after_training_and_reads_them_back(t
     assert said["findings"][0]["id"] == "nothing-to-transfer"
 
     assert main(["diagnose", str(image_folder)]) == EXIT_RUN
-    assert "no diagnostics.json here" in capsys.readouterr().err
+    assert "check the folder is a run folder" in capsys.readouterr().err
+
+    (run_dir / "diagnostics.json").unlink()  # a run that failed before its first step has none: it says why
+    (run_dir / "status.json").write_text(json.dumps({"state": "failed", "message": "weights cannot be had"}))
+    assert main(["diagnose", str(run_dir)]) == EXIT_RUN
+    assert "failed before its first step, so there is nothing to diagnose: weights cannot be had" in (
+        capsys.readouterr().err
+    )
 
 
 def test_a_whole_pretrained_transformer_at_a_heads_learning_rate_is_warned(tmp_path, reviews_csv):

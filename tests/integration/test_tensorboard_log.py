@@ -45,7 +45,6 @@ def test_a_run_writes_its_curves_and_settings_for_tensorboard(tmp_path):
     assert {"final/val_accuracy", "final/test_accuracy"} <= set(seen)
 
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
     from tensorboard.plugins.hparams import plugin_data_pb2
 
     acc = EventAccumulator(str(result.run_dir))

@@ -23,9 +23,11 @@ class DiagnosticsHook(TrainingHook):
 
     `heavy` adds the costlier probes (per-block gradients, dead units) to the logged steps."""
 
-    def __init__(self, *, heavy: bool = True):
+    def __init__(self, *, heavy: bool = True, suggested_lr: float | None = None):
+        """`suggested_lr`: the LR finder's value for this setup, if it was run; remedies that lower or raise the
+        LR then offer it."""
         self.heavy = heavy
-        self.record = RunRecord()
+        self.record = RunRecord(suggested_lr=suggested_lr)
         self.findings: list[Finding] = []
         self._said: dict[str, str] = {}  # finding id -> severity reported
         self._ready = False

@@ -115,10 +115,22 @@ def read_record(run_dir: str | Path) -> RunRecord:
     try:
         record, _ = read_diagnostics(path)
     except FileNotFoundError:
-        raise RunStateError(
-            f"{path}: no {FILE_NAME} here; it is written by runs trained with diagnostics (any run from this "
-            "version on). Check the folder is a run folder."
-        ) from None
+        raise RunStateError(_why_no_record(path)) from None
     except (OSError, ValueError, TypeError) as e:
         raise RunStateError(f"{path / FILE_NAME} cannot be read: {e}") from None
     return record
+
+
+def _why_no_record(path: Path) -> str:
+    """Why a run folder has no diagnostics.json: it failed before its first step, is older, or is no run."""
+    try:
+        status = json.loads((path / "status.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        status = None
+    if isinstance(status, dict) and status.get("state") in ("failed", "diverged") and not status.get("step"):
+        said = f": {status['message']}" if status.get("message") else ""
+        return f"{path}: the run failed before its first step, so there is nothing to diagnose{said}"
+    if isinstance(status, dict):
+        return (f"{path}: no {FILE_NAME} here; runs trained before diagnostics existed have none. "
+                "`finetune-gui compare` and the Runs page still show its metrics.")  # fmt: skip
+    return f"{path}: no {FILE_NAME} and no status.json here; check the folder is a run folder."

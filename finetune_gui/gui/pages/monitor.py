@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from finetune_gui.gui.dialogs import is_expected
 from finetune_gui.gui.pages.base import Page
 from finetune_gui.gui.panels.diagnosis import DiagnosisBanner, DiagnosisPanel, offer_remedy
 from finetune_gui.gui.panels.probe_plots import ProbePlots
@@ -60,6 +61,8 @@ def format_metrics(metrics: dict[str, float]) -> str:
 class MonitorPage(Page):
     key = "monitor"
     title = "Train"
+    # Start asks the window, which may question the data first and then calls start()
+    start_requested = Signal()
 
     def __init__(self, state, bridge, parent: QWidget | None = None):
         super().__init__(state, bridge, parent)
@@ -87,7 +90,7 @@ class MonitorPage(Page):
     # ------------------------------------------------------------ layout
 
     def _build(self) -> None:
-        self.start_button = self._button("Start training", "monitor-start", self.start)
+        self.start_button = self._button("Start training", "monitor-start", self.start_requested.emit)
         self.start_button.setToolTip("Train the model set up on the previous pages (Ctrl+R)")
         self.pause_button = self._button("Pause", "monitor-pause", self.toggle_pause)
         self.pause_button.setToolTip("Pause after the current step; the run waits until you press Continue")
@@ -216,7 +219,7 @@ class MonitorPage(Page):
         self._show_new_run()
         self.status_label.setText("Preparing the data and the model…")
         self._log_line("info", "starting a new run")
-        self.bridge.start_training(self.state.config, self.state.output_dir())
+        self.bridge.start_training(self.state.config, self.state.output_dir(), suggested_lr=self.state.suggested_lr())
 
     def toggle_pause(self) -> None:
         if self.bridge.is_paused:
@@ -395,7 +398,8 @@ class MonitorPage(Page):
         self._resumable = False
         self._update_buttons()
         self.status_label.setText(f"Could not read the run: {message}")
-        self.error.emit(error_type, message, details)
+        if not is_expected(error_type):  # said above; only a fault of the app gets the dialog
+            self.error.emit(error_type, message, details)
 
     # ------------------------------------------------------------ helpers
 

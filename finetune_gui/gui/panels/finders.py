@@ -83,6 +83,7 @@ class LRFinderPanel(QGroupBox, _Finder):
         self._control = None
         self._started = 0.0
         self._suggested: float | None = None
+        self._swept = None  # the config the last sweep ran on
         self._sweep: list[tuple[float, float, float]] = []  # (lr, smoothed loss, raw loss) so far
         self._latest = None  # the newest SweepProgress, drawn on the next redraw tick
         self._redraw_timer = QTimer(self)
@@ -168,6 +169,7 @@ class LRFinderPanel(QGroupBox, _Finder):
         self.finder_status.setStyleSheet("")
         self.finder_status.setText(f"Building the model ({config.model.name}) and the data for the sweep…")
         self.finder_plot.show_hint("The loss against the learning rate is drawn here as the sweep goes.")
+        self._swept = config
         self.bridge.run_task(
             lr_finder_job,
             config,
@@ -228,6 +230,7 @@ class LRFinderPanel(QGroupBox, _Finder):
         self._ended()
         self.finder_plot.set_result(result.lrs, result.losses, result.raw_losses, result.suggested_lr)
         self._suggested = result.suggested_lr
+        self.state.remember_lr_suggestion(self._swept, result.suggested_lr)
         if result.suggested_lr is not None:
             value = rounded_lr(result.suggested_lr)
             self.use_suggested_button.setText(f"Use suggested LR ({value:g})")
