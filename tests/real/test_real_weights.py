@@ -18,6 +18,13 @@ from tests.real.conftest import write_sentiment_csv
 
 pytestmark = [pytest.mark.real, pytest.mark.slow]
 
+
+def above_info(run_dir) -> list[str]:
+    """The findings of a run's diagnosis that are warnings or worse: a healthy run has none (no false alarms)."""
+    findings = json.loads((run_dir / "diagnostics.json").read_text(encoding="utf-8"))["findings"]
+    return [f"{f['severity']}: {f['title']}" for f in findings if f["severity"] != "info"]
+
+
 #: MiniLM mean-pooled embeddings + logistic regression on the same task, 2,000 train / 1,000 test.
 MINILM_LINEAR_PROBE_ACCURACY = 0.729
 TRAIN, VAL, TEST = 2000, 300, 1000
@@ -65,6 +72,7 @@ def test_minilm_fine_tuned_on_rotten_tomatoes_beats_the_linear_probe(tmp_path, m
             f"(linear probe {MINILM_LINEAR_PROBE_ACCURACY}) on {TEST} held-out reviews"
         )
     assert accuracy > MINILM_LINEAR_PROBE_ACCURACY
+    assert above_info(result.run_dir) == []
 
 
 def test_smollm2_lora_on_fortunes_lowers_held_out_loss(tmp_path, smollm2_dir, fortunes_text, capsys):
@@ -109,3 +117,4 @@ def test_smollm2_lora_on_fortunes_lowers_held_out_loss(tmp_path, smollm2_dir, fo
     with capsys.disabled():
         print(f"\n[real] SmolLM2-135M + LoRA on fortunes: held-out loss {before:.3f} -> {after:.3f}")
     assert after < before - 0.05
+    assert above_info(result.run_dir) == []

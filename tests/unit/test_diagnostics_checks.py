@@ -11,7 +11,7 @@ from finetune_gui.core.diagnostics.checks import diagnose
 from finetune_gui.core.diagnostics.findings import Finding, Remedy
 from finetune_gui.core.diagnostics.record import ProbeRow, RunRecord, StepRow
 from finetune_gui.core.diagnostics.remedies import apply_remedy, config_diff
-from finetune_gui.core.diagnostics.training_checks import lr_too_high, overfitting
+from finetune_gui.core.diagnostics.training_checks import lr_too_high, not_learning, overfitting
 
 
 def epochs(val_losses, train_losses, seconds=10.0) -> list[dict]:
@@ -77,3 +77,13 @@ def test_a_finding_survives_json_and_a_remedy_becomes_a_checked_config():
     fixed = apply_remedy(config, f.remedies[0])
     assert config_diff(config, fixed) == [("model.head_dropout", 0.0, 0.3), ("train.lr", 0.001, 0.0001)]
     assert config.train.lr == 0.001  # the original is left as it was
+
+
+def test_a_regression_never_better_than_the_mean_is_not_learning_but_one_that_was_once_is():
+    record = RunRecord(task="image-regression")
+    record.steps = [StepRow(step=i, epoch=0, loss=1.0 / i, lr=1e-3, grad_norm=1.0) for i in range(1, 30)]
+    record.epochs = [{"epoch": 1, "val_r2": -3.9}, {"epoch": 2, "val_r2": -5.6}]
+    f = not_learning(record)
+    assert f is not None and "R² never rose above 0" in f.explanation
+    record.epochs = [{"epoch": 1, "val_r2": 0.21}, {"epoch": 2, "val_r2": -1.0}]  # it was better once: overfitting's
+    assert not_learning(record) is None

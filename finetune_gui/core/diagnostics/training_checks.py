@@ -112,15 +112,18 @@ def overfitting(record: RunRecord) -> Finding | None:
 
 
 def not_learning(record: RunRecord) -> Finding | None:
-    """The training loss stays flat, or the validation accuracy stays at the majority class's rate."""
+    """The training loss stays flat, the validation accuracy stays at the majority class's rate, or a regression
+    never predicts better than the mean (validation R² never above 0)."""
     if record.random_init and record.freeze == "head-only":
         return None  # nothing_to_transfer says why
     drop = _relative_drop([s.loss for s in record.steps])
     accuracy = [e["val_accuracy"] for e in record.epochs if "val_accuracy" in e]
     majority = record.majority_rate
     at_chance = majority is not None and len(accuracy) >= 2 and max(accuracy[-2:]) <= majority + 0.02
+    r2 = [e["val_r2"] for e in record.epochs if isinstance(e.get("val_r2"), int | float) and math.isfinite(e["val_r2"])]
+    at_mean = len(r2) >= 2 and max(r2) <= 0.0
     flat = drop is not None and drop < 0.03 and len(record.epochs) >= 1
-    if not (flat or at_chance):
+    if not (flat or at_chance or at_mean):
         return None
     said = (
         (
@@ -131,6 +134,9 @@ def not_learning(record: RunRecord) -> Finding | None:
         if flat
         else f"the validation accuracy ({accuracy[-1]:.3f}) is no better than always answering the most common "
         f"class ({majority:.3f})"
+        if at_chance
+        else f"the validation R² never rose above 0 (best {max(r2):.3g}): its answers are no better than always "
+        "answering the training targets' mean"
     )
     remedies = [Remedy("Learning rate ×10", {"train.lr": float(f"{min(record.lr * 10, 1.0):.3g}")})]
     if record.freeze == "head-only":

@@ -19,6 +19,7 @@ from finetune_gui.core.data.augment import build_batch_mixer
 from finetune_gui.core.errors import DataError
 from finetune_gui.core.models import ModelBundle, build_model
 from finetune_gui.core.models.freezing import apply_freeze
+from finetune_gui.core.models.head_init import start_regression_head_at_mean
 from finetune_gui.core.plan import IMAGENET_MEAN, IMAGENET_STD
 from finetune_gui.core.training.events import Listener, LogMessage
 from finetune_gui.core.training.forking import install_fork_repair
@@ -125,6 +126,8 @@ def prepare(config: RunConfig, log: Listener | None = None) -> Prepared:
     if len(data.train) == 0:
         raise DataError(f"{data.source}: no training samples after the split; add data or lower val/test fractions")
 
+    if task.is_regression and start_regression_head_at_mean(bundle, getattr(data.train, "targets", [])):
+        say(LogMessage("info", "the regression head starts at the mean of the training targets"))
     apply_freeze(bundle, config.model)
     bundle.model.to(device)
 
