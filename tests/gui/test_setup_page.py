@@ -287,3 +287,12 @@ def test_at_the_windows_smallest_size_no_form_is_cut_off_at_the_right(qtbot, sta
     for box in boxes:
         right = box.mapTo(viewport, box.rect().topRight()).x()
         assert right < viewport.width(), f"{box.title()!r} ends at x={right}, the column is {viewport.width()} px"
+
+
+def test_tensorboard_logs_are_a_box_to_tick_beside_the_logging_interval(qtbot, state, bridge):
+    page = open_page(qtbot, state, bridge)
+    box = page.logging_form.editors["tensorboard"]
+    assert box.isVisible() and not box.isChecked()
+    qtbot.mouseClick(box, Qt.MouseButton.LeftButton)
+    assert state.config.logging.tensorboard is True
+    assert "tensorboard --logdir" in box.toolTip()
