@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from finetune_gui.core.errors import ExportError, RunStateError
-from finetune_gui.core.export import FILES, export_run, supported_formats, verify_export
+from finetune_gui.core.export import FILES, export_run, verify_export
 from finetune_gui.core.export.formats import default_formats
 from finetune_gui.core.export.verify import TOLERANCES
 from finetune_gui.core.inference import load_predictor

@@ -129,9 +129,7 @@ def verdict(figures: dict[str, Any], max_abs_diff: float, min_agreement: float =
     """Pass when top-1 agreement >= min_agreement; the message gives the figures either way."""
     a, n, k = figures["agreement"], figures["samples"], figures["agreeing"]
     passed = n > 0 and a >= min_agreement
-    words = (
-        f"top-1 agreement with the trained model {a:.1%} ({k} of {n} validation samples; needs >= {min_agreement:.0%})"
-    )
+    words = f"top-1 agreement with the trained model {a:.1%} ({k} of {n} validation samples; needs >= {min_agreement * 100:g}%)"
     if "accuracy_int8" in figures:
         words += (
             f"; accuracy {figures['accuracy_int8']:.1%} int8 vs {figures['accuracy_pytorch']:.1%} PyTorch "
@@ -145,14 +143,15 @@ def verdict(figures: dict[str, Any], max_abs_diff: float, min_agreement: float =
     return False, f"{FILES['onnx-int8']} does NOT keep the trained model's predictions: {words}{diff}; do not deploy it"
 
 
-def judge(result: FormatResult, run: Callable[..., torch.Tensor], source, min_agreement: float = MIN_AGREEMENT):
+def judge(result: FormatResult, run: Callable[..., torch.Tensor], source, min_agreement: float | None = None):
     """Replace an int8 result's element-wise verdict (meaningless after rounding to 8 bits) with the agreement one.
     A result that already failed for another reason (it would not run, wrong output shape) keeps that failure."""
     if not math.isfinite(result.max_abs_diff):
         return result
     figures = agreement(run, source)
     figures["image"] = getattr(source, "kind", "") == "vision"
-    result.passed, result.message = verdict(figures, result.max_abs_diff, min_agreement)
+    threshold = MIN_AGREEMENT if min_agreement is None else min_agreement
+    result.passed, result.message = verdict(figures, result.max_abs_diff, threshold)
     result.top1_agreement = figures["agreement"]
     result.rtol = result.atol = 0.0
     result.agreement = figures
