@@ -45,7 +45,10 @@ def test_an_int8_text_classifier_is_verified_by_top1_agreement_and_reports_accur
     assert saved["agreement"]["samples"] == 6 and saved["size_bytes"] == q.size_bytes
     table = report.table()
     assert "onnx-int8" in table and "vs eager" in table and "kB" in table
-    assert "onnx-int8" in (report.folder / "MODEL_CARD.md").read_text()
+    assert (
+        "int8: model.int8.onnx (onnxruntime, int8 weights): top-1 agreement"
+        in (report.folder / "MODEL_CARD.md").read_text()
+    )
 
 
 def test_an_int8_model_that_disagrees_with_the_trained_one_fails_verification_with_its_figures(int8_export, tmp_path):
