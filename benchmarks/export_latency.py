@@ -1,12 +1,14 @@
-"""Inference latency of an exported ONNX model in ONNX Runtime against the same model in eager PyTorch, as ratios.
+"""Inference latency of an exported ONNX model (fp32 and int8) in ONNX Runtime against eager PyTorch, as ratios.
 
 Two models, random init (the timing does not depend on the weights): torchvision ResNet-18 at 224 px, and a
 BERT-family sequence classifier built locally (4 layers, hidden 256, 4 heads, 128 tokens). Each is exported the
-way `finetune-gui export` does it (core.export.onnx: dynamo exporter, dynamic batch/sequence axes, opset 20), then
-timed at batch 1 and 32 on the CPU with the same number of threads for both engines. One process; every round
-times both engines, alternating which goes first, and the ratio is the median of the per-round ratios
-(eager time / ONNX Runtime time: above 1 means ONNX Runtime is faster). Also printed: the max abs difference
-between the two (what the ONNX tolerance in core/export/verify.py is set against).
+way `finetune-gui export` does it (core.export.onnx: dynamo exporter, dynamic batch/sequence axes, opset 20, eager
+attention for the BERT) and quantised the way `--int8` does it (core.export.int8: dynamic int8 weights; MatMul/Gemm
+only for the CNN), run in sessions made as the app makes them (core.export.runtime.session_options), then timed at
+batch 1 and 32 on the CPU with the same number of threads for every engine. One process; every round times the
+three engines, rotating which goes first, and each ratio is the median of the per-round ratios (eager time /
+ONNX Runtime time: above 1 means ONNX Runtime is faster). Also printed: the max abs difference of each against
+eager (what the ONNX tolerance in core/export/verify.py is set against; int8 is judged by top-1 agreement instead).
 
     .venv/bin/python benchmarks/export_latency.py [--rounds 5] [--threads 2] [--models resnet18,bert]
 """
@@ -25,7 +27,9 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from finetune_gui.core.export import int8  # noqa: E402
 from finetune_gui.core.export import onnx as onnx_export  # noqa: E402
+from finetune_gui.core.export.runtime import cpu_session  # noqa: E402
 from finetune_gui.core.export.source import ImageLogits, TextLogits  # noqa: E402
 
 
@@ -100,50 +104,59 @@ def timed(fn, repeats: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=2, help="intra-op threads for both engines")
+    parser.add_argument("--threads", type=int, default=2, help="intra-op threads for every engine")
     parser.add_argument("--models", default="resnet18,bert")
     parser.add_argument("--batches", default="1,32")
     args = parser.parse_args()
     import onnxruntime as ort
 
     torch.set_num_threads(args.threads)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = args.threads
-    options.inter_op_num_threads = 1
     batches = [int(b) for b in args.batches.split(",")]
     print(f"torch {torch.__version__}, onnxruntime {ort.__version__}, {args.threads} thread(s), {args.rounds} rounds")
-    print(f"{'model':<10}{'batch':>6}{'eager ms':>11}{'ORT ms':>10}{'eager/ORT':>11}{'max abs diff':>14}")
+    print(
+        f"{'model':<10}{'batch':>6}{'eager ms':>10}{'ORT ms':>9}{'eager/ORT':>10}{'int8 ms':>9}{'eager/int8':>11}"
+        f"{'ORT diff':>10}{'int8 diff':>10}{'MB fp32':>8}{'MB int8':>8}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models.split(","):
             model, make_inputs, names, dynamic = MODELS[name]()
-            path = Path(tmp) / f"{name}.onnx"
+            path, qpath = Path(tmp) / f"{name}.onnx", Path(tmp) / f"{name}.int8.onnx"
             onnx_export.save(BenchSource(model, make_inputs(2), names, dynamic), path)
-            session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            int8.quantise(path, qpath, image=name == "resnet18")
+            sessions = {"ort": cpu_session(path, args.threads), "int8": cpu_session(qpath, args.threads)}
+            sizes = f"{path.stat().st_size / 1e6:>8.1f}{qpath.stat().st_size / 1e6:>8.1f}"
             for batch in batches:
                 inputs = make_inputs(batch)
                 feed = {n: x.numpy() for n, x in zip(names, inputs)}
                 with torch.no_grad():
                     expected = model(*inputs)
-                diff = float((torch.from_numpy(session.run(None, feed)[0]) - expected).abs().max())
+                diffs = {
+                    k: float((torch.from_numpy(s.run(None, feed)[0]) - expected).abs().max())
+                    for k, s in sessions.items()
+                }
                 repeats = 20 if batch == 1 else 3
 
                 def eager(model=model, inputs=inputs):
                     with torch.no_grad():
                         model(*inputs)
 
-                def onnxrt(session=session, feed=feed):
-                    session.run(None, feed)
-
-                ratios, eager_t, ort_t = [], [], []
+                engines = {"eager": eager}
+                engines.update({k: (lambda s=s, feed=feed: s.run(None, feed)) for k, s in sessions.items()})
+                times: dict[str, list[float]] = {k: [] for k in engines}
+                ratios: dict[str, list[float]] = {"ort": [], "int8": []}
+                keys = list(engines)
                 for r in range(args.rounds):
-                    order = (eager, onnxrt) if r % 2 == 0 else (onnxrt, eager)
-                    measured = {fn: timed(fn, repeats) for fn in order}
-                    eager_t.append(measured[eager])
-                    ort_t.append(measured[onnxrt])
-                    ratios.append(measured[eager] / measured[onnxrt])
+                    order = keys[r % len(keys) :] + keys[: r % len(keys)]
+                    measured = {k: timed(engines[k], repeats) for k in order}
+                    for k, t in measured.items():
+                        times[k].append(t)
+                    for k in ratios:
+                        ratios[k].append(measured["eager"] / measured[k])
+                ms = {k: statistics.median(v) * 1e3 for k, v in times.items()}
                 print(
-                    f"{name:<10}{batch:>6}{statistics.median(eager_t) * 1e3:>11.2f}"
-                    f"{statistics.median(ort_t) * 1e3:>10.2f}{statistics.median(ratios):>11.2f}{diff:>14.2e}",
+                    f"{name:<10}{batch:>6}{ms['eager']:>10.2f}{ms['ort']:>9.2f}{statistics.median(ratios['ort']):>10.2f}"
+                    f"{ms['int8']:>9.2f}{statistics.median(ratios['int8']):>11.2f}"
+                    f"{diffs['ort']:>10.1e}{diffs['int8']:>10.1e}{sizes}",
                     flush=True,
                 )
 

@@ -47,8 +47,8 @@ def fake_run(root: Path, task: str) -> Path:
 def test_only_the_formats_of_the_runs_task_are_offered(page, tmp_path):
     assert offered(page) == [] and not page.export_button.isEnabled()
     page.state.set_run_dir(fake_run(tmp_path / "text", "text-classification"))
-    assert offered(page) == ["torchscript", "onnx", "pt2", "safetensors", "hf"]
-    assert page.selected_formats() == ["onnx", "safetensors", "hf"]
+    assert offered(page) == ["torchscript", "onnx", "onnx-int8", "pt2", "safetensors", "hf"]
+    assert page.selected_formats() == ["onnx", "safetensors", "hf"]  # int8 only when ticked
     page.state.set_run_dir(fake_run(tmp_path / "image", "image-regression"))
     assert offered(page) == ["torchscript", "onnx", "pt2", "safetensors"] and "hf" not in page.selected_formats()
     assert page.export_button.isEnabled()
@@ -72,9 +72,10 @@ def test_exporting_a_run_fills_the_verification_table(qtbot, page, image_run, tm
     rows = [[table.item(r, c).text() for c in range(table.columnCount())] for r in range(table.rowCount())]
     assert [r[0] for r in rows] == ["torchscript", "safetensors"]
     assert [r[1] for r in rows] == ["model.torchscript.pt", "model.safetensors"]
-    assert all(r[3] == "100.0%" and r[4] == "1, 8" and r[5] == "pass" for r in rows)
+    assert all(r[3] == "100.0%" and r[4] == "1, 8" and r[7] == "pass" for r in rows)
+    assert all(r[5].endswith(("MB", "kB")) and r[6] == "-" for r in rows)  # only ONNX files are timed
     assert all(float(r[2]) <= 1e-5 for r in rows)
-    assert "matches the trained model" in table.item(0, 5).toolTip()
+    assert "matches the trained model" in table.item(0, 7).toolTip()
     assert "verifying torchscript" in page.log.toPlainText()
     assert "All 2 file(s) give the trained model's outputs" in page.summary_label.text()
     assert page.export_button.isEnabled() and page.output_edit.text() == ""
@@ -100,8 +101,8 @@ def test_a_failed_verification_is_shown_in_red(qtbot, page, image_run, tmp_path,
     page.output_edit.setText(str(tmp_path / "bad"))
     assert page.start_export()
     qtbot.waitUntil(lambda: page.report is not None, timeout=120000)
-    assert page.table.item(0, 5).text() == "FAIL"
-    assert page.table.item(0, 5).foreground().color().name() == "#c62828"
+    assert page.table.item(0, 7).text() == "FAIL"
+    assert page.table.item(0, 7).foreground().color().name() == "#c62828"
     assert "Verification FAILED for safetensors" in page.summary_label.text()
 
 
@@ -125,11 +126,20 @@ def test_a_text_run_exports_its_hugging_face_folder_from_the_page(qtbot, page, t
     run = text_run(tmp_path_factory.mktemp("export-page-text"))
     page.state.set_run_dir(run)
     for fmt, box in page.boxes.items():
-        box.setChecked(fmt == "hf")
+        box.setChecked(fmt in ("hf", "onnx-int8"))
     assert page.start_export()
     qtbot.waitUntil(lambda: page.report is not None, timeout=120000)
     rows = [
         [page.table.item(r, c).text() for c in range(page.table.columnCount())] for r in range(page.table.rowCount())
     ]
-    assert [(r[0], r[1], r[3], r[5]) for r in rows] == [("hf", "hf", "100.0%", "pass")]
+    assert [(r[0], r[1], r[3], r[7]) for r in rows] == [
+        ("onnx-int8", "model.int8.onnx", "100.0%", "pass"),
+        ("hf", "hf", "100.0%", "pass"),
+    ]
+    assert rows[0][6].endswith("x") and rows[1][6] == "-"  # int8 is timed against the PyTorch model
+    assert "6 of 6 validation samples; needs >= 99%" in page.table.item(0, 7).toolTip()
     assert page.report.folder.parent == run / "exports" and (page.report.folder / "hf" / "config.json").exists()
+    if os.environ.get("EXPORT_PAGE_SCREENSHOT_TEXT"):
+        page.resize(1280, 800)
+        qtbot.wait(50)
+        page.grab().save(os.environ["EXPORT_PAGE_SCREENSHOT_TEXT"])

@@ -43,8 +43,21 @@ def test_export_prints_the_verification_table_and_predict_uses_the_exported_file
     assert main(["export", str(image_run), "--format", "torchscript", "--output", str(out)]) == EXIT_OK
     captured = capsys.readouterr()
     table = captured.out.splitlines()
-    assert table[0].split() == ["format", "max", "abs", "diff", "top-1", "agree", "batches", "result"]
-    assert table[2].split()[0] == "torchscript" and table[2].split()[-2:] == ["1,8", "pass"]
+    assert table[0].split() == [
+        "format",
+        "max",
+        "abs",
+        "diff",
+        "top-1",
+        "agree",
+        "batches",
+        "size",
+        "vs",
+        "eager",
+        "result",
+    ]
+    row = table[2].split()
+    assert row[0] == "torchscript" and row[3] == "1,8" and row[5] in ("MB", "kB") and row[-2:] == ["-", "pass"]
     assert "exporting torchscript" in captured.err and f"export folder: {out}" in captured.out
 
     pictures = sorted((image_run.parent.parent / "images").rglob("*.png"))[::7]
@@ -75,6 +88,19 @@ def test_text_export_predicts_lines_from_stdin_like_the_run(text_run_dir, tmp_pa
         assert a["label"] == b["label"] == c["label"] and a["label"] in ("negative", "positive")
         assert a["scores"][a["label"]] == pytest.approx(c["scores"][c["label"]], abs=1e-5)
     assert from_hf["backend"] == "hf"
+
+
+def test_int8_is_exported_with_a_flag_and_predicts_the_runs_labels(text_run_dir, tmp_path, capsys):
+    out = tmp_path / "int8"
+    assert main(["export", str(text_run_dir), "--format", "onnx", "--int8", "--output", str(out), "--quiet"]) == EXIT_OK
+    lines = [line.split() for line in capsys.readouterr().out.splitlines()]
+    rows = {cells[0]: cells for cells in lines if cells and cells[0] in ("onnx", "onnx-int8")}
+    assert set(rows) == {"onnx", "onnx-int8"} and rows["onnx-int8"][-1] == "pass" and rows["onnx-int8"][2] == "100.0%"
+    texts = ["the film was great and lovely", "the film was dull"]
+    from_int8 = predictions(capsys, out, *texts, "--backend", "onnx-int8")
+    from_run = predictions(capsys, text_run_dir, *texts)
+    assert from_int8["backend"] == "onnx-int8"
+    assert [p["label"] for p in from_int8["predictions"]] == [p["label"] for p in from_run["predictions"]]
 
 
 def test_a_causal_lm_export_writes_the_same_greedy_text_as_its_run(lm_run_dir, tmp_path, capsys):

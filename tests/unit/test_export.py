@@ -14,7 +14,8 @@ import pytest
 import torch
 
 from finetune_gui.core.errors import ExportError, RunStateError
-from finetune_gui.core.export import FILES, export_run, supported_formats, verify_export
+from finetune_gui.core.export import FILES, export_run, verify_export
+from finetune_gui.core.export.formats import default_formats
 from finetune_gui.core.export.verify import TOLERANCES
 from finetune_gui.core.inference import load_predictor
 from tests.conftest import make_image_folder, make_reviews_csv
@@ -60,7 +61,7 @@ def _exported(tmp_path_factory, name: str, make_run) -> tuple[Path, object, list
     run = make_run(root)
     lines: list[str] = []
     report = export_run(
-        run, supported_formats(json.loads((run / "labels.json").read_text())["task"]), progress=lines.append
+        run, default_formats(json.loads((run / "labels.json").read_text())["task"]), progress=lines.append
     )
     return run, report, lines
 
@@ -346,7 +347,7 @@ def test_an_empty_existing_folder_receives_the_export(text_export, tmp_path):
 def test_formats_the_task_cannot_have_are_refused_with_the_ones_it_can(image_export, tmp_path):
     run, _, _ = image_export
     with pytest.raises(
-        ExportError, match="'hf' does not fit a image-classification.*torchscript, onnx, pt2, safetensors"
+        ExportError, match="'hf' does not fit a image-classification.*torchscript, onnx, onnx-int8, pt2, safetensors"
     ):
         export_run(run, ["onnx", "hf"], output=tmp_path / "x")
     with pytest.raises(ExportError, match="unknown export format 'tflite'"):

@@ -1,4 +1,4 @@
-"""Export a trained run (TorchScript, ONNX, torch.export .pt2, safetensors, Hugging Face folder) and verify it.
+"""Export a trained run (TorchScript, ONNX, ONNX int8, torch.export .pt2, safetensors, HF folder) and verify it.
 
     from finetune_gui.core.export import export_run
     report = export_run("runs/fashion-20250101-120000", ["onnx", "torchscript"])
@@ -37,7 +37,7 @@ def export_run(
     output: str | Path | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> ExportReport:
-    """Export a finished run in `formats` ("torchscript", "onnx", "pt2", "safetensors", "hf") into `output`
+    """Export a finished run in `formats` ("torchscript", "onnx", "onnx-int8", "pt2", "safetensors", "hf") into `output`
     (default <run>/exports/<date-time>) and verify each artefact against the trained model; see exporter.py."""
     from finetune_gui.core.export.exporter import export_run as _export_run
 

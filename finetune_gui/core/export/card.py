@@ -211,6 +211,9 @@ def model_card(source, report, version: str) -> str:
     lines += _table(rows, ("format", "file", "what", "max abs diff", "top-1 agreement", "verified"))
     if report.merge is not None:
         lines += ["", f"{report.merge['message']}. The differences above compare each file with the merged model."]
+    for r in report.results:
+        if r.format == "onnx-int8":  # judged by agreement, not by the differences in the table
+            lines += ["", f"int8: {r.message}."]
     lines += [
         "",
         "Details in verification.json. Check a deployment with `finetune-gui predict THIS_FOLDER INPUT`.",

@@ -5,12 +5,12 @@ a failed export never leaves a half-written export folder under its final name, 
 folder is never touched.
 
     exports/20250101-120000/
-      model.torchscript.pt  model.onnx  model.pt2  model.safetensors  hf/      (the formats asked for)
+      model.torchscript.pt  model.onnx  model.int8.onnx  model.pt2  model.safetensors  hf/   (those asked for)
       tokenizer/            text and LM runs: the tokenizer (AutoTokenizer.from_pretrained)
       labels.json           task and class names in output order
       preprocessing.json    image size, resize, crop, mean/std; or tokenizer, max length, padding
       MODEL_CARD.md         task, data, backbone, frozen layers, hyperparameters, metrics, verification
-      verification.json     per format: max abs diff, top-1 agreement, batch sizes, pass/fail, message
+      verification.json     per format: max abs diff, top-1 agreement, batch sizes, size, speed, pass/fail, message
       export.json           the run, the task, the formats and their files (what `predict` reads)
 """
 

@@ -1,6 +1,7 @@
 """Predictions from an export folder alone, the way a deployment would make them (no run folder, no training code).
 
-    model = load_export("runs/x/exports/20250101-120000")      # ONNX Runtime if there, else TorchScript, else .pt2
+    model = load_export("runs/x/exports/20250101-120000")      # ONNX Runtime if there (fp32, else int8), else
+                                                                # TorchScript, else .pt2
     model.predict_images(["shoe.png"]); model.predict_texts(["what a film"]); model.generate("Once upon", 20)
 
 Preprocessing comes from preprocessing.json and tokenizer/, labels from labels.json; the artefact is the only
@@ -23,7 +24,13 @@ from finetune_gui.core.export.formats import FILES
 from finetune_gui.core.inference import MULTILABEL_THRESHOLD, Prediction, sorted_scores
 
 #: Which artefact runs predictions, best first, and what loads it.
-BACKENDS = (("onnx", "onnxruntime"), ("torchscript", "torch.jit"), ("pt2", "torch.export"), ("hf", "transformers"))
+BACKENDS = (
+    ("onnx", "onnxruntime"),
+    ("onnx-int8", "onnxruntime, int8"),
+    ("torchscript", "torch.jit"),
+    ("pt2", "torch.export"),
+    ("hf", "transformers"),
+)
 TOP_K = 50
 
 
@@ -204,8 +211,8 @@ def load_export(folder: str | Path, backend: str | None = None) -> ExportedModel
             warning = f"{FILES[backend]} FAILED verification when it was exported; its predictions may be wrong"
         present = [backend]
     else:
-        if "onnx" in present and importlib.util.find_spec("onnxruntime") is None:
-            present.remove("onnx")  # without onnxruntime the next format does the work
+        if importlib.util.find_spec("onnxruntime") is None:  # without it the next format does the work
+            present = [fmt for fmt in present if fmt not in ("onnx", "onnx-int8")]
         if present and all(fmt in failed for fmt in present):
             raise ExportError(
                 f"{folder}: every runnable artefact failed verification ({', '.join(present)}); export "

@@ -29,6 +29,15 @@ class FormatResult:
     atol: float = 0.0
     seconds: float = 0.0
     details: str = ""  # a traceback when an exporter itself broke (a bug, not the user's doing)
+    size_bytes: int | None = None  # the artefact on disk (a folder: all its files)
+    ms: float | None = None  # ONNX formats: median time of one call at the largest verification batch
+    eager_ms: float | None = None  # the trained PyTorch model on the same batch, timed alongside
+    agreement: dict[str, Any] | None = None  # int8: top-1 agreement and accuracies (core/export/int8.py)
+
+    @property
+    def speedup(self) -> float | None:
+        """Eager time / artefact time (above 1: the artefact is faster), when both were timed."""
+        return self.eager_ms / self.ms if self.ms and self.eager_ms else None
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -54,17 +63,30 @@ class ExportReport:
 
     def table(self) -> str:
         """The verification table as plain text (the CLI prints it)."""
-        rows = [("format", "max abs diff", "top-1 agree", "batches", "result")]
+        rows = [("format", "max abs diff", "top-1 agree", "batches", "size", "vs eager", "result")]
         for r in self.results:
             diff = f"{r.max_abs_diff:.2e}" if math.isfinite(r.max_abs_diff) else "-"
             top1 = f"{r.top1_agreement:.1%}" if r.top1_agreement is not None else "n/a"
             rows.append(
-                (r.format, diff, top1, ",".join(map(str, r.batch_sizes)) or "-", "pass" if r.passed else "FAIL")
+                (
+                    r.format,
+                    diff,
+                    top1,
+                    ",".join(map(str, r.batch_sizes)) or "-",
+                    human_size(r.size_bytes),
+                    speed_text(r),
+                    "pass" if r.passed else "FAIL",
+                )
             )
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
         lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
         lines.insert(1, "  ".join("-" * w for w in widths))
         notes = [f"{r.format}: {r.message}" for r in self.results]
+        if any(r.speedup is not None for r in self.results):
+            notes.append(
+                "vs eager: the trained PyTorch model's time / the file's time at the largest verification batch "
+                "on this machine (above 1x: faster); a few calls, so a rough figure"
+            )
         if self.merge is not None:
             notes.append(self.merge["message"])
         return "\n".join(lines + [""] + notes)
@@ -78,3 +100,18 @@ class ExportReport:
             "lora_merge": self.merge,
             "results": [r.to_json() for r in self.results],
         }
+
+
+def human_size(size: int | None) -> str:
+    """1.2 MB, 340 kB, "-" when unknown."""
+    if size is None:
+        return "-"
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if size >= scale:
+            return f"{size / scale:.3g} {unit}"
+    return f"{size} B"
+
+
+def speed_text(result: FormatResult) -> str:
+    """ "2.9x" (eager time / artefact time) or "-" when the format was not timed."""
+    return f"{result.speedup:.2g}x" if result.speedup is not None else "-"

@@ -77,6 +77,8 @@ class ExportSource:
     description: str  # the backbone in words
     preprocessing: dict[str, Any] = field(default_factory=dict)
     lora_merged: bool = False
+    dataset: Any = None  # the split the batches came from, for checks on more samples (int8 agreement)
+    collate: Any = None
 
     @property
     def batch_sizes(self) -> list[int]:
@@ -265,6 +267,8 @@ def load_source(run_dir: str | Path, max_batch: int = VERIFY_BATCH) -> ExportSou
         description=_describe(predictor),
         preprocessing=prep,
         lora_merged=merged,
+        dataset=dataset,
+        collate=collate,
     )
     if kind != "vision":
         source.preprocessing = text_preprocessing_json(

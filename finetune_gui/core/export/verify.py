@@ -16,6 +16,7 @@ Tolerances (rtol, atol) per format:
                                                   on a logit near zero would fail without meaning anything,
                                                   so ONNX gets atol 1e-4, still far below what moves a
                                                   prediction (benchmarks/export_latency.py prints the diffs)
+  onnx-int8                           top-1 agreement >= 99% on up to 256 validation samples (core/export/int8.py)
 
 LoRA runs are exported with their adapters merged into the weights, so two things are checked: each artefact
 against the merged eager model (the format's tolerance above: did the export keep the model?), and the merged
@@ -38,6 +39,7 @@ import torch
 
 from finetune_gui.core.errors import ExportError
 from finetune_gui.core.export.formats import FILES
+from finetune_gui.core.export.measure import TIMED, against_eager, size_on_disk
 from finetune_gui.core.export.report import ExportReport, FormatResult
 
 DEFAULT_TOLERANCE = (1e-3, 1e-5)
@@ -47,10 +49,12 @@ TOLERANCES = {
     "safetensors": DEFAULT_TOLERANCE,
     "hf": DEFAULT_TOLERANCE,
     "onnx": (1e-3, 1e-4),
+    "onnx-int8": (0.0, 0.0),  # not element-wise: judged by top-1 agreement (core/export/int8.py)
 }
 LOADERS = {
     "torchscript": "finetune_gui.core.export.torchscript",
     "onnx": "finetune_gui.core.export.onnx",
+    "onnx-int8": "finetune_gui.core.export.int8",
     "pt2": "finetune_gui.core.export.pt2",
     "safetensors": "finetune_gui.core.export.weights",
     "hf": "finetune_gui.core.export.hf",
@@ -58,6 +62,7 @@ LOADERS = {
 LOADED_WITH = {
     "torchscript": "torch.jit.load",
     "onnx": "onnxruntime",
+    "onnx-int8": "onnxruntime (int8)",
     "pt2": "torch.export.load",
     "safetensors": "the run's architecture + safetensors",
     "hf": "transformers Auto classes",
@@ -198,6 +203,13 @@ def verify_artefact(fmt: str, path: Path, source, expected: list[torch.Tensor] |
             atol,
         )
     result = compare(fmt, path, run, source, expected)
+    if fmt == "onnx-int8":
+        from finetune_gui.core.export.int8 import judge
+
+        result = judge(result, run, source)
+    result.size_bytes = size_on_disk(path)
+    if fmt in TIMED and math.isfinite(result.max_abs_diff):
+        result.ms, result.eager_ms = against_eager(run, source)
     result.seconds = round(time.perf_counter() - start, 3)
     return result
 

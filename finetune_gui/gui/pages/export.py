@@ -3,8 +3,9 @@ how each file compares with the trained model.
 
 Only the formats the run's task supports are offered. The export and its verification run in a worker through
 bridge.run_task (core.export.export_run); its progress lines reach the page as a queued signal. The table shows,
-per format, the max abs difference, top-1 agreement, the batch sizes checked and pass/FAIL; "Open folder" shows
-the result in the file manager.
+per format, the max abs difference, top-1 agreement, the batch sizes checked, the file's size, how fast the ONNX
+files ran against the PyTorch model, and pass/FAIL; "Open folder" shows the result in the file manager. ONNX int8
+is offered to classifiers, unticked: it is judged by top-1 agreement, not by the element-wise tolerance.
 """
 
 from __future__ import annotations
@@ -35,12 +36,13 @@ from PySide6.QtWidgets import (
 )
 
 from finetune_gui.core.export.formats import DESCRIPTIONS, FILES, FORMATS, run_task, supported_formats
+from finetune_gui.core.export.report import human_size, speed_text
 from finetune_gui.gui.dialogs import is_expected
 from finetune_gui.gui.pages.base import Page
 
 #: Ticked when a run is opened (those its task supports).
 DEFAULT_FORMATS = ("onnx", "safetensors", "hf")
-COLUMNS = ("Format", "File", "Max abs diff", "Top-1 agreement", "Batch sizes", "Result")
+COLUMNS = ("Format", "File", "Max abs diff", "Top-1 agreement", "Batch sizes", "Size", "Speed vs PyTorch", "Result")
 PASS_COLOUR, FAIL_COLOUR = QColor(46, 125, 50), QColor(198, 40, 40)
 NO_RUN = "Train a model or open a run folder (File → Open run folder) to export it."
 
@@ -260,9 +262,10 @@ class ExportPage(Page):
             )
             self.summary_label.setStyleSheet(f"color: {FAIL_COLOUR.name()}; font-weight: 600;")
         else:
-            self.summary_label.setText(
-                f"All {len(report.results)} file(s) give the trained model's outputs. Folder: {report.folder}"
-            )
+            what = "give the trained model's outputs"
+            if any(r.format == "onnx-int8" for r in report.results):
+                what = "pass: the int8 file keeps the trained model's predictions, any others its outputs"
+            self.summary_label.setText(f"All {len(report.results)} file(s) {what}. Folder: {report.folder}")
             self.summary_label.setStyleSheet(f"color: {PASS_COLOUR.name()}; font-weight: 600;")
         merge = f" {report.merge['message']}." if report.merge else ""
         self.status_label.setText(f"Exported to {report.folder} ({report.samples}).{merge}")
@@ -289,6 +292,8 @@ class ExportPage(Page):
                 diff,
                 top1,
                 ", ".join(map(str, r.batch_sizes)),
+                human_size(r.size_bytes),
+                speed_text(r),
                 "pass" if r.passed else "FAIL",
             )
             for col, text in enumerate(cells):
