@@ -287,3 +287,24 @@ def test_at_the_windows_smallest_size_no_form_is_cut_off_at_the_right(qtbot, sta
     for box in boxes:
         right = box.mapTo(viewport, box.rect().topRight()).x()
         assert right < viewport.width(), f"{box.title()!r} ends at x={right}, the column is {viewport.width()} px"
+
+
+def test_the_speed_group_edits_precision_memory_format_and_compile_with_tooltips_from_the_config(qtbot, state, bridge):
+    from PySide6.QtWidgets import QGroupBox
+
+    from finetune_gui.config import field_info
+
+    page = open_page(qtbot, state, bridge)
+    speed = next(b for b in page.findChildren(QGroupBox) if b.title() == "Speed")
+    form = page.speed_form
+    assert form.isAncestorOf(form.editors["compile"]) and speed.isAncestorOf(form)
+    assert set(form.editors) == {"precision", "memory_format", "compile"}
+    assert "precision" not in page.hardware_form.editors  # moved, not shown twice
+    assert form.editors["memory_format"].currentText() == "auto" and not form.editors["compile"].isChecked()
+    assert form.editors["compile"].toolTip() == field_info("train", "compile")[0]
+    form.editors["memory_format"].setCurrentText("channels_last")
+    form.editors["compile"].setChecked(True)
+    form.editors["precision"].setCurrentText("bf16")
+    t = state.config.train
+    assert (t.memory_format, t.compile, t.precision) == ("channels_last", True, "bf16")
+    wait_plan(qtbot, page)
