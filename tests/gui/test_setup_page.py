@@ -283,7 +283,7 @@ def test_at_the_windows_smallest_size_no_form_is_cut_off_at_the_right(qtbot, sta
     viewport = scroll.viewport()
     qtbot.wait(100)  # the layout requests the knob changes posted
     boxes = scroll.widget().findChildren(QGroupBox)
-    assert len(boxes) == 6
+    assert len(boxes) == 7  # optimiser, schedule, length, early stopping, hardware, speed, loss
     for box in boxes:
         right = box.mapTo(viewport, box.rect().topRight()).x()
         assert right < viewport.width(), f"{box.title()!r} ends at x={right}, the column is {viewport.width()} px"

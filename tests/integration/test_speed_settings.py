@@ -24,7 +24,9 @@ def logged(events) -> list[str]:
     return [e.text for e in events if isinstance(e, LogMessage)]
 
 
-def test_train_compile_sends_every_batch_through_the_compiled_model_in_channels_last(tmp_path, monkeypatch, tinynet):
+def test_train_compile_sends_every_batch_through_the_compiled_model_in_channels_last_and_is_released_after(
+    tmp_path, monkeypatch, tinynet
+):
     compiled_models, layouts = [], []
 
     def recording_compile(model, **kwargs):
@@ -37,7 +39,10 @@ def test_train_compile_sends_every_batch_through_the_compiled_model_in_channels_
         return compiled
 
     monkeypatch.setattr(torch, "compile", recording_compile)
+    resets = []
+    monkeypatch.setattr(torch.compiler, "reset", lambda: resets.append(1))
     events, result = run(tmp_path, monkeypatch, compile=True, memory_format="channels_last")
+    assert resets == [1]  # the compiled graphs, which hold the model, are dropped when the run ends
     assert len(compiled_models) == 1 and compiled_models[0].fc.out_features == 3  # the run's model, its head
     assert compiled_models[0].features[0].weight.is_contiguous(memory_format=torch.channels_last)
     assert len(layouts) >= 3 and all(layouts)  # training and evaluation batches alike

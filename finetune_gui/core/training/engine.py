@@ -429,6 +429,8 @@ def _guarded(trainer: Trainer, resume_from=None) -> RunResult:
     finally:
         trainer.hooks.close(trainer)
         trainer.p = None
+        if trainer.config.train.compile:
+            torch.compiler.reset()  # the compiled graphs hold on to the model
         devices.release_memory()
 
 
