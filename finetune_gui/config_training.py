@@ -47,7 +47,16 @@ class TrainConfig(ConfigSection):
     class_weights: Literal["none", "balanced"] = Field("none", description="Weight classes by inverse frequency.")
     device: str = Field("auto", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$", description="auto, cpu, cuda, cuda:N or mps.")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
-        "auto", description="Number format; auto uses bf16/fp16 on CUDA."
+        "auto",
+        description="Number format; auto uses bf16 autocast on GPUs with native bf16, fp16 with loss scaling on older ones, fp32 on the CPU.",
+    )
+    memory_format: Literal["auto", "channels_last", "contiguous"] = Field(
+        "auto",
+        description="Layout of CNN weights and images; auto uses channels_last for CNNs on CUDA (faster with bf16/fp16).",
+    )
+    compile: bool = Field(
+        False,
+        description="Compile the model with torch.compile (slow first steps, faster after; falls back to eager if it fails).",
     )
     seed: int = Field(42, ge=0, description="Seed for weights, shuffling and augmentation.")
     deterministic: bool = Field(False, description="Use deterministic algorithms only (slower, repeatable).")

@@ -92,8 +92,8 @@ def autocast_dtype(device: torch.device | str, precision: str) -> torch.dtype | 
     if precision == "fp32":
         return None
     if precision == "auto":
-        if kind == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        if kind == "cuda":  # emulated bf16 (pre-Ampere GPUs) is slower than fp16 with loss scaling
+            return torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
         return None
     if precision == "bf16":
         if kind == "cuda" and not torch.cuda.is_bf16_supported():

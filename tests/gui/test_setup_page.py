@@ -283,7 +283,7 @@ def test_at_the_windows_smallest_size_no_form_is_cut_off_at_the_right(qtbot, sta
     viewport = scroll.viewport()
     qtbot.wait(100)  # the layout requests the knob changes posted
     boxes = scroll.widget().findChildren(QGroupBox)
-    assert len(boxes) == 6
+    assert len(boxes) == 7  # optimiser, schedule, length, early stopping, hardware, speed, loss
     for box in boxes:
         right = box.mapTo(viewport, box.rect().topRight()).x()
         assert right < viewport.width(), f"{box.title()!r} ends at x={right}, the column is {viewport.width()} px"
@@ -296,3 +296,24 @@ def test_tensorboard_logs_are_a_box_to_tick_beside_the_logging_interval(qtbot, s
     qtbot.mouseClick(box, Qt.MouseButton.LeftButton)
     assert state.config.logging.tensorboard is True
     assert "tensorboard --logdir" in box.toolTip()
+
+
+def test_the_speed_group_edits_precision_memory_format_and_compile_with_tooltips_from_the_config(qtbot, state, bridge):
+    from PySide6.QtWidgets import QGroupBox
+
+    from finetune_gui.config import field_info
+
+    page = open_page(qtbot, state, bridge)
+    speed = next(b for b in page.findChildren(QGroupBox) if b.title() == "Speed")
+    form = page.speed_form
+    assert form.isAncestorOf(form.editors["compile"]) and speed.isAncestorOf(form)
+    assert set(form.editors) == {"precision", "memory_format", "compile"}
+    assert "precision" not in page.hardware_form.editors  # moved, not shown twice
+    assert form.editors["memory_format"].currentText() == "auto" and not form.editors["compile"].isChecked()
+    assert form.editors["compile"].toolTip() == field_info("train", "compile")[0]
+    form.editors["memory_format"].setCurrentText("channels_last")
+    form.editors["compile"].setChecked(True)
+    form.editors["precision"].setCurrentText("bf16")
+    t = state.config.train
+    assert (t.memory_format, t.compile, t.precision) == ("channels_last", True, "bf16")
+    wait_plan(qtbot, page)

@@ -29,12 +29,14 @@ def forward_batch(
     """Run one batch; returns (loss, outputs, targets, batch size)."""
     batch = _to_device(batch, p.device)
     autocast = torch.autocast(p.device.type, dtype=p.amp_dtype) if p.amp_dtype else nullcontext()
-    model = p.model
+    model = p.runner if p.runner is not None else p.model
     with autocast:
         if p.bundle.kind == "vision":
             images, targets = batch
             if train and p.mixer is not None:
                 images, targets = p.mixer(images, targets)
+            if p.speed is not None and p.speed.channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
             outputs = model(images)
             if p.task.is_regression:
                 targets = targets.float().view_as(outputs)

@@ -56,7 +56,7 @@ from finetune_gui.core.training.failures import STORAGE_ERRNOS, last_checkpoint_
 from finetune_gui.core.training.hooks import Hooks, StepEnd, TrainingHook
 from finetune_gui.core.training.loop_state import LoopState
 from finetune_gui.core.training.metrics import metric_mode
-from finetune_gui.core.training.optim import build_optimizer, build_scheduler, optimizer_step
+from finetune_gui.core.training.optim import build_optimizer, build_scheduler, load_optimizer_state, optimizer_step
 from finetune_gui.core.training.prepare import Prepared, prepare
 from finetune_gui.core.training.result import RunResult
 from finetune_gui.core.training.tensorboard_log import TensorBoardHook
@@ -115,7 +115,7 @@ class Trainer:
     def set_up(self) -> None:
         """Data, model, run-folder records, optimiser, schedule and the metric that picks the best epoch."""
         cfg, run = self.config, self.run_dir
-        p = self.p = prepare(cfg, self.emit)
+        p = self.p = prepare(cfg, self.emit, compile_model=True)
         atomic_write_json(run.labels, {"task": p.task.value, "labels": p.data.labels})
         atomic_write_json(run.problems, [{"path": e.path, "line": e.line, "reason": e.reason} for e in p.data.problems])
         for e in p.data.problems[:20]:
@@ -156,7 +156,7 @@ class Trainer:
         self.state.load_state_dict(state)
         for _ in range(self.state.unfrozen):
             unfreeze_next_block(self.p.bundle)
-        self.optimizer.load_state_dict(state["optimizer"])
+        load_optimizer_state(self.optimizer, state["optimizer"])
         self.schedule.load_state_dict(state["schedule"])
         if self.scaler is not None and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
@@ -429,6 +429,8 @@ def _guarded(trainer: Trainer, resume_from=None) -> RunResult:
     finally:
         trainer.hooks.close(trainer)
         trainer.p = None
+        if trainer.config.train.compile:
+            torch.compiler.reset()  # the compiled graphs hold on to the model
         devices.release_memory()
 
 

@@ -24,7 +24,9 @@ __all__ = [
     "build_optimizer",
     "build_scheduler",
     "lr_multiplier",
+    "load_optimizer_state",
     "lr_sweep",
+    "optimizer_kernel",
     "planned_lrs",
     "suggest_from_curve",
     "warmup_steps",
@@ -38,8 +40,32 @@ PLATEAU_THRESHOLD = 1e-4  # relative improvement that counts (as torch's ReduceL
 # ---------------------------------------------------------------- optimisers
 
 
+FUSED_OPTIMIZERS = ("sgd", "adam", "adamw")  # torch has fused CUDA kernels for these; RMSprop has none
+
+
+def optimizer_kernel(optimizer: str, device_type: str) -> str:
+    """How the optimiser updates its tensors on `device_type`: "fused" (one kernel for all of them),
+    "foreach" (a few batched kernels) or "default" (torch's own choice, a loop per tensor on the CPU).
+
+    The CPU keeps torch's default, so CPU runs stay as they were (its foreach kernels are no faster there).
+    """
+    if device_type != "cuda":
+        return "default"
+    return "fused" if optimizer in FUSED_OPTIMIZERS else "foreach"
+
+
+def _kernel_args(optimizer: str, groups: list[dict]) -> dict[str, bool]:
+    params = [q for g in groups for q in g["params"]]
+    kinds = {q.device.type for q in params}
+    if len(kinds) != 1 or not all(q.is_floating_point() for q in params):
+        return {}
+    kernel = optimizer_kernel(optimizer, kinds.pop())
+    return {} if kernel == "default" else {kernel: True}
+
+
 def build_optimizer(train: TrainConfig, param_groups: list[dict]) -> torch.optim.Optimizer:
-    """The optimiser named by `train.optimizer` over `param_groups`.
+    """The optimiser named by `train.optimizer` over `param_groups`, fused or foreach where its weights'
+    device has those kernels (`optimizer_kernel`).
 
     Each group carries its own `params`, `lr`, `weight_decay` and `name`; they are kept as given, in order.
     """
@@ -50,17 +76,27 @@ def build_optimizer(train: TrainConfig, param_groups: list[dict]) -> torch.optim
         raise ConfigError(["model.freeze: no trainable weights are left; freeze fewer layers"])
     # empty groups are kept, so optimizer.param_groups lines up with `param_groups`
     name = train.optimizer
+    kernel = _kernel_args(name, groups)
     if name == "sgd":
         if train.nesterov and train.momentum <= 0:
             raise ConfigError(["train.nesterov: needs train.momentum > 0"])
-        return torch.optim.SGD(groups, lr=train.lr, momentum=train.momentum, nesterov=train.nesterov)
+        return torch.optim.SGD(groups, lr=train.lr, momentum=train.momentum, nesterov=train.nesterov, **kernel)
     if name == "adam":
-        return torch.optim.Adam(groups, lr=train.lr)
+        return torch.optim.Adam(groups, lr=train.lr, **kernel)
     if name == "adamw":
-        return torch.optim.AdamW(groups, lr=train.lr)
+        return torch.optim.AdamW(groups, lr=train.lr, **kernel)
     if name == "rmsprop":
-        return torch.optim.RMSprop(groups, lr=train.lr, momentum=train.momentum)
+        return torch.optim.RMSprop(groups, lr=train.lr, momentum=train.momentum, **kernel)
     raise ConfigError([f"train.optimizer: unknown optimizer {name!r}; use sgd, adam, adamw or rmsprop"])
+
+
+def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+    """Load a checkpoint's optimiser state but keep this optimiser's kernel choice (fused/foreach), so a run
+    saved on a GPU resumes on a machine without one."""
+    kernels = [{k: g[k] for k in ("fused", "foreach") if k in g} for g in optimizer.param_groups]
+    # set before loading: torch places each tensor of the state (`step`) by the loaded group's flags
+    groups = [dict(g, **kept) for g, kept in zip(state["param_groups"], kernels)]
+    optimizer.load_state_dict({**state, "param_groups": groups})
 
 
 # ---------------------------------------------------------------- schedules

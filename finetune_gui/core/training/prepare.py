@@ -5,7 +5,8 @@ Used by the training loop, the LR finder, the batch-size search and the benchmar
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -24,6 +25,7 @@ from finetune_gui.core.plan import IMAGENET_MEAN, IMAGENET_STD
 from finetune_gui.core.training.events import Listener, LogMessage
 from finetune_gui.core.training.forking import install_fork_repair
 from finetune_gui.core.training.sampling import EpochSampler, SeededSamples
+from finetune_gui.core.training.speed import SpeedPlan, is_cnn, make_ready, plan_speed
 
 
 @dataclass
@@ -46,6 +48,8 @@ class Prepared:
     steps_per_epoch: int
     total_steps: int
     warnings: list[str] = field(default_factory=list)
+    speed: SpeedPlan | None = None
+    runner: Callable[..., Any] | None = None  # what a batch goes through: the model, or it compiled
 
     @property
     def model(self) -> nn.Module:
@@ -84,8 +88,11 @@ def make_loader(dataset, batch_size: int, data: DataBundle, cfg: RunConfig, samp
     )
 
 
-def prepare(config: RunConfig, log: Listener | None = None) -> Prepared:
-    """Build data, model, freezing, loaders and loss for a config (no optimiser, no run folder)."""
+def prepare(config: RunConfig, log: Listener | None = None, *, compile_model: bool = False) -> Prepared:
+    """Build data, model, freezing, loaders and loss for a config (no optimiser, no run folder).
+
+    `compile_model` honours train.compile (the training loop asks for it; the LR finder and the batch-size
+    search do not, to spare them the compile time)."""
     say = log or (lambda e: None)
     task = config.task.kind
     device = devices.pick_device(config.train.device)
@@ -130,6 +137,8 @@ def prepare(config: RunConfig, log: Listener | None = None) -> Prepared:
         say(LogMessage("info", "the regression head starts at the mean of the training targets"))
     apply_freeze(bundle, config.model)
     bundle.model.to(device)
+    speed = plan_speed(config.train, device.type, amp_dtype, task.is_image and is_cnn(bundle.model))
+    runner = make_ready(bundle.model, speed if compile_model else replace(speed, compile=False), say)
 
     bs = config.train.batch_size
     sampler = EpochSampler(len(data.train), config.train.seed)
@@ -170,6 +179,8 @@ def prepare(config: RunConfig, log: Listener | None = None) -> Prepared:
         steps.steps_per_epoch,
         steps.total_steps,
         warnings,
+        speed,
+        runner,
     )
 
 

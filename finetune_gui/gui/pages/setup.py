@@ -1,4 +1,4 @@
-"""The training setup page: optimiser, schedule, length, hardware and early stopping, with a plot of the
+"""The training setup page: optimiser, schedule, length, hardware, speed and early stopping, with a plot of the
 learning rate over every planned step, an LR finder and a batch-size finder.
 
 The LR plan comes from core.training.optim.planned_lrs in a worker thread (it imports torch); the LR finder and
@@ -118,8 +118,9 @@ class SetupPage(Page):
         self.device_combo.setObjectName("train.device")
         self.device_combo.setToolTip(field_info("train", "device")[0])
         self.device_combo.activated.connect(self._device_chosen)
-        self.hardware_form = ConfigForm(self.state, train, ["precision", "seed", "deterministic"])
+        self.hardware_form = ConfigForm(self.state, train, ["seed", "deterministic"])
         self.hardware_form.layout().insertRow(0, "Device", self.device_combo)
+        self.speed_form = ConfigForm(self.state, train, ["precision", "memory_format", "compile"])
         self.loss_form = ConfigForm(self.state, train, ["label_smoothing", "class_weights"])
         self.stopping_form = ConfigForm(self.state, "early_stopping")
         self.logging_form = ConfigForm(self.state, "logging")
@@ -128,6 +129,7 @@ class SetupPage(Page):
             self.schedule_form,
             self.length_form,
             self.hardware_form,
+            self.speed_form,
             self.loss_form,
             self.stopping_form,
             self.logging_form,
@@ -143,8 +145,9 @@ class SetupPage(Page):
             ("Optimiser", self.optimizer_form),
             ("Learning-rate schedule", self.schedule_form),
             ("Length, batches and logs", self.length_form),
-            ("Hardware and repeatability", self.hardware_form),
             ("Early stopping", self.stopping_form),
+            ("Hardware and repeatability", self.hardware_form),
+            ("Speed", self.speed_form),
             ("Loss", self.loss_form),
         ]
         for i, (title, form) in enumerate(groups):
@@ -159,7 +162,7 @@ class SetupPage(Page):
                 box_layout.addWidget(self.logging_form)
             box_layout.addStretch(1)
             grid.addWidget(box, i // 2, i % 2)
-        grid.setRowStretch(3, 1)
+        grid.setRowStretch(4, 1)
         forms = QWidget()
         forms.setLayout(grid)
         scroll = WidthFittingScrollArea()

@@ -71,7 +71,7 @@ class CompactDoubleSpinBox(QDoubleSpinBox):
         return (QValidator.State.Acceptable if inside else QValidator.State.Intermediate), text, pos
 
 
-LABELS = {"tensorboard": "TensorBoard logs", "l1": "L1"}
+LABELS = {"tensorboard": "TensorBoard logs", "l1": "L1", "compile": "Compile the model"}
 
 
 def _pretty(key: str) -> str:
