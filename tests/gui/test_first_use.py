@@ -255,7 +255,9 @@ def test_runs_go_to_one_per_user_folder_shown_and_changeable_on_the_start_page(q
     per_user = tmp_path / "data" / "finetune-gui" / "runs"  # the platform's data folder (XDG_DATA_HOME here)
     assert start.runs_folder_label.text() == str(per_user)
     started = []
-    monkeypatch.setattr(window.bridge, "start_training", lambda config, output_dir=None: started.append(output_dir))
+    monkeypatch.setattr(
+        window.bridge, "start_training", lambda config, output_dir=None, **_: started.append(output_dir)
+    )
     window.start_training()
     assert started == [per_user]  # not runs/ under the folder the app was started from
 
