@@ -29,7 +29,7 @@ def forward_batch(
     """Run one batch; returns (loss, outputs, targets, batch size)."""
     batch = _to_device(batch, p.device)
     autocast = torch.autocast(p.device.type, dtype=p.amp_dtype) if p.amp_dtype else nullcontext()
-    model = p.model
+    model = p.model if p.tail is None else p.tail  # the tail: batches of cached features
     with autocast:
         if p.bundle.kind == "vision":
             images, targets = batch

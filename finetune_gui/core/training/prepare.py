@@ -45,6 +45,7 @@ class Prepared:
     steps_per_epoch: int
     total_steps: int
     warnings: list[str] = field(default_factory=list)
+    tail: nn.Module | None = None  # set by the feature cache: what runs on its batches instead of the model
 
     @property
     def model(self) -> nn.Module:
