@@ -40,11 +40,15 @@ def _listener(control: RunControl, stop_after: int | None, logs: list[str]):
     return listener
 
 
-@pytest.mark.parametrize("stop", [7, 5], ids=["mid-epoch-2", "before-epoch-1-evaluation"])
-def test_a_resumed_run_with_the_cache_equals_an_uninterrupted_one(tmp_path, tinynet, images, batches, stop):
+@pytest.mark.parametrize(
+    "freeze,stop",
+    [("head-only", 7), ("head-only", 5), ("last-n", 7)],
+    ids=["mid-epoch-2", "before-epoch-1-evaluation", "last-n-mid-epoch-2"],
+)
+def test_a_resumed_run_with_the_cache_equals_an_uninterrupted_one(tmp_path, tinynet, images, batches, freeze, stop):
     config = image_config(
         images,
-        model={"freeze": "head-only"},
+        model={"freeze": freeze, "unfreeze_last_n": 1},
         augment={"random_resized_crop": False, "hflip": 0.0},
         train={"epochs": 3, "feature_cache": "auto"},
     )

@@ -56,6 +56,20 @@ def test_metrics_with_the_cache_equal_those_of_live_passes(tmp_path, tinynet, im
     assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-5) for k in a)
 
 
+def test_last_n_freezing_trains_the_last_block_from_the_cache_as_live_passes_do(tmp_path, tinynet, images):
+    model = {"freeze": "last-n", "unfreeze_last_n": 1}  # features.3 (the second conv) and fc train
+    cached, logs = _fit(_config(images, model=model), tmp_path / "runs")
+    live, _ = _fit(_config(images, "off", model=model), tmp_path / "runs")
+    assert logs[0].startswith("feature cache: on - the output of features_2 is computed once per split")
+    for key, value in live.val_metrics.items():
+        assert cached.val_metrics[key] == pytest.approx(value, abs=1e-4), key
+    a, b = load_file(str(cached.run_dir / "model.safetensors")), load_file(str(live.run_dir / "model.safetensors"))
+    assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-5) for k in a)
+    assert not torch.equal(
+        a["features.3.weight"], prepare(_config(images, model=model)).model.state_dict()["features.3.weight"]
+    )
+
+
 def test_random_augmentation_falls_back_to_live_passes_and_says_why(tmp_path, tinynet, images):
     _, logs = _fit(_config(images, augment={"random_resized_crop": True}), tmp_path / "runs")
     assert logs == ["feature cache: off - random crop acts before the cut"]

@@ -11,6 +11,7 @@ import torch
 
 from finetune_gui.config import validate_dict
 from finetune_gui.core.features.cut import refusal, text_cut
+from finetune_gui.core.features.graph_cut import graph_cut
 
 transformers = pytest.importorskip("transformers")
 
@@ -105,7 +106,7 @@ def _vision_bundle():
     model.add_module("body", torch.nn.Linear(4, 4))
     model.add_module("fc", torch.nn.Linear(4, 2))
     model.body.requires_grad_(False)
-    return SimpleNamespace(model=model, head=["fc"], uses_lora=False)
+    return SimpleNamespace(model=model, head=["fc"], uses_lora=False, kind="vision")
 
 
 @pytest.mark.parametrize(
@@ -119,8 +120,8 @@ def _vision_bundle():
         ({"augment": {"mixup_alpha": 0.2}}, "MixUp acts before the cut"),
         ({"augment": {"auto_augment": "randaugment"}}, "randaugment acts before the cut"),
         ({"model": {"gradual_unfreeze_every": 1}}, "gradual unfreezing moves the cut"),
-        ({"model": {"freeze": "last-n"}}, "freeze 'last-n': the cache covers head-only freezing so far"),
-        ({"model": {"freeze": "none"}}, "freeze 'none': the cache covers head-only freezing so far"),
+        ({"model": {"freeze": "last-n"}}, None),  # an image model's frozen prefix is cut on its graph
+        ({"model": {"freeze": "none"}}, "freeze 'none': nothing is frozen"),
     ],
 )
 def test_the_cache_is_used_only_when_nothing_random_or_trainable_acts_below_the_cut(sections, reason):
@@ -131,3 +132,42 @@ def test_a_trainable_layer_below_the_head_turns_the_cache_off():
     bundle = _vision_bundle()
     bundle.model.body.weight.requires_grad_(True)
     assert refusal(_config(), bundle) == "body.weight trains below the head"
+
+
+def test_last_n_freezing_of_a_text_model_is_not_cached_yet():
+    bundle = SimpleNamespace(model=_bert(), head=["classifier"], uses_lora=False, kind="hf-sequence")
+    config = _config(task={"kind": "text-classification"}, model={"freeze": "last-n"})
+    assert refusal(config, bundle) == "freeze 'last-n': Hugging Face models are cached with head-only freezing so far"
+
+
+def test_a_resnet_with_its_last_stage_training_is_cut_below_that_stage():
+    import torchvision
+
+    model = torchvision.models.resnet18(num_classes=3).eval()
+    model.requires_grad_(False)
+    model.layer4.requires_grad_(True)
+    model.fc.requires_grad_(True)
+    cut = graph_cut(model)
+    assert not isinstance(cut, str), cut
+    assert cut.where == "layer3_1_relu_1"
+    assert "layer3.1.conv2" in cut.frozen_modules and not any(
+        m.startswith(("layer4", "fc")) for m in cut.frozen_modules
+    )
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(cut.tail(cut.prefix(x)), model(x))
+    assert cut.tail.get_submodule("layer4.0.conv1").weight is model.layer4[0].conv1.weight  # trains the model's own
+
+
+def test_a_skip_connection_across_the_cut_means_no_cut():
+    class Skip(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = torch.nn.Linear(4, 4), torch.nn.Linear(4, 4)
+
+        def forward(self, x):
+            return self.b(self.a(x)) + x
+
+    model = Skip()
+    model.a.requires_grad_(False)
+    assert graph_cut(model) == "2 activations cross the cut (a skip connection)"

@@ -26,6 +26,7 @@ from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, Dataset
 
 from finetune_gui.core.features.cut import BaseOutputCapture, Cut, HeadInputCapture, refusal, text_cut, vision_cut
+from finetune_gui.core.features.graph_cut import graph_cut
 from finetune_gui.core.features.store import DamagedCache, Stored, TensorWriter, open_cache, write_cache
 from finetune_gui.core.training.events import Listener, LogMessage
 from finetune_gui.core.training.prepare import Prepared, make_loader
@@ -53,11 +54,14 @@ def split_fingerprint(dataset: Dataset) -> dict | None:
     return None
 
 
-def frozen_weights_hash(model: nn.Module, head: list[str]) -> str:
-    """SHA-256 of every parameter and buffer outside the head (names, dtypes, shapes and values)."""
+def frozen_weights_hash(model: nn.Module, head: list[str], only: list[str] | None = None) -> str:
+    """SHA-256 of every parameter and buffer outside the head, or of those under `only` (names, dtypes, shapes
+    and values)."""
     h = hashlib.sha256()
     for name, t in model.state_dict().items():
-        if any(name == x or name.startswith(x + ".") for x in head):
+        if only is not None and not any(name == x or name.startswith(x + ".") for x in only):
+            continue
+        if only is None and any(name == x or name.startswith(x + ".") for x in head):
             continue
         h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
         t = t.detach().contiguous().cpu().reshape(-1)
@@ -67,7 +71,9 @@ def frozen_weights_hash(model: nn.Module, head: list[str]) -> str:
 
 def frozen_dropout(model: nn.Module, cut: Cut, head: list[str]) -> int:
     """Dropout layers with p > 0 below the cut: with the cache they act as in evaluation (off)."""
-    if cut.kind == "head-input":
+    if cut.frozen_modules is not None:
+        below = [m for n, m in model.named_modules() if n in cut.frozen_modules]
+    elif cut.kind == "head-input":
         below = [m for n, m in model.named_modules() if not any(n == x or n.startswith(x + ".") for x in head)]
     else:
         below = list(getattr(model, model.base_model_prefix).modules())
@@ -97,7 +103,7 @@ class FeatureCache:
     def key(self, dataset: Dataset) -> str:
         p = self.p
         if self.frozen_hash is None:
-            self.frozen_hash = frozen_weights_hash(p.model, p.bundle.head)
+            self.frozen_hash = frozen_weights_hash(p.model, p.bundle.head, self.cut.frozen_modules)
         parts = {"version": KEY_VERSION, "cut": self.cut.describe(), "model": type(p.model).__name__,
                  "frozen": self.frozen_hash, "dtype": str(p.amp_dtype), "device": p.device.type,
                  "split": split_fingerprint(dataset)}  # fmt: skip
@@ -135,19 +141,22 @@ class FeatureCache:
         p, cut, model = self.p, self.cut, self.p.model
         loader = make_loader(dataset, p.config.train.batch_size, p.data, p.config)
         autocast = torch.autocast(p.device.type, dtype=p.amp_dtype) if p.amp_dtype else nullcontext()
-        vision = cut.kind == "head-input"
+        vision = cut.kind != "base-output"
         kept = [(n, mode) for n, mode, _ in cut.fields if mode in ("all", "first")]
         later: dict[str, list[torch.Tensor]] = {}
         was_training = model.training
         model.eval()  # frozen BatchNorm statistics stay as they are; dropout is off
-        capture = HeadInputCapture(cut.tail) if vision else BaseOutputCapture(getattr(model, model.base_model_prefix))
+        if not vision:
+            capture: Any = BaseOutputCapture(getattr(model, model.base_model_prefix))
+        else:
+            capture = HeadInputCapture(cut.tail) if cut.prefix is None else None
         try:
             for batch in loader:
                 batch = to_device(batch, p.device)
                 with autocast:
                     if vision:
-                        model(batch[0])
-                        writer.add("features", capture.value)
+                        out = model(batch[0]) if cut.prefix is None else cut.prefix(batch[0])
+                        writer.add("features", capture.value if capture is not None else out)
                         later.setdefault("targets", []).append(batch[1])
                         continue
                     model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
@@ -159,7 +168,8 @@ class FeatureCache:
                     else:
                         later.setdefault(f"feature_{name}", []).append(value.cpu())
         finally:
-            capture.remove()
+            if capture is not None:
+                capture.remove()
             model.train(was_training)
         for name, parts in later.items():
             writer.add(name, torch.cat([t.cpu() for t in parts]))
@@ -178,7 +188,7 @@ class CachedSplit(Dataset):
         stored = self.cache.get(self.split, self.dataset).tensors
         rows = [k[0] if isinstance(k, tuple) else k for k in keys]  # training keys are (index, epoch)
         index = torch.tensor(rows, dtype=torch.long)
-        if self.cache.cut.kind == "head-input":
+        if self.cache.cut.kind != "base-output":
             return stored["features"][index], stored["targets"][index]
         batch = self.cache.p.data.collate_fn([self.dataset[i] for i in rows])
         batch.update({name: t[index] for name, t in stored.items() if name.startswith("feature_")})
@@ -196,12 +206,33 @@ def cached_loader(cache: FeatureCache, split: str, dataset: Dataset, like: DataL
 def find_cut(p: Prepared) -> Cut | str:
     """The cut of the run's model (a string says why there is none)."""
     if p.bundle.kind == "vision":
-        return vision_cut(p.bundle)
+        if p.config.model.freeze == "head-only":
+            return vision_cut(p.bundle)
+        return checked_graph_cut(p)
     if p.bundle.kind != "hf-sequence":
         return f"{p.bundle.kind} models are not covered"
     take = min(4, len(p.data.train))
     probe = p.data.collate_fn([p.data.train[i] for i in range(take)])
     return text_cut(p.bundle, {k: v.to(p.device) for k, v in probe.items()})
+
+
+def checked_graph_cut(p: Prepared) -> Cut | str:
+    """The graph cut of an image model, checked on two training pictures: tail(prefix(x)) must be model(x)."""
+    found = graph_cut(p.model)
+    if isinstance(found, str):
+        return found
+    images = torch.stack([p.data.train[i][0] for i in range(min(2, len(p.data.train)))]).to(p.device)
+    was_training = p.model.training
+    p.model.eval()
+    try:
+        with torch.no_grad():
+            same = torch.allclose(found.tail(found.prefix(images)), p.model(images), atol=1e-5)
+    finally:
+        p.model.train(was_training)
+    if not same:
+        return "the model split at its cut does not give the model's output"
+    return Cut("graph", f"the output of {found.where}", found.tail, prefix=found.prefix,
+               frozen_modules=found.frozen_modules)  # fmt: skip
 
 
 def attach_feature_cache(p: Prepared, runs_folder: Path, say: Listener) -> Prepared:

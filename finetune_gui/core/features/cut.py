@@ -42,8 +42,10 @@ def refusal(config: RunConfig, bundle: Any) -> str | None:
         return "LoRA adapters train inside the backbone"
     if mc.gradual_unfreeze_every > 0:
         return "gradual unfreezing moves the cut"
-    if mc.freeze != "head-only":
-        return f"freeze '{mc.freeze}': the cache covers head-only freezing so far"
+    if mc.freeze == "none":
+        return "freeze 'none': nothing is frozen"
+    if mc.freeze != "head-only" and bundle.kind != "vision":
+        return f"freeze '{mc.freeze}': Hugging Face models are cached with head-only freezing so far"
     if config.task.kind.is_image:
         for name, words in RANDOM_AUGMENTS:
             if getattr(aug, name, 0):
@@ -53,7 +55,7 @@ def refusal(config: RunConfig, bundle: Any) -> str | None:
     trainable_outside = [
         n for n, q in bundle.model.named_parameters() if q.requires_grad and not _under(n, bundle.head)
     ]
-    if trainable_outside:
+    if mc.freeze == "head-only" and trainable_outside:
         return f"{trainable_outside[0]} trains below the head"
     return None
 
@@ -69,9 +71,11 @@ def _under(name: str, prefixes: list[str]) -> bool:
 class Cut:
     """A model's cut: what is captured there, and the module that trains from it."""
 
-    kind: str  # "head-input" (vision) | "base-output" (Hugging Face)
+    kind: str  # "head-input" (vision, head-only) | "graph" (vision, a frozen prefix) | "base-output" (Hugging Face)
     where: str  # for the log: "the input of fc"
     tail: nn.Module
+    prefix: nn.Module | None = None  # "graph": computes the cut's activation from the input
+    frozen_modules: list[str] | None = None  # "graph": the modules whose state makes the features
     # HF: (output name, how it is kept, its shape per sample); kept: all | first (token) | none | none-seq (zeros)
     fields: list[tuple[str, str, list[int]]] = field(default_factory=list)
 
@@ -197,7 +201,7 @@ def text_cut(bundle: Any, probe: dict[str, torch.Tensor]) -> Cut | str:
     fields = [(k, chosen[k], list(v.shape[1:])) for k, v in present.items()]
     if all(mode.startswith("none") for _, mode, _ in fields):
         return "the head reads none of the base model's outputs"
-    return Cut("base-output", f"the output of {prefix}", ReplayTail(model, type(out), fields), fields)
+    return Cut("base-output", f"the output of {prefix}", ReplayTail(model, type(out), fields), fields=fields)
 
 
 def _poisoned_logits(model: nn.Module, output_type: type, present: dict, modes: dict, probe: dict) -> torch.Tensor:
