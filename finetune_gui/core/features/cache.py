@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import BatchSampler, DataLoader, Dataset
+from torch.utils.data import BatchSampler, DataLoader, Dataset, SequentialSampler
 
 from finetune_gui.core.features.cut import BaseOutputCapture, Cut, HeadInputCapture, refusal, text_cut, vision_cut
 from finetune_gui.core.features.graph_cut import graph_cut
@@ -247,8 +247,15 @@ def attach_feature_cache(p: Prepared, runs_folder: Path, say: Listener) -> Prepa
         say(LogMessage("info", f"feature cache: off - {cut}"))
         return p
     folder = Path(cfg.train.feature_cache_dir) if cfg.train.feature_cache_dir else Path(runs_folder) / CACHE_FOLDER
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        writable = os.access(folder, os.W_OK)
+    except OSError:
+        writable = False
+    if not writable:
+        say(LogMessage("info", f"feature cache: off - cannot write to {folder} (set train.feature_cache_dir)"))
+        return p
     cache = FeatureCache(p, cut, folder, say)
-    from torch.utils.data import SequentialSampler
 
     def plain(ds: Dataset) -> SequentialSampler:
         return SequentialSampler(range(len(ds)))

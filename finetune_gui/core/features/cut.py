@@ -140,10 +140,12 @@ class ReplayTail(nn.Module):
                 continue
             ref = cached if cached is not None else next(v for k, v in batch.items() if k.startswith("feature_"))
             size = (rows, *shape) if mode == "none" else (rows, steps, *shape[1:])
-            full = torch.zeros(size, dtype=ref.dtype, device=ref.device)
             if mode == "first":
+                full = torch.zeros(size, dtype=ref.dtype, device=ref.device)
                 full[:, :1] = cached
-            values[name] = full
+                values[name] = full
+            else:  # never read (the probe showed it): a zero view, not a zeroed batch-sized tensor
+                values[name] = torch.zeros((1,) * len(size), dtype=ref.dtype, device=ref.device).expand(size)
         return self.output_type(**values)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **features: Any) -> Any:
