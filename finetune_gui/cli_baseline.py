@@ -15,6 +15,7 @@ def add_commands(sub) -> None:
     p.add_argument("config", help="config TOML file, or the name of a preset (see `finetune-gui presets`)")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a config value")
     p.add_argument("--output", help="folder to make the run folder in (default: checkpoint.output_dir)")
+    p.add_argument("--epochs", type=int, default=50, help="most epochs of the probe (it stops early; default 50)")
     p.add_argument("--quiet", action="store_true", help="no progress bar, only epoch lines")
     p.set_defaults(func=cmd_baseline)
 
@@ -25,7 +26,7 @@ def cmd_baseline(args) -> int:
 
     config = load_config(find_preset(args.config), args.set)
     listener = ConsoleListener(quiet=args.quiet)
-    result, majority = run_baseline(config, listener, output_dir=args.output)
+    result, majority = run_baseline(config, listener, output_dir=args.output, epochs=max(1, args.epochs))
     if result.status == "failed":
         if result.error is not None:
             raise result.error  # the CLI turns it into its exit code and message

@@ -20,16 +20,16 @@ QUIET_AUGMENT = {"random_resized_crop": False, "hflip": 0.0, "vflip": 0.0, "rota
 PROBE_EPOCHS, PROBE_LR, PROBE_PATIENCE = 50, 3e-3, 5
 
 
-def probe_config(config: RunConfig) -> RunConfig:
+def probe_config(config: RunConfig, epochs: int = PROBE_EPOCHS) -> RunConfig:
     """The config of a linear probe of `config`'s model on its data: head-only, no augmentation, the cache on,
-    AdamW with a cosine schedule, up to 50 epochs stopped early on the validation loss."""
+    AdamW with a cosine schedule, up to `epochs` (50) epochs stopped early on the validation loss."""
     if config.task.kind == TaskKind.CAUSAL_LM:
         raise ConfigError(["task.kind: a baseline probe needs a classification or regression task, not causal-lm"])
     model = config.model.model_copy(update={"freeze": "head-only", "gradual_unfreeze_every": 0, "head_dropout": 0.0,
                                             "lora": config.model.lora.model_copy(update={"enabled": False})})  # fmt: skip
     augment = config.augment.model_copy(update={k: v for k, v in QUIET_AUGMENT.items() if hasattr(config.augment, k)})
     train = config.train.model_copy(update={"feature_cache": "auto", "optimizer": "adamw", "lr": PROBE_LR,
-                                            "schedule": "cosine", "epochs": PROBE_EPOCHS, "max_steps": None,
+                                            "schedule": "cosine", "epochs": epochs, "max_steps": None,
                                             "label_smoothing": 0.0, "l1": 0.0})  # fmt: skip
     stopping = config.early_stopping.model_copy(update={"enabled": True, "metric": "val_loss", "mode": "min",
                                                         "patience": PROBE_PATIENCE, "restore_best": True})  # fmt: skip
@@ -61,12 +61,13 @@ def majority_rates(data: Any) -> Majority | None:
     return Majority(data.labels[top], rates)
 
 
-def run_baseline(config: RunConfig, listener=None, *, output_dir: str | Path | None = None) -> tuple[RunResult, Majority | None]:  # fmt: skip
+def run_baseline(config: RunConfig, listener=None, *, output_dir: str | Path | None = None,
+                 epochs: int = PROBE_EPOCHS) -> tuple[RunResult, Majority | None]:  # fmt: skip
     """Fit the linear probe of `config` in a new run folder; writes baseline.json there next to the metrics."""
     from finetune_gui.core.data import build_data
     from finetune_gui.core.training.engine import fit
 
-    probe = probe_config(config)
+    probe = probe_config(config, epochs)
     result = fit(probe, listener, output_dir=output_dir)
     majority = None
     if result.status == "completed" and probe.task.kind.is_classification:
