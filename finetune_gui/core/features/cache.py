@@ -126,7 +126,8 @@ class FeatureCache:
             except (DamagedCache, KeyError, OSError, ValueError) as e:
                 self.say(LogMessage("warning", f"feature cache: {e}; computing the {split} features again"))
         if stored is None:
-            started = time.monotonic()
+            started = time.monotonic()  # a long pass on a big split: say what the run is doing meanwhile
+            self.say(LogMessage("info", f"feature cache: computing the {split} features of {len(dataset)} samples"))
             write_cache(path, key, lambda w: self.compute(dataset, w))
             stored = open_cache(path, key, self.ram_bytes)
             held = "memory-mapped" if stored.mapped else "in memory"
