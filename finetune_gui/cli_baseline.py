@@ -3,8 +3,6 @@ always answering the most common class (see core/features/baseline.py)."""
 
 from __future__ import annotations
 
-import sys
-
 from finetune_gui.config import load_config
 from finetune_gui.console import ConsoleListener
 
@@ -38,5 +36,4 @@ def cmd_baseline(args) -> int:
     if majority is not None:
         rates = ", ".join(f"{split} {rate:.4f}" for split, rate in majority.rates.items())
         print(f"always '{majority.label}' (the most common class), accuracy: {rates}")
-    print(f"run folder: {result.run_dir}", file=sys.stderr)
     return 0
