@@ -1,4 +1,4 @@
-"""The `finetune-gui` command: train, resume, lr-find, find-batch-size, validate, presets, export, predict,
+"""The `finetune-gui` command: train, resume, baseline, lr-find, find-batch-size, validate, presets, export, predict,
 diagnose, runs and compare, headless.
 
 Exit codes: 0 done (also early-stopped), 1 unexpected error (a bug; traceback shown), 2 bad config or usage,
@@ -18,7 +18,7 @@ import signal
 import sys
 from pathlib import Path
 
-from finetune_gui import __version__, cli_compare
+from finetune_gui import __version__, cli_baseline, cli_compare
 from finetune_gui.cli_runs import add_commands, print_findings, run_findings
 from finetune_gui.config import ConfigError, RunConfig, load_config
 from finetune_gui.console import ConsoleListener
@@ -405,6 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_predict)
     add_commands(sub)
     cli_compare.add_commands(sub)
+    cli_baseline.add_commands(sub)
     return parser
 
 

@@ -62,6 +62,19 @@ class TrainConfig(ConfigSection):
     deterministic: bool = Field(False, description="Use deterministic algorithms only (slower, repeatable).")
     max_steps: int | None = Field(None, ge=1, description="Stop after this many optimiser steps (quick trials).")
     log_every: int = Field(10, ge=1, description="Steps between step-level reports.")
+    feature_cache: Literal["auto", "off"] = Field(
+        "auto",
+        description="Compute the frozen layers' output once and train the head from it (auto: when nothing random acts before the cut).",
+    )
+    feature_cache_ram_mb: int = Field(
+        2048,
+        ge=0,
+        le=1_048_576,
+        description="Cached features up to this size stay in memory; larger are memory-mapped.",
+    )
+    feature_cache_dir: str = Field(
+        "", description="Folder of feature cache files (empty: .feature-cache in the runs folder)."
+    )
 
 
 class EarlyStoppingConfig(ConfigSection):

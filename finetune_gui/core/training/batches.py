@@ -29,13 +29,13 @@ def forward_batch(
     """Run one batch; returns (loss, outputs, targets, batch size)."""
     batch = _to_device(batch, p.device)
     autocast = torch.autocast(p.device.type, dtype=p.amp_dtype) if p.amp_dtype else nullcontext()
-    model = p.runner if p.runner is not None else p.model
+    model = p.tail if p.tail is not None else p.runner if p.runner is not None else p.model  # tail: cached features
     with autocast:
         if p.bundle.kind == "vision":
             images, targets = batch
             if train and p.mixer is not None:
                 images, targets = p.mixer(images, targets)
-            if p.speed is not None and p.speed.channels_last:
+            if p.speed is not None and p.speed.channels_last and images.dim() == 4:
                 images = images.contiguous(memory_format=torch.channels_last)
             outputs = model(images)
             if p.task.is_regression:

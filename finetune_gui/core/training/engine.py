@@ -27,6 +27,7 @@ from finetune_gui.core.checkpoints import (
 )
 from finetune_gui.core.diagnostics.hook import DiagnosticsHook
 from finetune_gui.core.errors import ConfigError, Diverged, FinetuneError, RunStateError, StorageError
+from finetune_gui.core.features.cache import attach_feature_cache
 from finetune_gui.core.models.freezing import (
     apply_freeze,
     count_params,
@@ -115,7 +116,7 @@ class Trainer:
     def set_up(self) -> None:
         """Data, model, run-folder records, optimiser, schedule and the metric that picks the best epoch."""
         cfg, run = self.config, self.run_dir
-        p = self.p = prepare(cfg, self.emit, compile_model=True)
+        p = self.p = attach_feature_cache(prepare(cfg, self.emit, compile_model=True), run.root.parent, self.emit)
         atomic_write_json(run.labels, {"task": p.task.value, "labels": p.data.labels})
         atomic_write_json(run.problems, [{"path": e.path, "line": e.line, "reason": e.reason} for e in p.data.problems])
         for e in p.data.problems[:20]:

@@ -50,6 +50,7 @@ class Prepared:
     warnings: list[str] = field(default_factory=list)
     speed: SpeedPlan | None = None
     runner: Callable[..., Any] | None = None  # what a batch goes through: the model, or it compiled
+    tail: nn.Module | None = None  # set by the feature cache: what runs on its batches instead of the model
 
     @property
     def model(self) -> nn.Module:

@@ -1,0 +1,71 @@
+"""Case 5 with the feature cache on: a head-only run stopped and resumed (mid-epoch, or before an epoch's
+evaluation) trains on the same cached batches in the same order as one never interrupted and ends with
+bit-identical weights; the resumed run reuses the cache files instead of computing them again."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from finetune_gui.core.training import engine
+from finetune_gui.core.training.engine import fit, resume
+from finetune_gui.core.training.events import LogMessage, RunControl, StepMetrics
+from tests.faults.helpers import image_config, weights_equal
+
+
+@pytest.fixture
+def batches(monkeypatch) -> list[str]:
+    """Fingerprints of every training batch (cached features and targets), in the order the loop trains on them."""
+    seen: list[str] = []
+    real_forward = engine.forward_batch
+
+    def recording_forward(p, batch, *, train):
+        if train:
+            features, targets = batch
+            seen.append(hashlib.sha256(features.numpy().tobytes() + targets.numpy().tobytes()).hexdigest()[:16])
+        return real_forward(p, batch, train=train)
+
+    monkeypatch.setattr(engine, "forward_batch", recording_forward)
+    return seen
+
+
+def _listener(control: RunControl, stop_after: int | None, logs: list[str]):
+    def listener(event):
+        if isinstance(event, StepMetrics) and event.step == stop_after:
+            control.stop()
+        if isinstance(event, LogMessage) and event.text.startswith("feature cache"):
+            logs.append(event.text)
+
+    return listener
+
+
+@pytest.mark.parametrize(
+    "freeze,stop",
+    [("head-only", 7), ("head-only", 5), ("last-n", 7)],
+    ids=["mid-epoch-2", "before-epoch-1-evaluation", "last-n-mid-epoch-2"],
+)
+def test_a_resumed_run_with_the_cache_equals_an_uninterrupted_one(tmp_path, tinynet, images, batches, freeze, stop):
+    config = image_config(
+        images,
+        model={"freeze": freeze, "unfreeze_last_n": 1},
+        augment={"random_resized_crop": False, "hflip": 0.0},
+        train={"epochs": 3, "feature_cache": "auto"},
+    )
+    logs: list[str] = []
+    straight = fit(config, _listener(RunControl(), None, logs), output_dir=tmp_path / "straight")
+    assert straight.status == "completed" and any("cache: computed 18 train" in line for line in logs)
+    straight_batches = list(batches)
+    batches.clear()
+
+    control, logs = RunControl(), []
+    stopped = fit(config, _listener(control, stop, logs), control, output_dir=tmp_path / "interrupted")
+    assert stopped.status == "stopped"
+    logs.clear()
+    resumed = resume(stopped.run_dir, _listener(RunControl(), None, logs))
+    assert resumed.status == "completed"
+    assert any("cache: reused the train features" in line for line in logs), logs
+
+    assert batches == straight_batches and len(straight_batches) == 15
+    assert weights_equal(straight.run_dir / "model.safetensors", resumed.run_dir / "model.safetensors")
+    assert resumed.test_metrics == straight.test_metrics
