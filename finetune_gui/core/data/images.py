@@ -54,12 +54,16 @@ class ImageDataset(Dataset):
             return v
         return torch.tensor([float(y)], dtype=torch.float32)
 
+    def load_image(self, j: int) -> Any:
+        """Image j as the transform takes it (here: decoded from its file every time)."""
+        return load_rgb(self.paths[j])
+
     def __getitem__(self, i: int) -> tuple[Any, Any]:
         n = len(self.paths)
         for step in range(min(n, 16)):
             j = (i + step) % n
             try:
-                image = load_rgb(self.paths[j])
+                image = self.load_image(j)
             except Exception as e:  # noqa: BLE001 - fall back to the next image, deterministically
                 problem = Problem(
                     self.paths[j],
@@ -81,7 +85,7 @@ class ImageDataset(Dataset):
 def build_image_data(
     config: RunConfig, *, image_size: int | None = None, mean: Any = None, std: Any = None
 ) -> DataBundle:
-    from finetune_gui.core.data.augment import build_image_transforms
+    from finetune_gui.core.data.decoded import plan_image_pipeline  # it builds on ImageDataset
 
     kind = config.task.kind
     d = config.data
@@ -152,22 +156,23 @@ def build_image_data(
         labels, counts, encoded, target_kind = [], {}, list(targets), "regression"
 
     size = image_size or d.image_size
-    train_tf = build_image_transforms(config.augment, size, mean, std, train=True)
-    eval_tf = build_image_transforms(config.augment, size, mean, std, train=False)
+    pipeline = plan_image_pipeline(config, size, {s: len(parts[s]) for s in SPLITS})
 
-    def make(split: str, tf: Any) -> Dataset:
+    def make(split: str) -> Dataset:
         idx = parts[split]
-        return ImageDataset([paths[k] for k in idx], [encoded[k] for k in idx], tf, target_kind, len(labels))
+        split_paths, split_targets = [paths[k] for k in idx], [encoded[k] for k in idx]
+        return pipeline.dataset(split, split_paths, split_targets, target_kind, len(labels), mean, std)
 
     return DataBundle(
-        train=make("train", train_tf),
-        val=make("val", eval_tf),
-        test=make("test", eval_tf),
+        train=make("train"),
+        val=make("val"),
+        test=make("test"),
         labels=labels,
         problems=rec.problems,
         class_counts=counts,
         collate_fn=None,
         source=source,
+        input_pipeline=pipeline,
     )
 
 
