@@ -35,8 +35,8 @@ from finetune_gui.core.data.augment import (
     build_stored_image_transforms,
     stored_image_size,
 )
+from finetune_gui.core.data.image_dataset import ImageDataset
 from finetune_gui.core.data.image_files import load_rgb
-from finetune_gui.core.data.images import ImageDataset
 
 MB = 1_000_000
 #: Free space left on the cache folder's disk after the decoded images are written there.

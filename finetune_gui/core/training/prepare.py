@@ -140,9 +140,9 @@ def prepare(config: RunConfig, log: Listener | None = None) -> Prepared:
     train_loader = make_loader(
         SeededSamples(data.train, config.train.seed), bs, data, config, sampler=sampler, train=True, settings=loading
     )
-    val_loader = make_loader(data.val, bs, data, config, settings=loading) if len(data.val) else None
-    once = replace(loading, persistent_workers=False)  # the test split is read once
-    test_loader = make_loader(data.test, bs, data, config, settings=once) if len(data.test) else None
+    short = replace(loading, persistent_workers=False)  # evaluation's workers go when its pass ends
+    val_loader = make_loader(data.val, bs, data, config, settings=short) if len(data.val) else None
+    test_loader = make_loader(data.test, bs, data, config, settings=short) if len(data.test) else None
     reading = [data.input_pipeline.describe()] if data.input_pipeline is not None else []
     say(LogMessage("info", "input pipeline: " + "; ".join([*reading, loading.describe()])))
 
