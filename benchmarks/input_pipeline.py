@@ -38,6 +38,7 @@ sys.path.insert(0, str(REPO))
 
 from finetune_gui.config import validate_dict  # noqa: E402
 from finetune_gui.core.data import decoded as decoded_mod  # noqa: E402
+from finetune_gui.core.models import build_model  # noqa: E402
 from finetune_gui.core.training.engine import fit  # noqa: E402
 from finetune_gui.core.training.events import LogMessage, StepMetrics  # noqa: E402
 from finetune_gui.core.training.prepare import prepare  # noqa: E402
@@ -127,8 +128,7 @@ def warm_stores(config) -> None:
 def plain_round(config, images: torch.Tensor, labels: torch.Tensor) -> float:
     """Samples/s of a textbook loop on slices of the preloaded tensor: the model's own speed."""
     torch.manual_seed(0)
-    p = prepare(config)
-    model = p.model
+    model = build_model(config, int(labels.max()) + 1).model  # as prepare makes it, without a second scan
     model.train()
     opt = torch.optim.AdamW([q for q in model.parameters() if q.requires_grad], lr=1e-3, weight_decay=0.01)
     loss_fn = torch.nn.CrossEntropyLoss()

@@ -196,6 +196,7 @@ def test_an_image_damaged_after_the_scan_is_reported_with_its_name_stood_in_for_
         (None, "cuda", "disk", 50_000, 16, "spawn", 4, True, "augmenting decoded images"),
         (None, "cuda", "off", 50_000, 16, "fork", 8, True, "decoding at every read"),
         (None, "mps", "off", 50_000, 2, "spawn", 0, False, "2 CPU cores"),
+        (None, "cuda", "tokens", 50_000, 16, "fork", 0, True, "token ids in memory already"),
     ],
 )
 def test_loader_settings_follow_the_machine_and_the_data(requested, device, decoded, samples, cores, start, workers, pin, why):  # fmt: skip

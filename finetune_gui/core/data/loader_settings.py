@@ -47,8 +47,9 @@ def choose_loader_settings(
 ) -> LoaderSettings:
     """Settings for the run's loaders.
 
-    requested: data.num_workers (None = choose). decoded: where images are decoded once ("memory", "disk")
-    or "off" (decoded at every read, or not images). samples: in the training and validation splits.
+    requested: data.num_workers (None = choose). decoded: where images are decoded once ("memory", "disk"),
+    "off" (decoded at every read) or "tokens" (text, tokenised up front). samples: in the training and
+    validation splits.
     Training on the CPU, worker processes take cores from the model, so they are used only where decoding
     at every read is the bottleneck on a machine with cores to spare; on an accelerator they prepare
     batches while it computes. Pinned memory speeds copies to CUDA only.
@@ -59,6 +60,8 @@ def choose_loader_settings(
         workers, why = requested, "data.num_workers"
     elif samples < SMALL_DATASET:
         workers, why = 0, f"{samples} samples: starting workers would cost more than they save"
+    elif decoded == "tokens":
+        workers, why = 0, "the samples are token ids in memory already"
     elif decoded == "memory" and start_method != "fork":
         workers, why = 0, f"decoded images in memory are shared with forked workers only, not {start_method}ed ones"
     elif device_type == "cpu":

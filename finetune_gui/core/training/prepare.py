@@ -186,7 +186,7 @@ def loader_settings_for(config: RunConfig, data: DataBundle, device: torch.devic
     return choose_loader_settings(
         config.data.num_workers,
         device_type=device.type,
-        decoded=pipeline.where if pipeline is not None else "off",
+        decoded=pipeline.where if pipeline is not None else "tokens",
         samples=len(data.train) + len(data.val),
     )
 
