@@ -17,6 +17,9 @@ later. The every-read figure holds for every epoch. Ratios are medians of per-ro
 
     .venv/bin/python benchmarks/input_pipeline.py [--images 20000] [--steps 20] [--rounds 2] [--batch-size 32]
 
+Also printed: the engine's training loader alone, decode once against every read, timed in alternating short
+rounds (a figure that a busy machine disturbs far less than whole training runs minutes apart).
+
 Target: decode once / upper bound >= 0.95.
 """
 
@@ -125,6 +128,22 @@ def warm_stores(config) -> None:
     decoded_mod.DecodeStore = lambda n, side, folder=None: filled.get((n, side)) or made(n, side, folder)
 
 
+def loader_speeds(configs: dict, batches: int, rounds: int) -> dict[str, float]:
+    """Samples/s of the engine's training loader alone (no model), per config, in alternating short rounds:
+    robust to the machine's load in a way whole training runs minutes apart are not."""
+    loaders = {name: prepare(config).train_loader for name, config in configs.items()}
+    speeds: dict[str, list[float]] = {name: [] for name in loaders}
+    for r in range(rounds):
+        for name, loader in list(loaders.items())[:: 1 if r % 2 == 0 else -1]:
+            t, n = time.perf_counter(), 0
+            for k, (x, _) in enumerate(loader):
+                n += len(x)
+                if k + 1 == batches:
+                    break
+            speeds[name].append(n / (time.perf_counter() - t))
+    return {name: statistics.median(v) for name, v in speeds.items()}
+
+
 def plain_round(config, images: torch.Tensor, labels: torch.Tensor) -> float:
     """Samples/s of a textbook loop on slices of the preloaded tensor: the model's own speed."""
     torch.manual_seed(0)
@@ -179,6 +198,7 @@ def main() -> None:
                 speed, line = run()
                 figures[name].append(speed)
                 lines[name] = line or lines.get(name, "")
+        alone = loader_speeds({"decode once": cached, "every read": every}, batches=20, rounds=6)
     up = figures["upper bound"]
     print(f"ResNet-18 full fine-tune @ {args.image_size}px, batch {args.batch_size}, {args.steps} steps timed, "
           f"{args.rounds} rounds, {torch.get_num_threads()} torch threads")  # fmt: skip
@@ -188,6 +208,13 @@ def main() -> None:
         print(f"{name:12s}: {statistics.median(speeds):7.1f} samples/s  ratio {ratio:.3f}  (rounds: {rounds})")
     for name in ("decode once", "every read"):
         print(f"{name}: {lines[name]}")
+    model = statistics.median(up)
+    print(f"the training loader alone (no model; median of 6 alternating rounds of 20 batches of {args.batch_size}):")
+    for name, speed in alone.items():
+        share = model / speed
+        print(
+            f"  {name:12s}: {speed:7.0f} samples/s; at the model's {model:.1f} samples/s it takes {share:.1%} of a step"
+        )
 
 
 if __name__ == "__main__":
