@@ -134,6 +134,24 @@ def test_over_the_memory_budget_the_images_go_to_a_file_in_the_cache_folder_remo
     assert not any(f.exists() for f in files)
 
 
+def test_when_the_cache_file_cannot_be_made_the_images_are_decoded_at_every_read_and_the_log_says_so(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(decoded_mod, "physical_memory", lambda: 4_000)
+
+    def disk_full(fd, offset, length):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(decoded_mod.os, "posix_fallocate", disk_full, raising=False)
+    monkeypatch.setattr(decoded_mod.os, "ftruncate", disk_full)
+    data = build_data(config(noisy_images(tmp_path / "data")))
+    assert all(type(ds) is ImageDataset for ds in (data.train, data.val, data.test))
+    assert "images decoded at every read (the cache file in" in data.input_pipeline.describe()
+    assert "No space left on device" in data.input_pipeline.describe()
+    assert not list((tmp_path / "cache" / "finetune-gui" / "decoded").iterdir())  # no half-made file left
+
+
 def test_over_both_budgets_images_are_decoded_at_every_read_and_the_run_log_says_why(tmp_path, monkeypatch):
     from finetune_gui.core.training.prepare import prepare
 

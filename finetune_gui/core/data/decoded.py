@@ -93,12 +93,15 @@ class DecodeStore:
         else:
             folder.mkdir(parents=True, exist_ok=True)
             fd, self.path = tempfile.mkstemp(prefix="decoded-", suffix=".u8", dir=folder)
+            weakref.finalize(self, _remove, self.path)
             try:
-                os.ftruncate(fd, size)
+                if hasattr(os, "posix_fallocate"):  # reserve the blocks: a full disk would kill a write to the map
+                    os.posix_fallocate(fd, 0, size)
+                else:
+                    os.ftruncate(fd, size)
                 self._buffer = mmap.mmap(fd, size)
             finally:
                 os.close(fd)
-            weakref.finalize(self, _remove, self.path)
         self._views()
 
     def _views(self) -> None:
@@ -181,10 +184,15 @@ class ImagePipeline:
     ) -> ImageDataset:
         """The dataset of one split, reading its images the way this pipeline does."""
         aug, size, train = self.config.augment, self.image_size, split == "train"
-        if self.where == "off":
+        store = None
+        if self.where != "off":
+            try:
+                store = DecodeStore(len(paths), self.shapes[split][2], self.folder if self.where == "disk" else None)
+            except OSError as e:  # the disk filled up since the plan, or the folder refuses
+                self.where, self.why_off = "off", f"the cache file in {self.folder} could not be made: {e}"
+        if store is None:
             transform = build_image_transforms(aug, size, mean, std, train=train)
             return ImageDataset(paths, targets, transform, target_kind, num_labels)
-        store = DecodeStore(len(paths), self.shapes[split][2], self.folder if self.where == "disk" else None)
         self.stores[split] = store
         return DecodedImageDataset(
             paths,
@@ -199,7 +207,8 @@ class ImagePipeline:
     def describe(self) -> str:
         """One line for the run's log."""
         if self.where == "off":
-            return f"images decoded at every read ({self.why_off})"
+            kept = f"{', '.join(self.stores)} images decoded once into {self.folder}; the others" if self.stores else ""
+            return f"{kept or 'images'} decoded at every read ({self.why_off})"
         parts = [f"{name} {' x '.join(map(str, s))}" for name, s in self.shapes.items() if s[0]]
         place = "into memory" if self.where == "memory" else f"into {self.folder}"
         return f"images decoded once {place} ({', '.join(parts)}; {self.nbytes / MB:.0f} MB)"
