@@ -76,8 +76,25 @@ class DataConfig(ConfigSection):
     image_size: int = Field(224, ge=16, le=1024, description="Side length in pixels that images are resized to.")
     max_length: int = Field(128, ge=8, le=8192, description="Tokens per text sample; longer texts are truncated.")
     max_samples: int | None = Field(None, ge=1, description="Use at most this many samples in all (quick trials).")
-    num_workers: int = Field(
-        0, ge=0, le=64, description="Background processes that load data (0 = in the main process)."
+    num_workers: int | None = Field(
+        None,
+        ge=0,
+        le=64,
+        description="Background processes that load data (0 = in the main process); empty = chosen for the machine.",
+    )
+    decode_cache: Literal["auto", "off"] = Field(
+        "auto",
+        description="auto: decode and resize each image once and keep it (in memory, or on disk when too big); off: "
+        "decode every image every epoch.",
+    )
+    decode_memory_mb: int | None = Field(
+        None, ge=16, le=4_000_000, description="Memory the decoded images may take (MB); empty = a quarter of the RAM."
+    )
+    decode_disk_mb: int = Field(
+        20_000,
+        ge=0,
+        le=100_000_000,
+        description="Disk the decoded images may take (MB) when they do not fit in memory; 0 = never on disk.",
     )
 
     @model_validator(mode="after")

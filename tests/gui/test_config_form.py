@@ -34,3 +34,18 @@ def test_a_loaded_config_refreshes_the_editors(qtbot, state):
     new.train.epochs = 17
     state.set_config(new)
     assert form.editors["epochs"].value() == 17
+
+
+def test_an_empty_worker_count_or_decode_budget_reads_auto_and_a_number_overrides_it(qtbot, state):
+    form = ConfigForm(state, "data")
+    qtbot.addWidget(form)
+    workers, budget = form.editors["num_workers"], form.editors["decode_memory_mb"]
+    assert state.config.data.num_workers is None and workers.text() == "auto"
+    assert state.config.data.decode_memory_mb is None and budget.text() == "auto"
+    assert form.editors["max_samples"].text() == "off"  # other empty numbers still mean off
+    workers.setValue(2)
+    assert state.config.data.num_workers == 2
+    workers.setValue(workers.minimum())
+    assert state.config.data.num_workers is None
+    form.editors["decode_cache"].setCurrentText("off")
+    assert state.config.data.decode_cache == "off"

@@ -12,11 +12,12 @@ from finetune_gui.config import AugmentConfig
 from finetune_gui.core.plan import IMAGENET_MEAN, IMAGENET_STD
 
 
-def _geometric_and_colour(aug: AugmentConfig, image_size: int) -> list:
+def _geometric_and_colour(aug: AugmentConfig, image_size: int, *, resized: bool = False) -> list:
+    """The random part of the training pipeline; resized: the input is already Resize + CenterCrop'ed."""
     t: list = []
     if aug.random_resized_crop:
         t.append(v2.RandomResizedCrop(image_size, scale=(aug.crop_scale_min, 1.0), antialias=True))
-    else:
+    elif not resized:
         t += [v2.Resize(image_size, antialias=True), v2.CenterCrop(image_size)]
     if aug.hflip > 0:
         t.append(v2.RandomHorizontalFlip(p=aug.hflip))
@@ -48,10 +49,54 @@ def build_image_transforms(
     to_tensor = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean=mean, std=std)]
     if not train:
         return v2.Compose(
-            [v2.Resize(int(image_size * 256 / 224), antialias=True), v2.CenterCrop(image_size), *to_tensor]
+            [v2.Resize(eval_resize_size(image_size), antialias=True), v2.CenterCrop(image_size), *to_tensor]
         )
     t = _geometric_and_colour(aug, image_size) + to_tensor
     if aug.random_erasing > 0:
+        t.append(v2.RandomErasing(p=aug.random_erasing))
+    return v2.Compose(t)
+
+
+def eval_resize_size(image_size: int) -> int:
+    """The shorter side evaluation resizes to before its centre crop (the usual 256 for 224)."""
+    return int(image_size * 256 / 224)
+
+
+def stored_image_size(aug: AugmentConfig, image_size: int, *, train: bool) -> int:
+    """Side of the square uint8 image kept by the decode cache for a split (see build_store_transform)."""
+    return eval_resize_size(image_size) if train and aug.random_resized_crop else image_size
+
+
+def build_store_transform(aug: AugmentConfig, image_size: int, *, train: bool) -> v2.Compose:
+    """RGB PIL image → the uint8 3×S×S tensor the decode cache keeps: the deterministic start of the pipeline.
+
+    Evaluation and training without random crops store exactly what build_image_transforms would have made
+    before converting to float. Training with random crops stores the centre square at eval_resize_size
+    (1.14 × image_size): the crops are then cut from that square, not from the full-size original, so they
+    never reach the edges of a non-square picture and small crops are upscaled from fewer pixels.
+    """
+    if not train:
+        prefix = [v2.Resize(eval_resize_size(image_size), antialias=True), v2.CenterCrop(image_size)]
+    else:
+        side = stored_image_size(aug, image_size, train=True)
+        prefix = [v2.Resize(side, antialias=True), v2.CenterCrop(side)]
+    return v2.Compose([*prefix, v2.PILToTensor()])
+
+
+def build_stored_image_transforms(
+    aug: AugmentConfig,
+    image_size: int,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    *,
+    train: bool,
+) -> v2.Compose:
+    """The rest of build_image_transforms' pipeline, on the uint8 tensor build_store_transform made."""
+    mean = list(mean) if mean is not None else list(IMAGENET_MEAN)
+    std = list(std) if std is not None else list(IMAGENET_STD)
+    t = _geometric_and_colour(aug, image_size, resized=True) if train else []
+    t += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean=mean, std=std)]
+    if train and aug.random_erasing > 0:
         t.append(v2.RandomErasing(p=aug.random_erasing))
     return v2.Compose(t)
 

@@ -47,6 +47,7 @@ class DataBundle:
     class_counts: dict[str, int]
     collate_fn: Callable | None = None
     source: str = ""
+    input_pipeline: Any = None  # images: decoded.ImagePipeline (decoded once or at every read, and why)
 
 
 @dataclass

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import torch
 from torch.utils.data import Dataset
 
 from finetune_gui.config import RunConfig, TaskKind
@@ -20,60 +19,13 @@ from finetune_gui.core.data.common import (
     stratified_split_indices,
     subsample_indices,
 )
-from finetune_gui.core.data.image_files import load_rgb
+from finetune_gui.core.data.image_dataset import ImageDataset
 from finetune_gui.core.data.image_records import SPLITS, collect_images
 from finetune_gui.core.errors import DataError
 
+__all__ = ["ImageDataset", "build_image_data", "scan_images"]
+
 log = logging.getLogger(__name__)
-
-# ---------------------------------------------------------------- the dataset
-
-
-class ImageDataset(Dataset):
-    """Images with class indices, multi-hot vectors or regression values. Holds paths only (picklable)."""
-
-    def __init__(self, paths: list[str], targets: list[Any], transform: Any, target_kind: str, num_labels: int = 0):
-        self.paths = list(paths)
-        self.targets = list(targets)  # int class / list[int] label indices / float
-        self.transform = transform
-        self.target_kind = target_kind  # "class", "multilabel" or "regression"
-        self.num_labels = num_labels
-        self.failures: list[Problem] = []  # images that failed to decode while training (this process)
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def target(self, i: int) -> Any:
-        y = self.targets[i]
-        if self.target_kind == "class":
-            return int(y)
-        if self.target_kind == "multilabel":
-            v = torch.zeros(self.num_labels, dtype=torch.float32)
-            if y:
-                v[list(y)] = 1.0
-            return v
-        return torch.tensor([float(y)], dtype=torch.float32)
-
-    def __getitem__(self, i: int) -> tuple[Any, Any]:
-        n = len(self.paths)
-        for step in range(min(n, 16)):
-            j = (i + step) % n
-            try:
-                image = load_rgb(self.paths[j])
-            except Exception as e:  # noqa: BLE001 - fall back to the next image, deterministically
-                problem = Problem(
-                    self.paths[j],
-                    f"could not be decoded while training ({type(e).__name__}: {e}); "
-                    "the next image was used instead — delete or replace this file",
-                )
-                if problem not in self.failures:
-                    self.failures.append(problem)
-                    log.warning("%s", problem)
-                continue
-            x = self.transform(image) if self.transform is not None else image
-            return x, self.target(j)
-        raise DataError(f"{self.paths[i]}: this and the following images could not be decoded; check the data folder")
-
 
 # ---------------------------------------------------------------- building
 
@@ -81,7 +33,7 @@ class ImageDataset(Dataset):
 def build_image_data(
     config: RunConfig, *, image_size: int | None = None, mean: Any = None, std: Any = None
 ) -> DataBundle:
-    from finetune_gui.core.data.augment import build_image_transforms
+    from finetune_gui.core.data.decoded import plan_image_pipeline  # torchvision's transforms: not for scans
 
     kind = config.task.kind
     d = config.data
@@ -152,22 +104,23 @@ def build_image_data(
         labels, counts, encoded, target_kind = [], {}, list(targets), "regression"
 
     size = image_size or d.image_size
-    train_tf = build_image_transforms(config.augment, size, mean, std, train=True)
-    eval_tf = build_image_transforms(config.augment, size, mean, std, train=False)
+    pipeline = plan_image_pipeline(config, size, {s: len(parts[s]) for s in SPLITS})
 
-    def make(split: str, tf: Any) -> Dataset:
+    def make(split: str) -> Dataset:
         idx = parts[split]
-        return ImageDataset([paths[k] for k in idx], [encoded[k] for k in idx], tf, target_kind, len(labels))
+        split_paths, split_targets = [paths[k] for k in idx], [encoded[k] for k in idx]
+        return pipeline.dataset(split, split_paths, split_targets, target_kind, len(labels), mean, std)
 
     return DataBundle(
-        train=make("train", train_tf),
-        val=make("val", eval_tf),
-        test=make("test", eval_tf),
+        train=make("train"),
+        val=make("val"),
+        test=make("test"),
         labels=labels,
         problems=rec.problems,
         class_counts=counts,
         collate_fn=None,
         source=source,
+        input_pipeline=pipeline,
     )
 
 

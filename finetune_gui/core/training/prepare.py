@@ -17,6 +17,7 @@ from finetune_gui.config import RunConfig, TaskKind
 from finetune_gui.core import devices, plan
 from finetune_gui.core.data import DataBundle, build_data
 from finetune_gui.core.data.augment import build_batch_mixer
+from finetune_gui.core.data.loader_settings import LoaderSettings, choose_loader_settings
 from finetune_gui.core.errors import DataError
 from finetune_gui.core.models import ModelBundle, build_model
 from finetune_gui.core.models.freezing import apply_freeze
@@ -69,23 +70,28 @@ def class_weights(data: DataBundle) -> torch.Tensor:
     return weights
 
 
-def make_loader(dataset, batch_size: int, data: DataBundle, cfg: RunConfig, sampler=None, train=False) -> DataLoader:
-    """A DataLoader as the engine uses it: seeded, the data's collate function, and plan's drop-last rule."""
+def make_loader(
+    dataset, batch_size: int, data: DataBundle, cfg: RunConfig, sampler=None, train=False, settings=None
+) -> DataLoader:
+    """A DataLoader as the engine uses it: seeded, the data's collate function, and plan's drop-last rule.
+
+    settings: a LoaderSettings (default: data.num_workers workers, nothing else)."""
     n = len(dataset)
-    workers = cfg.data.num_workers
-    if workers:
+    s = settings or LoaderSettings(num_workers=cfg.data.num_workers or 0)
+    if s.num_workers:
         install_fork_repair()  # the GUI iterates this loader on a QThread
     return DataLoader(
         dataset,
         batch_size=batch_size,
         sampler=sampler,
         shuffle=False,
-        num_workers=workers,
+        num_workers=s.num_workers,
         collate_fn=data.collate_fn,
         drop_last=train and plan.drops_last_batch(n, batch_size),
         generator=torch.Generator().manual_seed(cfg.train.seed),
-        persistent_workers=False,
-        pin_memory=False,
+        persistent_workers=s.persistent_workers,
+        pin_memory=s.pin_memory,
+        prefetch_factor=s.prefetch_factor,
     )
 
 
@@ -143,11 +149,15 @@ def prepare(config: RunConfig, log: Listener | None = None, *, compile_model: bo
 
     bs = config.train.batch_size
     sampler = EpochSampler(len(data.train), config.train.seed)
+    loading = loader_settings_for(config, data, device)
     train_loader = make_loader(
-        SeededSamples(data.train, config.train.seed), bs, data, config, sampler=sampler, train=True
+        SeededSamples(data.train, config.train.seed), bs, data, config, sampler=sampler, train=True, settings=loading
     )
-    val_loader = make_loader(data.val, bs, data, config) if len(data.val) else None
-    test_loader = make_loader(data.test, bs, data, config) if len(data.test) else None
+    short = replace(loading, persistent_workers=False)  # evaluation's workers go when its pass ends
+    val_loader = make_loader(data.val, bs, data, config, settings=short) if len(data.val) else None
+    test_loader = make_loader(data.test, bs, data, config, settings=short) if len(data.test) else None
+    reading = [data.input_pipeline.describe()] if data.input_pipeline is not None else []
+    say(LogMessage("info", "input pipeline: " + "; ".join([*reading, loading.describe()])))
 
     loss_fn: nn.Module | None
     if task.is_classification:
@@ -182,6 +192,17 @@ def prepare(config: RunConfig, log: Listener | None = None, *, compile_model: bo
         warnings,
         speed,
         runner,
+    )
+
+
+def loader_settings_for(config: RunConfig, data: DataBundle, device: torch.device) -> LoaderSettings:
+    """The loaders' settings for this machine and data (data.num_workers, if set, fixes the worker count)."""
+    pipeline = data.input_pipeline
+    return choose_loader_settings(
+        config.data.num_workers,
+        device_type=device.type,
+        decoded=pipeline.where if pipeline is not None else "tokens",
+        samples=len(data.train) + len(data.val),
     )
 
 

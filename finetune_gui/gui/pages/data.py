@@ -203,7 +203,9 @@ class DataPage(Page):
         more_box = QGroupBox("Reading the data")
         more_layout = QVBoxLayout(more_box)
         self.more_form = ConfigForm(
-            self.state, "data", ["format", "label_separator", "image_size", "max_length", "max_samples", "num_workers"]
+            self.state,
+            "data",
+            ["format", "label_separator", "image_size", "max_length", "max_samples", "num_workers", "decode_cache"],
         )
         more_layout.addWidget(self.more_form)
         column.addWidget(more_box)

@@ -72,6 +72,8 @@ class CompactDoubleSpinBox(QDoubleSpinBox):
 
 
 LABELS = {"tensorboard": "TensorBoard logs", "l1": "L1", "compile": "Compile the model"}
+#: What an empty (None) whole-number field means, where it is not "off".
+EMPTY_MEANS = {"num_workers": "auto", "decode_memory_mb": "auto"}
 
 
 def _pretty(key: str) -> str:
@@ -144,7 +146,7 @@ class ConfigForm(QWidget):
             )
             if optional:
                 spin.setMinimum(spin.minimum() - 1)
-                spin.setSpecialValueText("off")
+                spin.setSpecialValueText(EMPTY_MEANS.get(key, "off"))
             spin.valueChanged.connect(
                 lambda v, k=key, o=optional, s=spin: self._commit(k, None if o and v == s.minimum() else v)
             )
