@@ -21,9 +21,9 @@ from tests.faults.helpers import image_config
 
 SUGGESTION = ("3-10x lower", "train.grad_clip")
 HUGE_LR = {"epochs": 4, "lr": 10.0, "optimizer": "sgd", "weight_decay": 0.0, "schedule": "constant"}
-# The huge-LR runs rely on a trajectory whose training loss turns non-finite before the validation loss does,
-# which is that of images decoded at every read; with decoded-once crops the validation loss overflows first
-# (a case the engine does not yet report as divergence).
+# The huge-LR runs follow a trajectory whose training loss turns non-finite before the validation loss does,
+# that of images decoded at every read; with decoded-once crops the validation loss overflows first, which is
+# the case of test_a_validation_loss_that_is_never_finite_is_divergence_not_a_config_error.
 EVERY_READ = {"decode_cache": "off"}
 
 
@@ -146,3 +146,20 @@ def test_cli_exits_5_with_the_suggestion(tmp_path, tinynet, images, capsys):
     err = capsys.readouterr().err
     assert "error: the loss became" in err and all(s in err for s in SUGGESTION)
     assert "Traceback" not in err
+
+
+def test_a_validation_loss_that_is_never_finite_is_divergence_not_a_config_error(
+    tmp_path, tinynet, images, monkeypatch
+):
+    real_getitem = ImageDataset.__getitem__
+    val_images = 9  # 36 images, a quarter each to val and test
+
+    def poisoned(self, i):
+        x, y = real_getitem(self, i)
+        return (torch.full_like(x, float("inf")), y) if len(self) == val_images else (x, y)
+
+    monkeypatch.setattr(ImageDataset, "__getitem__", poisoned)
+    log = EventLog()
+    result = fit(image_config(images, train={"epochs": 2}), log, output_dir=tmp_path / "runs")
+    failed = _diverged(result, log)
+    assert "validation loss was not finite" in failed.message and "early_stopping.metric" not in failed.message

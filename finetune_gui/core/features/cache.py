@@ -47,7 +47,10 @@ def split_fingerprint(dataset: Dataset) -> dict | None:
             except OSError:
                 files.append([str(path), -1, -1])
         targets = [t if isinstance(t, (int, float, str)) else list(t) for t in dataset.targets]
-        return {"kind": "images", "transform": repr(dataset.transform), "files": files, "targets": targets}
+        # images decoded once are resized by their store_transform, before `transform` (core/data/decoded.py)
+        stored = repr(getattr(dataset, "store_transform", None))
+        return {"kind": "images", "transform": repr(dataset.transform), "stored": stored, "files": files,
+                "targets": targets}  # fmt: skip
     if hasattr(dataset, "input_ids"):
         ids = hashlib.sha256(json.dumps(dataset.input_ids).encode()).hexdigest()
         return {"kind": "tokens", "ids": ids, "targets": list(dataset.targets)}

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from finetune_gui.core.errors import Diverged
+from finetune_gui.core.errors import ConfigError, Diverged
 
 
 @dataclass
@@ -71,3 +71,21 @@ def check_finite_weights(weights: dict[str, torch.Tensor], step: int, lr: float)
             "checkpoint kept. Try a learning rate 3-10x lower, gradient clipping (train.grad_clip = 1.0), or fp32 "
             "precision."
         )
+
+
+def check_monitored(monitor: str, metrics: dict[str, float], evaluated: bool, step: int, lr: float) -> None:
+    """The metric that picks the best epoch must be logged: when the validation loss is missing because no
+    validation batch gave a finite loss, the run diverged (Diverged); any other missing metric is a config error."""
+    if monitor in metrics:
+        return
+    if evaluated and monitor.startswith("val_") and "val_loss" not in metrics:
+        raise Diverged(
+            f"the validation loss was not finite for any batch at step {step} (learning rate {lr:.3g}): the model "
+            "diverged; training was stopped and the last finite checkpoint kept. Try a learning rate 3-10x lower, "
+            "gradient clipping (train.grad_clip = 1.0), or fp32 precision."
+        )
+    raise ConfigError(
+        [
+            f"early_stopping.metric: '{monitor}' is not logged for this task; logged metrics: {', '.join(sorted(metrics))}"
+        ]
+    )

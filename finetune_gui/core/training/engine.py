@@ -39,7 +39,7 @@ from finetune_gui.core.models.weights import load_model_weights, model_weights
 from finetune_gui.core.runs import RunDir, environment_record, new_run_dir, open_run_dir, snapshot_config
 from finetune_gui.core.tensor_files import write_safetensors
 from finetune_gui.core.training.batches import evaluate, forward_batch
-from finetune_gui.core.training.callbacks import BestTracker, check_finite, check_finite_weights
+from finetune_gui.core.training.callbacks import BestTracker, check_finite, check_finite_weights, check_monitored
 from finetune_gui.core.training.events import (
     CheckpointSaved,
     EarlyStopped,
@@ -222,13 +222,7 @@ class Trainer:
         )
         self.emit(EpochMetrics(done, s.step, metrics, lr, elapsed))
         self.hooks.on_epoch_end(self, done, metrics)
-        if self.monitor not in metrics:
-            raise ConfigError(
-                [
-                    f"early_stopping.metric: '{self.monitor}' is not logged for this task; "
-                    f"logged metrics: {', '.join(sorted(metrics))}"
-                ]
-            )
+        check_monitored(self.monitor, metrics, val is not None, s.step, lr)
         if self.best.update(metrics[self.monitor], done):
             self.save_best(done, metrics[self.monitor], lr)
         if s.epoch % cfg.checkpoint.every_n_epochs == 0 or s.epoch == cfg.train.epochs or s.step >= p.total_steps:
