@@ -200,6 +200,17 @@ class WorkerBridge(QObject):
 
         self._start(job)
 
+    def start_baseline(self, config, output_dir: str | Path | None = None) -> None:
+        """Fit the quick baseline of `config` (a linear probe on cached features) as a run of its own."""
+        snapshot = config.model_copy(deep=True).with_base_dir(config.base_dir)
+
+        def job(listener, control):
+            from finetune_gui.core.features.baseline import run_baseline
+
+            return run_baseline(snapshot, listener, control, output_dir=output_dir)[0]
+
+        self._start(job)
+
     def resume_training(self, run_dir: str | Path) -> None:
         def job(listener, control):
             from finetune_gui.core.training.engine import resume

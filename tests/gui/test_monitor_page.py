@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
 
-from finetune_gui.config import validate_dict
+from finetune_gui.config import TaskKind, validate_dict
 from finetune_gui.core.training.engine import fit
 from finetune_gui.gui.pages.monitor import MonitorPage, format_duration
 from finetune_gui.gui.panels.training_plots import task_metric
@@ -135,3 +136,20 @@ def test_a_run_folder_that_is_gone_is_said_on_the_page_without_a_dialog(qtbot, p
         state.set_run_dir(tmp_path / "runs" / "moved-away")
         qtbot.waitUntil(lambda: "Could not read the run" in page.status_label.text(), timeout=10000)
     assert "gone (moved or deleted)" in page.status_label.text()
+
+
+def test_quick_baseline_trains_a_linear_probe_as_a_run_and_says_the_most_common_class_beside_it(
+    qtbot, page, state, bridge, tmp_path
+):
+    config = tiny_config(tmp_path)
+    state.set_config(config)
+    assert page.baseline_button.isEnabled()
+    with qtbot.waitSignal(bridge.run_finished, timeout=120000) as finished:
+        qtbot.mouseClick(page.baseline_button, Qt.MouseButton.LeftButton)
+    run = Path(finished.args[0].run_dir)
+    qtbot.waitUntil(lambda: "always answering" in page.log_view.toPlainText(), timeout=10000)
+    assert "baseline" in run.name and (run / "baseline.json").is_file()
+    assert "feature cache: on" in page.log_view.toPlainText()
+
+    state.set_value("task", "kind", TaskKind.CAUSAL_LM)  # a language model has no classes to probe
+    assert not page.baseline_button.isEnabled()

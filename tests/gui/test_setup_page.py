@@ -307,7 +307,7 @@ def test_the_speed_group_edits_precision_memory_format_and_compile_with_tooltips
     speed = next(b for b in page.findChildren(QGroupBox) if b.title() == "Speed")
     form = page.speed_form
     assert form.isAncestorOf(form.editors["compile"]) and speed.isAncestorOf(form)
-    assert set(form.editors) == {"precision", "memory_format", "compile"}
+    assert set(form.editors) == {"precision", "memory_format", "compile", "feature_cache"}
     assert "precision" not in page.hardware_form.editors  # moved, not shown twice
     assert form.editors["memory_format"].currentText() == "auto" and not form.editors["compile"].isChecked()
     assert form.editors["compile"].toolTip() == field_info("train", "compile")[0]

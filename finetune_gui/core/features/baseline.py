@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from finetune_gui.config import ConfigError, RunConfig, TaskKind
+from finetune_gui.core.training.events import LogMessage
 from finetune_gui.core.training.result import RunResult
 from finetune_gui.files import atomic_write_json
 
@@ -61,14 +62,15 @@ def majority_rates(data: Any) -> Majority | None:
     return Majority(data.labels[top], rates)
 
 
-def run_baseline(config: RunConfig, listener=None, *, output_dir: str | Path | None = None,
+def run_baseline(config: RunConfig, listener=None, control=None, *, output_dir: str | Path | None = None,
                  epochs: int = PROBE_EPOCHS) -> tuple[RunResult, Majority | None]:  # fmt: skip
-    """Fit the linear probe of `config` in a new run folder; writes baseline.json there next to the metrics."""
+    """Fit the linear probe of `config` in a new run folder; writes baseline.json there next to the metrics and
+    tells `listener` the probe's test metric beside the most common class's rate."""
     from finetune_gui.core.data import build_data
     from finetune_gui.core.training.engine import fit
 
     probe = probe_config(config, epochs)
-    result = fit(probe, listener, output_dir=output_dir)
+    result = fit(probe, listener, control, output_dir=output_dir)
     majority = None
     if result.status == "completed" and probe.task.kind.is_classification:
         majority = majority_rates(build_data(probe, image_size=probe.data.image_size) if probe.task.kind.is_image
@@ -78,7 +80,21 @@ def run_baseline(config: RunConfig, listener=None, *, output_dir: str | Path | N
         if majority is not None:
             record["majority_class"] = {"label": majority.label, "accuracy": majority.rates}
         atomic_write_json(result.run_dir / "baseline.json", record)
+        if listener is not None:
+            listener(LogMessage("info", comparison_line(result, majority)))
     return result, majority
+
+
+def comparison_line(result: RunResult, majority: Majority | None) -> str:
+    """'baseline: linear probe test accuracy 0.812; always answering "bag": 0.250', in words for the log."""
+    metrics = result.test_metrics or result.val_metrics
+    key = next((k for k in metrics if k.endswith("_accuracy")), next(iter(metrics), ""))
+    probe = f"linear probe {key.replace('_', ' ')} {metrics[key]:.3f}" if key else "linear probe done"
+    if majority is None:
+        return f"baseline: {probe}"
+    split = "test" if "test" in majority.rates else "val"
+    rate = majority.rates.get(split)
+    return f"baseline: {probe}; always answering '{majority.label}': {rate:.3f}" if rate is not None else probe
 
 
 def _text_data(config: RunConfig) -> Any:

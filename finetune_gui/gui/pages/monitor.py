@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from finetune_gui.config import TaskKind
 from finetune_gui.gui.dialogs import is_expected
 from finetune_gui.gui.pages.base import Page
 from finetune_gui.gui.panels.diagnosis import DiagnosisBanner, DiagnosisPanel, offer_remedy
@@ -85,6 +86,7 @@ class MonitorPage(Page):
         bridge.paused_changed.connect(self._on_paused)
         state.run_changed.connect(self._on_run_changed)
         state.model_readiness_changed.connect(self._update_buttons)
+        state.changed.connect(lambda _section: self._update_buttons())  # a causal-LM task has no baseline
         self._update_buttons()
 
     # ------------------------------------------------------------ layout
@@ -92,6 +94,11 @@ class MonitorPage(Page):
     def _build(self) -> None:
         self.start_button = self._button("Start training", "monitor-start", self.start_requested.emit)
         self.start_button.setToolTip("Train the model set up on the previous pages (Ctrl+R)")
+        self.baseline_button = self._button("Quick baseline", "monitor-baseline", self.start_baseline)
+        self.baseline_button.setToolTip(
+            "A linear probe on the frozen model's features, computed once: validation and test metrics in seconds, "
+            "next to always answering the most common class. Saved as a run of its own, to compare with."
+        )
         self.pause_button = self._button("Pause", "monitor-pause", self.toggle_pause)
         self.pause_button.setToolTip("Pause after the current step; the run waits until you press Continue")
         self.stop_button = self._button("Stop", "monitor-stop", self.bridge.stop)
@@ -103,7 +110,7 @@ class MonitorPage(Page):
         self.run_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.run_label.setStyleSheet("color: palette(dark);")
         top = QHBoxLayout()
-        for b in (self.start_button, self.pause_button, self.stop_button, self.resume_run_button):
+        for b in (self.start_button, self.baseline_button, self.pause_button, self.stop_button, self.resume_run_button):
             top.addWidget(b)
         top.addSpacing(12)
         top.addWidget(self.run_label, 1)
@@ -221,6 +228,18 @@ class MonitorPage(Page):
         self._log_line("info", "starting a new run")
         self.bridge.start_training(self.state.config, self.state.output_dir(), suggested_lr=self.state.suggested_lr())
 
+    def start_baseline(self) -> None:
+        if self.bridge.is_training or self.state.model_ready is False or not self._baseline_fits():
+            return
+        self._ended = None
+        self._show_new_run()
+        self.status_label.setText("Preparing the data and the model for a quick baseline…")
+        self._log_line("info", "starting a quick baseline: a linear probe on the frozen model's features")
+        self.bridge.start_baseline(self.state.config, self.state.output_dir())
+
+    def _baseline_fits(self) -> bool:
+        return self.state.config.task.kind != TaskKind.CAUSAL_LM
+
     def toggle_pause(self) -> None:
         if self.bridge.is_paused:
             self.bridge.resume()
@@ -240,6 +259,7 @@ class MonitorPage(Page):
         training = self.bridge.is_training
         no_model = self.state.model_ready is False
         self.start_button.setEnabled(not training and not no_model)
+        self.baseline_button.setEnabled(not training and not no_model and self._baseline_fits())
         self.blocked.setVisible(no_model and not training)
         if no_model:
             self.blocked_label.setText(

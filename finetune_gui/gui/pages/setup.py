@@ -120,7 +120,7 @@ class SetupPage(Page):
         self.device_combo.activated.connect(self._device_chosen)
         self.hardware_form = ConfigForm(self.state, train, ["seed", "deterministic"])
         self.hardware_form.layout().insertRow(0, "Device", self.device_combo)
-        self.speed_form = ConfigForm(self.state, train, ["precision", "memory_format", "compile"])
+        self.speed_form = ConfigForm(self.state, train, ["precision", "memory_format", "compile", "feature_cache"])
         self.loss_form = ConfigForm(self.state, train, ["label_smoothing", "class_weights"])
         self.stopping_form = ConfigForm(self.state, "early_stopping")
         self.logging_form = ConfigForm(self.state, "logging")
