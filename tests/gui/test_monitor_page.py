@@ -139,14 +139,19 @@ def test_a_run_folder_that_is_gone_is_said_on_the_page_without_a_dialog(qtbot, p
 
 
 def test_quick_baseline_trains_a_linear_probe_as_a_run_and_says_the_most_common_class_beside_it(
-    qtbot, page, state, bridge, tmp_path
+    qtbot, page, state, bridge, tmp_path, monkeypatch
 ):
+    from finetune_gui.core.features import baseline
+
+    monkeypatch.setattr(baseline, "PROBE_PATIENCE", 1)  # a probe usually ends early-stopped: it counts as done
     config = tiny_config(tmp_path)
+    config.early_stopping.min_delta = 10.0  # no epoch counts as better: it stops after the second
     state.set_config(config)
     assert page.baseline_button.isEnabled()
     with qtbot.waitSignal(bridge.run_finished, timeout=120000) as finished:
         qtbot.mouseClick(page.baseline_button, Qt.MouseButton.LeftButton)
     run = Path(finished.args[0].run_dir)
+    assert finished.args[0].status == "early-stopped"
     qtbot.waitUntil(lambda: "always answering" in page.log_view.toPlainText(), timeout=10000)
     assert "baseline" in run.name and (run / "baseline.json").is_file()
     assert "feature cache: on" in page.log_view.toPlainText()

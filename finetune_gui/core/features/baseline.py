@@ -72,7 +72,7 @@ def run_baseline(config: RunConfig, listener=None, control=None, *, output_dir: 
     probe = probe_config(config, epochs)
     result = fit(probe, listener, control, output_dir=output_dir)
     majority = None
-    if result.status == "completed" and probe.task.kind.is_classification:
+    if result.status in ("completed", "early-stopped") and probe.task.kind.is_classification:
         majority = majority_rates(build_data(probe, image_size=probe.data.image_size) if probe.task.kind.is_image
                                   else _text_data(probe))  # fmt: skip
         record = {"probe": "linear head on the frozen model's features", "val": result.val_metrics,
