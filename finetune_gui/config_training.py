@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from finetune_gui.config_sections import ConfigSection
 
@@ -75,6 +75,23 @@ class TrainConfig(ConfigSection):
     feature_cache_dir: str = Field(
         "", description="Folder of feature cache files (empty: .feature-cache in the runs folder)."
     )
+    recipe: Literal["standard", "lp-ft"] = Field(
+        "standard",
+        description="lp-ft: first train only the head (a linear probe, from cached features), then fine-tune the chosen layers from it at a lower LR.",
+    )
+    lp_epochs: int = Field(1, ge=1, le=1000, description="Epochs of the linear-probe stage of the lp-ft recipe.")
+    ft_lr_mult: float = Field(
+        0.1, gt=0.0, le=1.0, description="LR of the fine-tuning stage of lp-ft, as a share of train.lr."
+    )
+
+    @model_validator(mode="after")
+    def _lp_ft_leaves_epochs_to_fine_tune(self) -> TrainConfig:
+        if self.recipe == "lp-ft" and self.lp_epochs >= self.epochs:
+            raise ValueError(
+                f"lp_epochs ({self.lp_epochs}) must be fewer than epochs ({self.epochs}): "
+                "the lp-ft recipe fine-tunes in the epochs after the probe"
+            )
+        return self
 
 
 class EarlyStoppingConfig(ConfigSection):

@@ -317,3 +317,17 @@ def test_the_speed_group_edits_precision_memory_format_and_compile_with_tooltips
     t = state.config.train
     assert (t.memory_format, t.compile, t.precision) == ("channels_last", True, "bf16")
     wait_plan(qtbot, page)
+
+
+def test_the_lp_ft_recipe_shows_its_knobs_and_the_lr_plan_shows_both_stages(qtbot, state, bridge):
+    page = open_page(qtbot, state, bridge)
+    wait_plan(qtbot, page)
+    assert not page.knob_visible("lp_epochs") and not page.knob_visible("ft_lr_mult")
+    state.set_value("train", "schedule", "constant")
+    state.set_value("train", "recipe", "lp-ft")
+    assert page.knob_visible("lp_epochs") and page.knob_visible("ft_lr_mult")
+    qtbot.waitUntil(lambda: page.lr_plan_pending, timeout=5000)
+    wait_plan(qtbot, page)
+    lrs = page.lr_curve.lrs()
+    lr = state.config.train.lr
+    assert max(lrs) == pytest.approx(lr) and min(lrs) == pytest.approx(lr * 0.1)

@@ -29,9 +29,7 @@ from finetune_gui.core.diagnostics.hook import DiagnosticsHook
 from finetune_gui.core.errors import ConfigError, Diverged, FinetuneError, RunStateError, StorageError
 from finetune_gui.core.features.cache import attach_feature_cache
 from finetune_gui.core.models.freezing import (
-    apply_freeze,
     count_params,
-    param_groups,
     set_frozen_batchnorm_eval,
     unfreeze_next_block,
 )
@@ -59,6 +57,7 @@ from finetune_gui.core.training.loop_state import LoopState
 from finetune_gui.core.training.metrics import metric_mode
 from finetune_gui.core.training.optim import build_optimizer, build_scheduler, load_optimizer_state, optimizer_step
 from finetune_gui.core.training.prepare import Prepared, prepare
+from finetune_gui.core.training.recipe import LpFt, is_lp_ft, optimiser_groups, probe_stage
 from finetune_gui.core.training.result import RunResult
 from finetune_gui.core.training.tensorboard_log import TensorBoardHook
 from finetune_gui.files import atomic_write, atomic_write_json, atomic_write_text
@@ -84,6 +83,7 @@ class Trainer:
         self.hooks = Hooks(chosen + [TensorBoardHook()] if config.logging.tensorboard else chosen)
         self.state = LoopState()
         self.p: Prepared | None = None
+        self.recipe: LpFt | None = None
         self.status = "completed"
         self.val_metrics: dict[str, float] = {}
         self.test_metrics: dict[str, float] = {}
@@ -116,7 +116,12 @@ class Trainer:
     def set_up(self) -> None:
         """Data, model, run-folder records, optimiser, schedule and the metric that picks the best epoch."""
         cfg, run = self.config, self.run_dir
-        p = self.p = attach_feature_cache(prepare(cfg, self.emit, compile_model=True), run.root.parent, self.emit)
+        if is_lp_ft(cfg):  # stage 1 trains the head alone (from cached features when they apply)
+            live = prepare(probe_stage(cfg), self.emit, compile_model=True)
+            self.recipe = LpFt(cfg, live, attach_feature_cache(live, run.root.parent, self.emit), self.emit)
+            p = self.p = self.recipe.probe
+        else:
+            p = self.p = attach_feature_cache(prepare(cfg, self.emit, compile_model=True), run.root.parent, self.emit)
         atomic_write_json(run.labels, {"task": p.task.value, "labels": p.data.labels})
         atomic_write_json(run.problems, [{"path": e.path, "line": e.line, "reason": e.reason} for e in p.data.problems])
         for e in p.data.problems[:20]:
@@ -124,16 +129,8 @@ class Trainer:
         if not run.environment.exists():
             atomic_write_json(run.environment, environment_record(str(p.device)))
 
-        # the optimiser covers every parameter that may train (gradual unfreezing adds some later)
         tc = cfg.train
-        if cfg.model.gradual_unfreeze_every > 0:
-            for q in p.model.parameters():
-                q.requires_grad_(True)
-            groups = param_groups(p.bundle, tc.lr, cfg.model.backbone_lr_mult, tc.weight_decay)
-            apply_freeze(p.bundle, cfg.model)
-        else:
-            groups = param_groups(p.bundle, tc.lr, cfg.model.backbone_lr_mult, tc.weight_decay)
-        self.optimizer = build_optimizer(tc, groups)
+        self.optimizer = build_optimizer(tc, optimiser_groups(p.bundle, cfg))
         self.schedule = build_scheduler(self.optimizer, tc, p.total_steps, p.steps_per_epoch)
         self.scaler = torch.amp.GradScaler(p.device.type) if devices.needs_grad_scaler(p.amp_dtype) else None
         self.params = [q for g in self.optimizer.param_groups for q in g["params"]]
@@ -182,8 +179,8 @@ class Trainer:
 
     def train_epoch(self) -> None:
         """Train the rest of the current epoch (all of it, unless a resumed run starts part-way through)."""
-        p, tc, s = self.p, self.config.train, self.state
         self.unfreeze_on_schedule()
+        p, tc, s = self.p, self.config.train, self.state
         p.model.train()
         set_frozen_batchnorm_eval(p.model)
         p.sampler.set_epoch(s.epoch, s.batch_in_epoch * tc.batch_size)
@@ -278,8 +275,10 @@ class Trainer:
     # ---------------------------------------------------------------- steps
 
     def unfreeze_on_schedule(self) -> None:
-        """Gradual unfreezing: one more block at the start of every K-th epoch."""
+        """Gradual unfreezing: one more block at the start of every K-th epoch; lp-ft's stage for this epoch."""
         every, s = self.config.model.gradual_unfreeze_every, self.state
+        if self.recipe is not None:
+            self.p = self.recipe.prepared(s.epoch)
         if every and s.epoch > 0 and s.batch_in_epoch == 0 and s.epoch % every == 0 and s.unfrozen < s.epoch // every:
             name = unfreeze_next_block(self.p.bundle)
             s.unfrozen += 1

@@ -127,6 +127,12 @@ def lr_multiplier(train: TrainConfig, total_steps: int, steps_per_epoch: int) ->
     """
     total = max(1, int(total_steps))
     spe = max(1, int(steps_per_epoch))
+    if train.recipe == "lp-ft":  # the schedule once per stage; the fine-tuning stage at ft_lr_mult
+        probe = min(total, int(train.lp_epochs) * spe)
+        plain = train.model_copy(update={"recipe": "standard"})
+        first, second = lr_multiplier(plain, probe, spe), lr_multiplier(plain, max(1, total - probe), spe)
+        mult = float(train.ft_lr_mult)
+        return lambda s: first(s) if s < probe else mult * second(s - probe)
     kind = train.schedule
     gamma = float(train.gamma)
     floor = float(train.min_lr_ratio)

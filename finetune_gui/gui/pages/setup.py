@@ -31,6 +31,7 @@ from finetune_gui.gui.widgets.width_fitting_scroll import WidthFittingScrollArea
 
 LR_DEBOUNCE_MS = 150
 SCHEDULE_KNOBS = ("warmup_fraction", "step_epochs", "milestones", "gamma", "min_lr_ratio", "plateau_patience")
+LP_FT_KNOBS = ("lp_epochs", "ft_lr_mult")  # shown with the lp-ft recipe only
 KNOBS_BY_SCHEDULE = {
     "constant": (),
     "step": ("step_epochs", "gamma"),
@@ -110,7 +111,7 @@ class SetupPage(Page):
         self.optimizer_form = ConfigForm(
             self.state, train, ["optimizer", "lr", "momentum", "nesterov", "weight_decay", "l1"]
         )
-        self.schedule_form = ConfigForm(self.state, train, ["schedule", *SCHEDULE_KNOBS])
+        self.schedule_form = ConfigForm(self.state, train, ["schedule", *SCHEDULE_KNOBS, "recipe", *LP_FT_KNOBS])
         self.length_form = ConfigForm(
             self.state, train, ["epochs", "batch_size", "grad_accum", "max_steps", "grad_clip", "log_every"]
         )
@@ -143,7 +144,7 @@ class SetupPage(Page):
         grid.setContentsMargins(0, 0, 6, 0)
         groups = [
             ("Optimiser", self.optimizer_form),
-            ("Learning-rate schedule", self.schedule_form),
+            ("Learning-rate schedule and recipe", self.schedule_form),
             ("Length, batches and logs", self.length_form),
             ("Early stopping", self.stopping_form),
             ("Hardware and repeatability", self.hardware_form),
@@ -221,7 +222,11 @@ class SetupPage(Page):
     def _show_relevant_knobs(self) -> None:
         t = self.state.config.train
         wanted = set(KNOBS_BY_SCHEDULE.get(t.schedule, SCHEDULE_KNOBS)) | set(KNOBS_BY_OPTIMIZER.get(t.optimizer, ()))
-        for form, keys in ((self.schedule_form, SCHEDULE_KNOBS), (self.optimizer_form, ("momentum", "nesterov"))):
+        wanted |= set(LP_FT_KNOBS) if t.recipe == "lp-ft" else set()
+        for form, keys in (
+            (self.schedule_form, SCHEDULE_KNOBS + LP_FT_KNOBS),
+            (self.optimizer_form, ("momentum", "nesterov")),
+        ):
             layout: QFormLayout = form.layout()
             for key in keys:
                 visible = key in wanted
