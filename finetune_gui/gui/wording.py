@@ -30,6 +30,9 @@ CHOSEN_ELSEWHERE = {
     "model.lora": "the LoRA box on the Model page",
     "model.lora.enabled": "the LoRA box on the Model page",
     "checkpoint.output_dir": "the runs folder (output_dir in the [checkpoint] part of a saved preset)",
+    "data.decode_memory_mb": "the memory for decoded images (decode_memory_mb in the [data] part of a saved preset)",
+    "data.decode_disk_mb": "the disk for decoded images (decode_disk_mb in the [data] part of a saved preset)",
+    "train.feature_cache_dir": "the feature cache's folder (feature_cache_dir in the [train] part of a saved preset)",
 }
 
 
