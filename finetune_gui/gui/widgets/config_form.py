@@ -71,7 +71,13 @@ class CompactDoubleSpinBox(QDoubleSpinBox):
         return (QValidator.State.Acceptable if inside else QValidator.State.Intermediate), text, pos
 
 
-LABELS = {"tensorboard": "TensorBoard logs", "l1": "L1", "compile": "Compile the model"}
+LABELS = {
+    "tensorboard": "TensorBoard logs",
+    "l1": "L1",
+    "compile": "Compile the model",
+    "lp_epochs": "Probe epochs",  # lp-ft: epochs training the head alone
+    "ft_lr_mult": "Fine-tune LR ×",
+}
 #: What an empty (None) whole-number field means, where it is not "off".
 EMPTY_MEANS = {"num_workers": "auto", "decode_memory_mb": "auto"}
 
