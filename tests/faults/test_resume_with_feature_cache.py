@@ -4,30 +4,11 @@ bit-identical weights; the resumed run reuses the cache files instead of computi
 
 from __future__ import annotations
 
-import hashlib
-
 import pytest
 
-from finetune_gui.core.training import engine
 from finetune_gui.core.training.engine import fit, resume
 from finetune_gui.core.training.events import LogMessage, RunControl, StepMetrics
 from tests.faults.helpers import image_config, weights_equal
-
-
-@pytest.fixture
-def batches(monkeypatch) -> list[str]:
-    """Fingerprints of every training batch (cached features and targets), in the order the loop trains on them."""
-    seen: list[str] = []
-    real_forward = engine.forward_batch
-
-    def recording_forward(p, batch, *, train):
-        if train:
-            features, targets = batch
-            seen.append(hashlib.sha256(features.numpy().tobytes() + targets.numpy().tobytes()).hexdigest()[:16])
-        return real_forward(p, batch, train=train)
-
-    monkeypatch.setattr(engine, "forward_batch", recording_forward)
-    return seen
 
 
 def _listener(control: RunControl, stop_after: int | None, logs: list[str]):

@@ -11,6 +11,7 @@ import bz2
 import csv
 import importlib.util
 import io
+import json
 import os
 import random
 import subprocess
@@ -131,3 +132,9 @@ def fortunes_text() -> Path:
     if not path.is_file():
         pytest.skip(f"demo data missing: {path}")
     return path
+
+
+def above_info(run_dir: Path) -> list[str]:
+    """The findings of a run's diagnosis that are warnings or worse: a healthy run has none (no false alarms)."""
+    findings = json.loads((run_dir / "diagnostics.json").read_text(encoding="utf-8"))["findings"]
+    return [f"{f['severity']} {f['id']}: {f['title']}" for f in findings if f["severity"] != "info"]

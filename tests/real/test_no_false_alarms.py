@@ -10,7 +10,6 @@ transfer", which the clinic pins.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import pytest
 from finetune_gui.config import load_config
 from finetune_gui.core.training.engine import fit
 from finetune_gui.presets import builtin_presets_dir
+from tests.real.conftest import above_info
 
 DEMO = Path(__file__).resolve().parents[2] / "resources" / "demo"
 IMAGENET_ONLY = {"mobilenet-v3-small", "resnet18-quick-head", "resnet50-finetune"}
@@ -35,11 +35,6 @@ def cases() -> list:
     """Each preset, marked `real` when it runs on the offline real weights."""
     real = (pytest.mark.real,)
     return [pytest.param(n, marks=real if n in ENCODERS | CAUSAL_LMS else ()) for n in shipped()]
-
-
-def above_info(run_dir: Path) -> list[str]:
-    findings = json.loads((run_dir / "diagnostics.json").read_text(encoding="utf-8"))["findings"]
-    return [f"{f['severity']} {f['id']}: {f['title']}" for f in findings if f["severity"] != "info"]
 
 
 def test_every_shipped_preset_is_covered_below():

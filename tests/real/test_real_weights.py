@@ -14,15 +14,9 @@ from finetune_gui.config import validate_dict
 from finetune_gui.core.training.batches import evaluate
 from finetune_gui.core.training.engine import fit
 from finetune_gui.core.training.prepare import prepare
-from tests.real.conftest import write_sentiment_csv
+from tests.real.conftest import above_info, write_sentiment_csv
 
 pytestmark = [pytest.mark.real, pytest.mark.slow]
-
-
-def above_info(run_dir) -> list[str]:
-    """The findings of a run's diagnosis that are warnings or worse: a healthy run has none (no false alarms)."""
-    findings = json.loads((run_dir / "diagnostics.json").read_text(encoding="utf-8"))["findings"]
-    return [f"{f['severity']}: {f['title']}" for f in findings if f["severity"] != "info"]
 
 
 #: MiniLM mean-pooled embeddings + logistic regression on the same task, 2,000 train / 1,000 test.

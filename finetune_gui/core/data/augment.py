@@ -35,6 +35,13 @@ def _geometric_and_colour(aug: AugmentConfig, image_size: int, *, resized: bool 
     return t
 
 
+def _normalise(mean: Sequence[float] | None, std: Sequence[float] | None) -> v2.Normalize:
+    """Normalisation by the model's mean and std (ImageNet's when not given)."""
+    mean = list(mean) if mean is not None else list(IMAGENET_MEAN)
+    std = list(std) if std is not None else list(IMAGENET_STD)
+    return v2.Normalize(mean=mean, std=std)
+
+
 def build_image_transforms(
     aug: AugmentConfig,
     image_size: int,
@@ -44,9 +51,7 @@ def build_image_transforms(
     train: bool,
 ) -> v2.Compose:
     """The pipeline from an RGB PIL image to a normalised float32 CxHxW tensor."""
-    mean = list(mean) if mean is not None else list(IMAGENET_MEAN)
-    std = list(std) if std is not None else list(IMAGENET_STD)
-    to_tensor = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean=mean, std=std)]
+    to_tensor = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True), _normalise(mean, std)]
     if not train:
         return v2.Compose(
             [v2.Resize(eval_resize_size(image_size), antialias=True), v2.CenterCrop(image_size), *to_tensor]
@@ -92,10 +97,8 @@ def build_stored_image_transforms(
     train: bool,
 ) -> v2.Compose:
     """The rest of build_image_transforms' pipeline, on the uint8 tensor build_store_transform made."""
-    mean = list(mean) if mean is not None else list(IMAGENET_MEAN)
-    std = list(std) if std is not None else list(IMAGENET_STD)
     t = _geometric_and_colour(aug, image_size, resized=True) if train else []
-    t += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean=mean, std=std)]
+    t += [v2.ToDtype(torch.float32, scale=True), _normalise(mean, std)]
     if train and aug.random_erasing > 0:
         t.append(v2.RandomErasing(p=aug.random_erasing))
     return v2.Compose(t)

@@ -29,7 +29,7 @@ def last_head_linear(bundle: ModelBundle) -> nn.Linear | None:
         head = modules.get(name)
         if head is None:
             continue
-        for m in ([head] if isinstance(head, nn.Linear) else []) + [m for m in head.modules() if m is not head]:
+        for m in head.modules():  # the head itself first, then what it holds, in order
             if isinstance(m, nn.Linear):
                 found = m
     return found
@@ -39,7 +39,7 @@ def last_head_linear(bundle: ModelBundle) -> nn.Linear | None:
 def start_regression_head_at_mean(bundle: ModelBundle, targets: Sequence) -> bool:
     """Set the head's bias to the targets' mean (per output) and shrink its weights; False if there is no such head."""
     head = last_head_linear(bundle)
-    values = torch.as_tensor([t for t in targets], dtype=torch.float32)
+    values = torch.as_tensor(list(targets), dtype=torch.float32)
     if head is None or head.bias is None or len(values) == 0:
         return False
     mean = values.reshape(len(values), -1).mean(dim=0)
