@@ -83,6 +83,13 @@ class TrainConfig(ConfigSection):
     ft_lr_mult: float = Field(
         0.1, gt=0.0, le=1.0, description="LR of the fine-tuning stage of lp-ft, as a share of train.lr."
     )
+    strategy: Literal["auto", "ddp", "fsdp"] = Field(
+        "auto",
+        description="Under torchrun: ddp copies the model to every process; fsdp shards causal LMs too large to copy (auto: ddp).",
+    )
+    sync_batchnorm: bool = Field(
+        False, description="Under torchrun on CUDA: BatchNorm statistics over the global batch, not each process's."
+    )
 
     @model_validator(mode="after")
     def _lp_ft_leaves_epochs_to_fine_tune(self) -> TrainConfig:

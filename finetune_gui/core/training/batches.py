@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
+from finetune_gui.core.distributed.context import gather_all
 from finetune_gui.core.training.events import RunControl
 from finetune_gui.core.training.metrics import TaskMetrics
 from finetune_gui.core.training.prepare import Prepared
@@ -30,6 +31,8 @@ def forward_batch(
     batch = _to_device(batch, p.device)
     autocast = torch.autocast(p.device.type, dtype=p.amp_dtype) if p.amp_dtype else nullcontext()
     model = p.tail if p.tail is not None else p.runner if p.runner is not None else p.model  # tail: cached features
+    if train and p.ddp is not None:
+        model = p.ddp
     with autocast:
         if p.bundle.kind == "vision":
             images, targets = batch
@@ -61,12 +64,20 @@ def evaluate(p: Prepared, loader: DataLoader | None, control: RunControl | None 
     metrics = TaskMetrics(p.task, p.data.labels)
     was_training = p.model.training
     p.model.eval()
+    mine = []  # under torchrun: this rank's share, gathered below so every rank computes the same metrics
     try:
         for batch in loader:
             if control is not None:
                 control.checkpoint()
             loss, outputs, targets, n = forward_batch(p, batch, train=False)
-            metrics.update(outputs.cpu() if outputs is not None else None, targets.cpu(), float(loss), n)
+            result = (outputs.cpu() if outputs is not None else None, targets.cpu(), float(loss), n)
+            if p.dist.enabled:
+                mine.append(result)
+            else:
+                metrics.update(*result)
     finally:
         p.model.train(was_training)
+    for share in gather_all(p.dist, mine) if p.dist.enabled else ():
+        for result in share:
+            metrics.update(*result)
     return metrics

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 import traceback
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +22,10 @@ from finetune_gui.core.checkpoints import (
     CheckpointInfo,
     latest_usable_checkpoint,
     load_checkpoint,
-    rotate_checkpoints,
-    save_checkpoint,
-    step_tag,
 )
 from finetune_gui.core.diagnostics.hook import DiagnosticsHook
+from finetune_gui.core.distributed.context import SINGLE, DistContext, any_rank, from_main, join, leave
+from finetune_gui.core.distributed.ddp import distribute, global_mean, rewrapped, run_dir_on_rank, share_weight
 from finetune_gui.core.errors import ConfigError, Diverged, FinetuneError, RunStateError, StorageError
 from finetune_gui.core.features.cache import attach_feature_cache
 from finetune_gui.core.models.freezing import (
@@ -39,7 +39,6 @@ from finetune_gui.core.tensor_files import write_safetensors
 from finetune_gui.core.training.batches import evaluate, forward_batch
 from finetune_gui.core.training.callbacks import BestTracker, check_finite, check_finite_weights, check_monitored
 from finetune_gui.core.training.events import (
-    CheckpointSaved,
     EarlyStopped,
     EpochMetrics,
     Listener,
@@ -59,13 +58,14 @@ from finetune_gui.core.training.optim import build_optimizer, build_scheduler, l
 from finetune_gui.core.training.prepare import Prepared, prepare
 from finetune_gui.core.training.recipe import LpFt, is_lp_ft, optimiser_groups, probe_stage
 from finetune_gui.core.training.result import RunResult
+from finetune_gui.core.training.saving import Checkpointing
 from finetune_gui.core.training.tensorboard_log import TensorBoardHook
 from finetune_gui.files import atomic_write, atomic_write_json, atomic_write_text
 
 STEP_REPORT_INTERVAL_S = 0.5
 
 
-class Trainer:
+class Trainer(Checkpointing):
     """One run in its run folder. `run()` reads as the list of phases; each phase is a method below it."""
 
     def __init__(
@@ -75,11 +75,12 @@ class Trainer:
         listener: Listener | None,
         control: RunControl | None,
         hooks: tuple[TrainingHook, ...] | list[TrainingHook] | None = None,
+        dist: DistContext = SINGLE,
     ):
-        self.config, self.run_dir = config, run
-        self.listener = listener or (lambda e: None)
+        self.config, self.run_dir, self.dist = config, run, dist
+        self.listener = (listener if dist.is_main else None) or (lambda e: None)  # rank 0 alone reports
         self.control = control or RunControl()
-        chosen = [DiagnosticsHook()] if hooks is None else list(hooks)
+        chosen = [DiagnosticsHook()] if hooks is None else list(hooks) if dist.is_main else []
         self.hooks = Hooks(chosen + [TensorBoardHook()] if config.logging.tensorboard else chosen)
         self.state = LoopState()
         self.p: Prepared | None = None
@@ -117,17 +118,19 @@ class Trainer:
         """Data, model, run-folder records, optimiser, schedule and the metric that picks the best epoch."""
         cfg, run = self.config, self.run_dir
         if is_lp_ft(cfg):  # stage 1 trains the head alone (from cached features when they apply)
-            live = prepare(probe_stage(cfg), self.emit, compile_model=True)
-            self.recipe = LpFt(cfg, live, attach_feature_cache(live, run.root.parent, self.emit), self.emit)
+            live = self.ready(prepare(probe_stage(cfg), self.emit, compile_model=not self.dist.enabled))
+            probe = live if self.dist.enabled else attach_feature_cache(live, run.root.parent, self.emit)
+            self.recipe = LpFt(cfg, live, probe, self.emit)
             p = self.p = self.recipe.probe
         else:
-            p = self.p = attach_feature_cache(prepare(cfg, self.emit, compile_model=True), run.root.parent, self.emit)
-        atomic_write_json(run.labels, {"task": p.task.value, "labels": p.data.labels})
-        atomic_write_json(run.problems, [{"path": e.path, "line": e.line, "reason": e.reason} for e in p.data.problems])
+            p = self.p = self.ready(prepare(cfg, self.emit, compile_model=not self.dist.enabled), cached=True)
+        if self.dist.is_main:
+            atomic_write_json(run.labels, {"task": p.task.value, "labels": p.data.labels})
+            atomic_write_json(run.problems, [{"path": e.path, "line": e.line, "reason": e.reason} for e in p.data.problems])  # fmt: skip
+            if not run.environment.exists():
+                atomic_write_json(run.environment, environment_record(str(p.device)))
         for e in p.data.problems[:20]:
             self.emit(LogMessage("warning", f"skipped {e.path}{f':{e.line}' if e.line else ''}: {e.reason}"))
-        if not run.environment.exists():
-            atomic_write_json(run.environment, environment_record(str(p.device)))
 
         tc = cfg.train
         self.optimizer = build_optimizer(tc, optimiser_groups(p.bundle, cfg))
@@ -147,6 +150,12 @@ class Trainer:
                 self.emit(LogMessage("info", f"early stopping is off: it needs a validation split ({monitor} keeps falling while the model overfits); all {cfg.train.epochs} epochs run"))  # fmt: skip
         self.monitor = monitor
         self.best = BestTracker(monitor, es.mode if es.mode != "auto" else metric_mode(monitor), es.min_delta)
+
+    def ready(self, p: Prepared, cached: bool = False) -> Prepared:
+        """Under torchrun, `p` shared between the processes; alone, from cached features when they apply."""
+        if self.dist.enabled:
+            return distribute(p, self.dist, self.emit)
+        return attach_feature_cache(p, self.run_dir.root.parent, self.emit) if cached else p
 
     def restore(self, weights: dict[str, Any], state: dict[str, Any]) -> None:
         """Continue from a checkpoint: weights, loop position, optimiser, schedule and random state."""
@@ -181,6 +190,7 @@ class Trainer:
         """Train the rest of the current epoch (all of it, unless a resumed run starts part-way through)."""
         self.unfreeze_on_schedule()
         p, tc, s = self.p, self.config.train, self.state
+        p = self.p = rewrapped(p)  # under DDP: the parameters that train now are the ones kept in step
         p.model.train()
         set_frozen_batchnorm_eval(p.model)
         p.sampler.set_epoch(s.epoch, s.batch_in_epoch * tc.batch_size)
@@ -188,7 +198,7 @@ class Trainer:
         self.epoch_start = time.monotonic()
         pending = 0
         for batch in [] if s.epoch_trained else p.train_loader:  # trained already: stopped in its evaluation
-            self.train_batch(batch)
+            self.train_batch(batch, sync=pending + 1 == tc.grad_accum or s.batch_in_epoch + 1 == p.batches_per_epoch)
             pending += 1
             if pending < tc.grad_accum and s.batch_in_epoch < p.batches_per_epoch:
                 continue
@@ -205,7 +215,7 @@ class Trainer:
         # a finite loss can still hide NaN weights (a NaN gradient): stop here, before evaluating them
         check_finite_weights(model_weights(p.model)[0], s.step, self.schedule.current_lrs()[0])
         metrics = {"train_loss": s.train_loss}
-        val = evaluate(p, p.val_loader, self.control)
+        val = evaluate(p, p.val_loader, None if self.dist.enabled else self.control)
         done = s.epoch
         s.next_epoch()
         if val is not None:
@@ -225,7 +235,7 @@ class Trainer:
         if s.epoch % cfg.checkpoint.every_n_epochs == 0 or s.epoch == cfg.train.epochs or s.step >= p.total_steps:
             self.save()
         es = cfg.early_stopping
-        if self.early_stopping and self.best.epochs_since_best >= es.patience:
+        if from_main(self.dist, self.early_stopping and self.best.epochs_since_best >= es.patience):
             self.status = "early-stopped"
             self.emit(EarlyStopped(done, self.monitor, float(self.best.best_value), self.best.best_epoch))
             return "early-stopped"
@@ -263,10 +273,11 @@ class Trainer:
         if ev is not None:
             test_metrics = self.test_metrics = {f"test_{k}": v for k, v in ev.compute().items()}
             report.update(ev.report())
-        atomic_write_json(run.evaluation, report)
         run.append_metrics({"epoch": s.epoch, "step": s.step, "split": split, **test_metrics})
-        weights, _ = model_weights(p.model)
-        atomic_write(run.final_weights, lambda f: write_safetensors(f, weights))
+        if self.dist.is_main:
+            atomic_write_json(run.evaluation, report)
+            weights, _ = model_weights(p.model)
+            atomic_write(run.final_weights, lambda f: write_safetensors(f, weights))
         run.write_status(state=self.status, step=s.step, best_epoch=best.best_epoch)
         self.hooks.on_run_end(self, self.status)  # before RunFinished: what listeners read then is complete
         self.emit(RunFinished(str(run.root), self.status, best.best_epoch, self.val_metrics, test_metrics))
@@ -285,24 +296,30 @@ class Trainer:
             if name:
                 self.emit(LogMessage("info", f"epoch {s.epoch + 1}: unfroze {name}"))
 
-    def train_batch(self, batch: Any) -> None:
-        """Forward and backward for one batch; its gradients add to those of the step under way."""
-        tc = self.config.train
-        loss, _, _, n = forward_batch(self.p, batch, train=True)
-        if tc.l1 > 0:
-            loss = loss + tc.l1 * sum(q.abs().sum() for q in self.params if q.requires_grad and q.dim() > 1)
-        self.hooks.before_backward(self, loss)
-        scaled = loss / tc.grad_accum
-        (self.scaler.scale(scaled) if self.scaler else scaled).backward()
+    def train_batch(self, batch: Any, sync: bool = True) -> None:
+        """Forward and backward for one batch; its gradients add to those of the step under way (under DDP
+        they are averaged over the processes when `sync`, at the step's last batch)."""
+        tc, p = self.config.train, self.p
+        with nullcontext() if sync or p.ddp is None else p.ddp.no_sync():
+            loss, _, _, n = forward_batch(p, batch, train=True)
+            if tc.l1 > 0:
+                loss = loss + tc.l1 * sum(q.abs().sum() for q in self.params if q.requires_grad and q.dim() > 1)
+            self.hooks.before_backward(self, loss)
+            scaled = loss * share_weight(p, self.state.batch_in_epoch, n) / tc.grad_accum
+            (self.scaler.scale(scaled) if self.scaler else scaled).backward()
         self.hooks.after_backward(self, loss)
+        self.loss_value, n = global_mean(p.dist, float(loss.detach()), n)
         self.samples_seen += n
-        self.loss_value = float(loss.detach())
         check_finite(self.loss_value, self.state.step + 1, self.schedule.current_lrs()[0])  # before the weights
         self.state.add_batch(self.loss_value, n)
 
     def between_steps(self) -> None:
         """Stop here if asked (StopRequested); wait while paused, and keep that time out of speed and ETA."""
         before = time.monotonic()
+        if self.dist.enabled:  # every process stops at the same step (pausing is for a run in one process)
+            if any_rank(self.dist, self.control.stop_requested):
+                raise StopRequested()
+            return
         self.control.checkpoint(on_pause=lambda: self.emit(LogMessage("info", "paused")))
         self.paused_s += time.monotonic() - before
 
@@ -326,35 +343,6 @@ class Trainer:
             self.emit(StepMetrics(s.epoch, s.step, p.total_steps, self.loss_value, lr, grad_norm, rate, eta))
         self.hooks.on_step_end(self, StepEnd(s.epoch, s.step, self.loss_value, lr, grad_norm, logged))
 
-    # ---------------------------------------------------------------- checkpoints
-
-    def checkpoint_state(self) -> dict[str, Any]:
-        """Everything besides the weights that a resumed run needs to continue bit for bit."""
-        return {
-            **self.state.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "schedule": self.schedule.state_dict(),
-            "scaler": self.scaler.state_dict() if self.scaler is not None else {},
-            "best": self.best.state_dict(),
-            "rng": devices.rng_state(),
-        }
-
-    def save(self) -> None:
-        s = self.state
-        weights, tied = model_weights(self.p.model)
-        check_finite_weights(weights, s.step, self.schedule.current_lrs()[0])  # never save a diverged model
-        info = save_checkpoint(self.run_dir, step_tag(s.step), weights, dict(self.checkpoint_state(), tied=tied))
-        rotate_checkpoints(self.run_dir, self.config.checkpoint.keep_last)
-        self.run_dir.write_status(latest_checkpoint=info.weights.name, step=s.step)
-        self.emit(CheckpointSaved(str(info.weights), s.epoch, s.step, False))
-
-    def save_best(self, epoch: int, value: float, lr: float) -> None:
-        weights, tied = model_weights(self.p.model)
-        check_finite_weights(weights, self.state.step, lr)
-        extra = {"epoch": epoch, "step": self.state.step, "metric": self.monitor, "value": value, "tied": tied}
-        info = save_checkpoint(self.run_dir, "best", weights, extra)
-        self.emit(CheckpointSaved(str(info.weights), epoch, self.state.step, True))
-
 
 # ---------------------------------------------------------------- starting, resuming, failing
 
@@ -371,15 +359,20 @@ def fit(
     as a RunResult with status "failed" (and a RunFailed event); bugs are reported and re-raised."""
     out = Path(output_dir) if output_dir is not None else Path(config.checkpoint.output_dir)
     snap = snapshot_config(config)
-    try:
-        run = new_run_dir(out, config.checkpoint.run_name or config.name)
-        atomic_write_text(run.config, snap.to_toml())
-    except OSError as e:
-        raise StorageError(
-            f"cannot make a run folder in {out.resolve()}: {e.strerror or e}; free some space or set "
-            "checkpoint.output_dir to a folder you can write to"
-        ) from None
-    return _guarded(Trainer(snap, run, listener, control, hooks))
+    dist = join(config.train.device)  # under torchrun: one process of several; rank 0 makes the folder
+
+    def make() -> RunDir:
+        try:
+            run = new_run_dir(out, config.checkpoint.run_name or config.name)
+            atomic_write_text(run.config, snap.to_toml())
+        except OSError as e:
+            raise StorageError(
+                f"cannot make a run folder in {out.resolve()}: {e.strerror or e}; free some space or set "
+                "checkpoint.output_dir to a folder you can write to"
+            ) from None
+        return run
+
+    return _guarded(Trainer(snap, run_dir_on_rank(dist, make), listener, control, hooks, dist))
 
 
 def resume(
@@ -392,8 +385,10 @@ def resume(
     """Continue a stopped or interrupted run from its newest checkpoint that loads and checks out."""
     run = open_run_dir(run_dir)
     config = load_config(run.config)
+    dist = join(config.train.device)  # any world size: the checkpoint holds no per-process state
+    run = run_dir_on_rank(dist, lambda: run)
     _, weights, state, skipped = latest_usable_checkpoint(run)
-    trainer = Trainer(config, run, listener, control, hooks)
+    trainer = Trainer(config, run, listener, control, hooks, dist)
     for reason in skipped:
         trainer.emit(LogMessage("warning", f"passed over a damaged checkpoint: {reason}"))
     return _guarded(trainer, (weights, state))
@@ -426,6 +421,7 @@ def _guarded(trainer: Trainer, resume_from=None) -> RunResult:
         if trainer.config.train.compile:
             torch.compiler.reset()  # the compiled graphs hold on to the model
         devices.release_memory()
+        leave(trainer.dist)
 
 
 def _failed(trainer: Trainer, e: BaseException, details: str) -> RunResult:

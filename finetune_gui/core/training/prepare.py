@@ -18,6 +18,7 @@ from finetune_gui.core import devices, plan
 from finetune_gui.core.data import DataBundle, build_data
 from finetune_gui.core.data.augment import build_batch_mixer
 from finetune_gui.core.data.loader_settings import LoaderSettings, choose_loader_settings
+from finetune_gui.core.distributed.context import SINGLE, DistContext
 from finetune_gui.core.errors import DataError
 from finetune_gui.core.models import ModelBundle, build_model
 from finetune_gui.core.models.freezing import apply_freeze
@@ -52,6 +53,8 @@ class Prepared:
     speed: SpeedPlan | None = None
     runner: Callable[..., Any] | None = None  # what a batch goes through: the model, or it compiled
     tail: nn.Module | None = None  # set by the feature cache: what runs on its batches instead of the model
+    ddp: nn.Module | None = None  # set under torchrun: the model in DistributedDataParallel, for training steps
+    dist: DistContext = SINGLE  # which process of the job this is
 
     @property
     def model(self) -> nn.Module:
@@ -71,23 +74,26 @@ def class_weights(data: DataBundle) -> torch.Tensor:
 
 
 def make_loader(
-    dataset, batch_size: int, data: DataBundle, cfg: RunConfig, sampler=None, train=False, settings=None
-) -> DataLoader:
+    dataset, batch_size: int, data: DataBundle, cfg: RunConfig, sampler=None, train=False, settings=None,
+    batch_sampler=None,
+) -> DataLoader:  # fmt: skip
     """A DataLoader as the engine uses it: seeded, the data's collate function, and plan's drop-last rule.
 
-    settings: a LoaderSettings (default: data.num_workers workers, nothing else)."""
+    settings: a LoaderSettings (default: data.num_workers workers, nothing else); batch_sampler: one that
+    yields whole batches (then batch_size and sampler are not used)."""
     n = len(dataset)
     s = settings or LoaderSettings(num_workers=cfg.data.num_workers or 0)
     if s.num_workers:
         install_fork_repair()  # the GUI iterates this loader on a QThread
+    batching: dict[str, Any] = {"batch_sampler": batch_sampler}
+    if batch_sampler is None:
+        batching = {"batch_size": batch_size, "sampler": sampler, "drop_last": train and plan.drops_last_batch(n, batch_size)}  # fmt: skip
     return DataLoader(
         dataset,
-        batch_size=batch_size,
-        sampler=sampler,
+        **batching,
         shuffle=False,
         num_workers=s.num_workers,
         collate_fn=data.collate_fn,
-        drop_last=train and plan.drops_last_batch(n, batch_size),
         generator=torch.Generator().manual_seed(cfg.train.seed),
         persistent_workers=s.persistent_workers,
         pin_memory=s.pin_memory,
