@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -36,6 +37,49 @@ enabled = false
 [checkpoint]
 keep_last = 5
 """
+
+
+LM_CONFIG = """name = "lm"
+[task]
+kind = "causal-lm"
+[data]
+path = "corpus.txt"
+max_length = 16
+val_fraction = 0.2
+test_fraction = 0.0
+num_workers = 0
+[model]
+name = "tiny-gpt2"
+freeze = "none"
+backbone_dropout = 0.0
+[model.lora]
+enabled = true
+r = 4
+dropout = 0.0
+[train]
+epochs = 3
+batch_size = 8
+lr = 5e-3
+seed = 3
+log_every = 1
+strategy = "{strategy}"
+[early_stopping]
+enabled = false
+[checkpoint]
+keep_last = 5
+"""
+
+
+def make_lm_task(root: Path, strategy: str) -> Path:
+    """A tiny GPT-2 with LoRA adapters (dropout off) on a small corpus, with train.strategy set; returns the config."""
+    from tests.factories import tiny_gpt2_dir, tiny_text_corpus
+
+    if not (root / "tiny-gpt2").exists():
+        tiny_gpt2_dir(root)
+        (root / "corpus.txt").write_text("\n%\n".join(tiny_text_corpus() * 3) + "\n", encoding="utf-8")
+    config = root / f"{strategy}.toml"
+    config.write_text(LM_CONFIG.format(strategy=strategy), encoding="utf-8")
+    return config
 
 
 def make_task(root: Path, epochs: int = 2, samples: int = 72) -> Path:
@@ -79,9 +123,9 @@ def run(command: list[str], cwd: Path, timeout: float = 240) -> subprocess.Compl
     return done
 
 
-def train(cwd: Path, output: str, nproc: int = 1, *extra: str) -> Path:
-    """Train the task's config with `nproc` processes (1: no torchrun); returns the run folder."""
-    args = cli("train", "config.toml", "--output", output, "--quiet", *extra)
+def train(cwd: Path, output: str, nproc: int = 1, *extra: str, config: str = "config.toml") -> Path:
+    """Train a config with `nproc` processes (1: no torchrun); returns the run folder."""
+    args = cli("train", config, "--output", output, "--quiet", *extra)
     run((standalone(nproc) + args) if nproc > 1 else [sys.executable, *args], cwd)
     (folder,) = (cwd / output).iterdir()
     return folder
@@ -100,3 +144,14 @@ def weights(path: Path) -> dict:
 def largest_difference(a: dict, b: dict) -> float:
     assert a.keys() == b.keys()
     return max(float((a[k].double() - b[k].double()).abs().max()) for k in a)
+
+
+def interrupted_copy(finished, to):
+    """A copy of a finished run as if it had been cut off after its first epoch's checkpoint."""
+    shutil.copytree(finished, to)
+    (first, *later) = sorted((to / "checkpoints").glob("step-*.safetensors"), key=lambda p: int(p.stem[5:]))
+    for f in later:
+        f.unlink()
+        f.with_name(f.stem + ".state.pt").unlink()
+    (to / "model.safetensors").unlink()
+    return to

@@ -3,7 +3,6 @@ batch, rank 0 alone writes the run, and a run continues on a different number of
 
 from __future__ import annotations
 
-import shutil
 import sys
 
 import pytest
@@ -11,6 +10,7 @@ import pytest
 from tests.distributed.launching import (
     cli,
     free_port,
+    interrupted_copy,
     largest_difference,
     make_task,
     metrics,
@@ -101,17 +101,6 @@ def test_two_machines_on_one_host_meet_through_c10d_and_train_the_same_weights(t
     assert [node.returncode for node in nodes] == [0, 0], outputs
     (folder,) = (task / "nodes").iterdir()
     assert largest_difference(weights(folder / "model.safetensors"), weights(alone / "model.safetensors")) < 1e-5
-
-
-def interrupted_copy(finished, to):
-    """A copy of a finished run as if it had been cut off after its first epoch's checkpoint."""
-    shutil.copytree(finished, to)
-    (first, *later) = sorted((to / "checkpoints").glob("step-*.safetensors"), key=lambda p: int(p.stem[5:]))
-    for f in later:
-        f.unlink()
-        f.with_name(f.stem + ".state.pt").unlink()
-    (to / "model.safetensors").unlink()
-    return to
 
 
 @pytest.mark.parametrize(("started", "resumed"), [(2, 1), (1, 2)])

@@ -3,7 +3,8 @@ and a run folder that only rank 0 writes."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -13,12 +14,15 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Subset
 
+from finetune_gui.config import TaskKind
 from finetune_gui.core import plan
+from finetune_gui.core.distributed import fsdp
 from finetune_gui.core.distributed.context import DistContext, from_main, sum_all
 from finetune_gui.core.distributed.sharding import ShardedBatches, slice_bounds
 from finetune_gui.core.errors import ConfigError
 from finetune_gui.core.runs import RunDir
 from finetune_gui.core.training.events import Listener, LogMessage
+from finetune_gui.core.training.metrics import IGNORE_INDEX
 from finetune_gui.core.training.prepare import Prepared, loader_settings_for, make_loader
 from finetune_gui.core.training.sampling import SeededSamples
 
@@ -75,19 +79,28 @@ def distribute(p: Prepared, ctx: DistContext, say: Listener) -> Prepared:
         lo, hi = slice_bounds(len(split), ctx)
         return make_loader(Subset(split, range(lo, hi)), bs, data, cfg, settings=short) if len(split) else None
 
-    if cfg.train.sync_batchnorm:
-        if p.device.type != "cuda":
-            say(LogMessage("warning", "train.sync_batchnorm is on, but SyncBatchNorm needs CUDA: each process keeps its own BatchNorm statistics"))  # fmt: skip
-        else:
-            nn.SyncBatchNorm.convert_sync_batchnorm(p.model)
-    ddp = wrap(p.model, p.device)
-    share_of = f"{bs // ctx.world_size}" + ("" if bs % ctx.world_size == 0 else f"-{bs // ctx.world_size + 1}")
-    say(LogMessage("info", f"distributed: {ctx.world_size} processes ({torch.distributed.get_backend()}), "
-                           f"DistributedDataParallel; global batch {bs} = {share_of} per process"))  # fmt: skip
     steps = plan.plan_steps(cfg.train, len(train_loader))
-    return replace(p, train_loader=train_loader, val_loader=share(data.val), test_loader=share(data.test),
-                   ddp=ddp, dist=ctx, batches_per_epoch=steps.batches_per_epoch,
-                   steps_per_epoch=steps.steps_per_epoch, total_steps=steps.total_steps)  # fmt: skip
+    p = replace(p, train_loader=train_loader, dist=ctx, batches_per_epoch=steps.batches_per_epoch,
+                steps_per_epoch=steps.steps_per_epoch, total_steps=steps.total_steps)  # fmt: skip
+    share_of = f"{bs // ctx.world_size}" + ("" if bs % ctx.world_size == 0 else f"-{bs // ctx.world_size + 1}")
+    if cfg.train.strategy == "fsdp":
+        if p.task != TaskKind.CAUSAL_LM:
+            raise ConfigError([f"train.strategy: fsdp shards causal language models; a {p.task.value} model is "
+                               "copied to every process, so use ddp (or auto)"])  # fmt: skip
+        how = "FSDP (fully_shard)"
+        p = fsdp.shard(p, say)  # every rank evaluates the whole split: a sharded forward needs every rank
+    else:
+        how = "DistributedDataParallel"
+        if cfg.train.sync_batchnorm:
+            if p.device.type != "cuda":
+                say(LogMessage("warning", "train.sync_batchnorm is on, but SyncBatchNorm needs CUDA: each process keeps its own BatchNorm statistics"))  # fmt: skip
+            else:
+                nn.SyncBatchNorm.convert_sync_batchnorm(p.model)
+        p = replace(p, ddp=wrap(p.model, p.device), strategy="ddp", val_loader=share(data.val),
+                    test_loader=share(data.test))  # fmt: skip
+    say(LogMessage("info", f"distributed: {ctx.world_size} processes ({torch.distributed.get_backend()}), "
+                           f"{how}; global batch {bs} = {share_of} per process"))  # fmt: skip
+    return p
 
 
 def wrap(model: nn.Module, device: torch.device) -> DistributedDataParallel:
@@ -105,23 +118,50 @@ def trainable_ids(model: nn.Module) -> frozenset[int]:
 def rewrapped(p: Prepared) -> Prepared:
     """`p` with a fresh DDP wrapper when its trainable parameters changed (gradual unfreezing, lp-ft's second
     stage): DDP only all-reduces the parameters that trained when it was built."""
-    if p.ddp is None or p.ddp.trained_params == trainable_ids(p.model):
+    if p.strategy != "ddp" or p.ddp.trained_params == trainable_ids(p.model):
         return p
     return replace(p, ddp=wrap(p.model, p.device))
 
 
-def share_weight(p: Prepared, batch_index: int, n: int) -> float:
+def loss_units(p: Prepared, targets: torch.Tensor, n: int) -> int:
+    """What this batch's mean loss is a mean over: samples, or for a causal LM the tokens it predicts."""
+    if p.task == TaskKind.CAUSAL_LM and targets.dim() >= 2:
+        return int((targets[:, 1:] != IGNORE_INDEX).sum())
+    return n
+
+
+def share_weight(p: Prepared, batch_index: int, units: int) -> float:
     """What this rank's mean loss is multiplied by, so that DDP's average over ranks is the mean over the global
-    batch: world × (this rank's samples) / (the global batch's samples)."""
+    batch: world × (this rank's samples or tokens) / (the global batch's)."""
     if not p.dist.enabled:
         return 1.0
-    sampler = p.train_loader.batch_sampler
-    return p.dist.world_size * n / sampler.global_batch_size(batch_index)
+    if p.task == TaskKind.CAUSAL_LM:  # token counts differ from batch to batch: add them up
+        total = sum_all(p.dist, [float(units)])[0]
+    else:
+        total = p.train_loader.batch_sampler.global_batch_size(batch_index)
+    return p.dist.world_size * units / max(total, 1.0)
 
 
-def global_mean(ctx: DistContext, loss: float, n: int) -> tuple[float, int]:
-    """The global batch's mean loss and size, from this rank's (the same numbers on every rank)."""
+def global_mean(ctx: DistContext, loss: float, units: int, n: int) -> tuple[float, int]:
+    """The global batch's mean loss and its number of samples, from this rank's (the same on every rank)."""
     if not ctx.enabled:
         return loss, n
-    total, count = sum_all(ctx, [loss * n, float(n)])
-    return total / count, int(count)
+    total, count, samples = sum_all(ctx, [loss * units, float(units), float(n)])
+    return total / max(count, 1.0), int(samples)
+
+
+@contextmanager
+def accumulating(p: Prepared, sync: bool) -> Iterator[None]:
+    """Forward and backward of a batch whose gradients are only added up here (`sync` False) or, at a step's
+    last batch, averaged over the processes."""
+    if sync or p.ddp is None:
+        yield
+    elif p.strategy == "fsdp":
+        p.model.set_requires_gradient_sync(False)
+        try:
+            yield
+        finally:
+            p.model.set_requires_gradient_sync(True)
+    else:
+        with p.ddp.no_sync():
+            yield

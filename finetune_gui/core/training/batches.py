@@ -71,13 +71,13 @@ def evaluate(p: Prepared, loader: DataLoader | None, control: RunControl | None 
                 control.checkpoint()
             loss, outputs, targets, n = forward_batch(p, batch, train=False)
             result = (outputs.cpu() if outputs is not None else None, targets.cpu(), float(loss), n)
-            if p.dist.enabled:
+            if p.strategy == "ddp":  # under FSDP every rank evaluates the whole split
                 mine.append(result)
             else:
                 metrics.update(*result)
     finally:
         p.model.train(was_training)
-    for share in gather_all(p.dist, mine) if p.dist.enabled else ():
+    for share in gather_all(p.dist, mine) if p.strategy == "ddp" else ():
         for result in share:
             metrics.update(*result)
     return metrics

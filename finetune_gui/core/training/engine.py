@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 import traceback
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,16 @@ from finetune_gui.core.checkpoints import (
 )
 from finetune_gui.core.diagnostics.hook import DiagnosticsHook
 from finetune_gui.core.distributed.context import SINGLE, DistContext, any_rank, from_main, join, leave
-from finetune_gui.core.distributed.ddp import distribute, global_mean, rewrapped, run_dir_on_rank, share_weight
+from finetune_gui.core.distributed.ddp import (
+    accumulating,
+    distribute,
+    global_mean,
+    loss_units,
+    rewrapped,
+    run_dir_on_rank,
+    share_weight,
+)
+from finetune_gui.core.distributed.fsdp import say_when_alone
 from finetune_gui.core.errors import ConfigError, Diverged, FinetuneError, RunStateError, StorageError
 from finetune_gui.core.features.cache import attach_feature_cache
 from finetune_gui.core.models.freezing import (
@@ -33,7 +41,6 @@ from finetune_gui.core.models.freezing import (
     set_frozen_batchnorm_eval,
     unfreeze_next_block,
 )
-from finetune_gui.core.models.weights import load_model_weights, model_weights
 from finetune_gui.core.runs import RunDir, environment_record, new_run_dir, open_run_dir, snapshot_config
 from finetune_gui.core.tensor_files import write_safetensors
 from finetune_gui.core.training.batches import evaluate, forward_batch
@@ -54,7 +61,7 @@ from finetune_gui.core.training.failures import STORAGE_ERRNOS, last_checkpoint_
 from finetune_gui.core.training.hooks import Hooks, StepEnd, TrainingHook
 from finetune_gui.core.training.loop_state import LoopState
 from finetune_gui.core.training.metrics import metric_mode
-from finetune_gui.core.training.optim import build_optimizer, build_scheduler, load_optimizer_state, optimizer_step
+from finetune_gui.core.training.optim import build_optimizer, build_scheduler, optimizer_step
 from finetune_gui.core.training.prepare import Prepared, prepare
 from finetune_gui.core.training.recipe import LpFt, is_lp_ft, optimiser_groups, probe_stage
 from finetune_gui.core.training.result import RunResult
@@ -155,15 +162,16 @@ class Trainer(Checkpointing):
         """Under torchrun, `p` shared between the processes; alone, from cached features when they apply."""
         if self.dist.enabled:
             return distribute(p, self.dist, self.emit)
+        say_when_alone(self.config.train.strategy, self.emit)
         return attach_feature_cache(p, self.run_dir.root.parent, self.emit) if cached else p
 
     def restore(self, weights: dict[str, Any], state: dict[str, Any]) -> None:
         """Continue from a checkpoint: weights, loop position, optimiser, schedule and random state."""
-        load_model_weights(self.p.model, weights, str(self.run_dir.root))
+        self.load_weights(weights, str(self.run_dir.root))
         self.state.load_state_dict(state)
         for _ in range(self.state.unfrozen):
             unfreeze_next_block(self.p.bundle)
-        load_optimizer_state(self.optimizer, state["optimizer"])
+        self.load_optimizer(state)
         self.schedule.load_state_dict(state["schedule"])
         if self.scaler is not None and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
@@ -213,7 +221,7 @@ class Trainer(Checkpointing):
         """Evaluate, log the epoch, keep the best weights, save on schedule; "early-stopped" ends the run."""
         p, cfg, s = self.p, self.config, self.state
         # a finite loss can still hide NaN weights (a NaN gradient): stop here, before evaluating them
-        check_finite_weights(model_weights(p.model)[0], s.step, self.schedule.current_lrs()[0])
+        check_finite_weights(self.current_weights()[0], s.step, self.schedule.current_lrs()[0])
         metrics = {"train_loss": s.train_loss}
         val = evaluate(p, p.val_loader, None if self.dist.enabled else self.control)
         done = s.epoch
@@ -261,7 +269,7 @@ class Trainer(Checkpointing):
             except RunStateError as e:
                 self.emit(LogMessage("warning", f"the best checkpoint cannot be used ({e}); the final weights are the last epoch's"))  # fmt: skip
             else:
-                load_model_weights(p.model, weights, str(best_ckpt))
+                self.load_weights(weights, str(best_ckpt))
                 self.emit(LogMessage("info", f"restored the best weights (epoch {best.best_epoch + 1}, {self.monitor})"))  # fmt: skip
                 best_val = evaluate(p, p.val_loader)
                 if best_val is not None:
@@ -274,9 +282,9 @@ class Trainer(Checkpointing):
             test_metrics = self.test_metrics = {f"test_{k}": v for k, v in ev.compute().items()}
             report.update(ev.report())
         run.append_metrics({"epoch": s.epoch, "step": s.step, "split": split, **test_metrics})
+        weights, _ = self.current_weights()
         if self.dist.is_main:
             atomic_write_json(run.evaluation, report)
-            weights, _ = model_weights(p.model)
             atomic_write(run.final_weights, lambda f: write_safetensors(f, weights))
         run.write_status(state=self.status, step=s.step, best_epoch=best.best_epoch)
         self.hooks.on_run_end(self, self.status)  # before RunFinished: what listeners read then is complete
@@ -300,15 +308,16 @@ class Trainer(Checkpointing):
         """Forward and backward for one batch; its gradients add to those of the step under way (under DDP
         they are averaged over the processes when `sync`, at the step's last batch)."""
         tc, p = self.config.train, self.p
-        with nullcontext() if sync or p.ddp is None else p.ddp.no_sync():
-            loss, _, _, n = forward_batch(p, batch, train=True)
+        with accumulating(p, sync):
+            loss, _, targets, n = forward_batch(p, batch, train=True)
+            units = loss_units(p, targets, n)
             if tc.l1 > 0:
                 loss = loss + tc.l1 * sum(q.abs().sum() for q in self.params if q.requires_grad and q.dim() > 1)
             self.hooks.before_backward(self, loss)
-            scaled = loss * share_weight(p, self.state.batch_in_epoch, n) / tc.grad_accum
+            scaled = loss * share_weight(p, self.state.batch_in_epoch, units) / tc.grad_accum
             (self.scaler.scale(scaled) if self.scaler else scaled).backward()
         self.hooks.after_backward(self, loss)
-        self.loss_value, n = global_mean(p.dist, float(loss.detach()), n)
+        self.loss_value, n = global_mean(p.dist, float(loss.detach()), units, n)
         self.samples_seen += n
         check_finite(self.loss_value, self.state.step + 1, self.schedule.current_lrs()[0])  # before the weights
         self.state.add_batch(self.loss_value, n)

@@ -409,4 +409,6 @@ def optimizer_step(optimizer, scaler, params, clip: float, measure: bool) -> flo
     else:
         optimizer.step()
     optimizer.zero_grad(set_to_none=True)
+    if hasattr(norm, "full_tensor"):  # sharded (FSDP) gradients: the norm over every rank's shard
+        norm = norm.full_tensor()
     return float(norm)

@@ -55,6 +55,8 @@ class Prepared:
     tail: nn.Module | None = None  # set by the feature cache: what runs on its batches instead of the model
     ddp: nn.Module | None = None  # set under torchrun: the model in DistributedDataParallel, for training steps
     dist: DistContext = SINGLE  # which process of the job this is
+    strategy: str = "single"  # "single", or under torchrun "ddp" or "fsdp"
+    tied: tuple[str, ...] = ()  # under FSDP: the tied weights' names, noted before sharding hid the ties
 
     @property
     def model(self) -> nn.Module:
