@@ -1,5 +1,5 @@
 """The `finetune-gui` command: train, resume, baseline, lr-find, find-batch-size, validate, presets, export, predict,
-diagnose, runs and compare, headless.
+diagnose, runs, compare and launch-command, headless.
 
 Exit codes: 0 done (also early-stopped), 1 unexpected error (a bug; traceback shown), 2 bad config or usage,
 3 data problem (also an unreadable input to predict), 4 model or weights could not be loaded (incl. offline),
@@ -18,7 +18,7 @@ import signal
 import sys
 from pathlib import Path
 
-from finetune_gui import __version__, cli_baseline, cli_compare
+from finetune_gui import __version__, cli_baseline, cli_compare, cli_launch
 from finetune_gui.cli_runs import add_commands, print_findings, run_findings
 from finetune_gui.config import ConfigError, RunConfig, load_config
 from finetune_gui.console import ConsoleListener
@@ -72,6 +72,7 @@ def cmd_train(args) -> int:
     from finetune_gui.core.training.engine import fit
     from finetune_gui.core.training.events import RunControl
 
+    cli_launch.exec_torchrun_if_asked(args)  # --nproc-per-node: becomes torchrun; returns when there is none
     config = _load(args.config, args.set)
     control = RunControl()
     _install_ctrl_c(control)
@@ -335,6 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
     with_config(p)
     p.add_argument("--output", help="folder to make the run folder in (default: checkpoint.output_dir)")
     p.add_argument("--quiet", action="store_true", help="no progress bar, only epoch lines")
+    cli_launch.add_train_options(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("resume", help="continue a stopped or interrupted run")
@@ -406,6 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_commands(sub)
     cli_compare.add_commands(sub)
     cli_baseline.add_commands(sub)
+    cli_launch.add_commands(sub)
     return parser
 
 
