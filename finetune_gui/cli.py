@@ -69,10 +69,10 @@ def _finish(result, listener: ConsoleListener) -> int:
 
 
 def cmd_train(args) -> int:
+    cli_launch.exec_torchrun_if_asked(args)  # --nproc-per-node: becomes torchrun; returns when there is none
     from finetune_gui.core.training.engine import fit
     from finetune_gui.core.training.events import RunControl
 
-    cli_launch.exec_torchrun_if_asked(args)  # --nproc-per-node: becomes torchrun; returns when there is none
     config = _load(args.config, args.set)
     control = RunControl()
     _install_ctrl_c(control)
@@ -84,6 +84,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_resume(args) -> int:
+    cli_launch.exec_torchrun_if_asked(args)
     from finetune_gui.core.training.engine import resume
     from finetune_gui.core.training.events import RunControl
 
@@ -336,7 +337,6 @@ def build_parser() -> argparse.ArgumentParser:
     with_config(p)
     p.add_argument("--output", help="folder to make the run folder in (default: checkpoint.output_dir)")
     p.add_argument("--quiet", action="store_true", help="no progress bar, only epoch lines")
-    cli_launch.add_train_options(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("resume", help="continue a stopped or interrupted run")

@@ -1,5 +1,6 @@
 """Training on several GPUs or machines with torchrun: `finetune-gui launch-command` prints the command (or a
-SLURM batch script) to copy, and `finetune-gui train CONFIG --nproc-per-node N` execs torchrun itself.
+SLURM batch script) to copy, and `finetune-gui train CONFIG --nproc-per-node N` (or `resume RUN --nproc-per-node
+N`) execs torchrun itself.
 The command lines come from core/distributed/launch.py; see docs/distributed.md."""
 
 from __future__ import annotations
@@ -7,6 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import subprocess
 import sys
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from finetune_gui.core.distributed.launch import (
     parse_endpoint,
     printable,
     rdzv_id_for,
+    resume_program,
     single_node_args,
     slurm_script,
     train_program,
@@ -43,19 +46,17 @@ def nproc(text: str) -> int | str:
     return "auto" if text.strip().lower() == "auto" else count(text)
 
 
-def add_train_options(p: argparse.ArgumentParser) -> None:
-    """The `train` options that start torchrun."""
-    p.add_argument(
-        "--nproc-per-node",
-        type=nproc,
-        metavar="N|auto",
-        help="train with N processes on this machine (one per GPU; auto = every visible GPU) by starting torchrun "
-        "with these same arguments; ignored inside a process torchrun started",
-    )
-
-
 def add_commands(sub) -> None:
-    """Add `launch-command` to the `finetune-gui` parser's subparsers."""
+    """Add `launch-command` to the `finetune-gui` parser's subparsers, and `--nproc-per-node` to the `train` and
+    `resume` parsers already there."""
+    for command in ("train", "resume"):
+        sub.choices[command].add_argument(
+            "--nproc-per-node",
+            type=nproc,
+            metavar="N|auto",
+            help="train with N processes on this machine (one per GPU; auto = every visible GPU) by starting "
+            "torchrun with these same arguments; ignored inside a process torchrun started",
+        )
     p = sub.add_parser(
         "launch-command", help="print the torchrun command (or SLURM script) that trains on many GPUs or machines"
     )
@@ -83,19 +84,35 @@ def checked_config(config: str, sets: list[str]) -> str:
     return str(as_path.resolve()) if as_path.is_file() else config
 
 
+def checked_run(run: str) -> str:
+    """The run folder as an absolute path; RunStateError when it is not a folder."""
+    from finetune_gui.core.errors import RunStateError
+
+    folder = expand_user(run)
+    if not folder.is_dir():
+        raise RunStateError(f"{run}: no such run folder (give the folder `train` made, e.g. runs/NAME-DATE-TIME)")
+    return str(folder.resolve())
+
+
 def exec_torchrun_if_asked(args) -> None:
-    """`train --nproc-per-node N` outside torchrun: replace this process with torchrun running the same `train`.
+    """`train`/`resume` with --nproc-per-node outside torchrun: replace this process with torchrun running the
+    same command, checked first (a bad config or run folder is reported once, not by every rank).
 
     Returns (doing nothing) when the option is absent or this process is already one of torchrun's ranks.
     """
     wanted = getattr(args, "nproc_per_node", None)
     if wanted is None or under_torchrun():
         return
-    config = checked_config(args.config, args.set)
+    if args.command == "resume":
+        program = resume_program(checked_run(args.run), args.quiet)
+    else:
+        program = train_program(checked_config(args.config, args.set), args.set, args.output, args.quiet)
     processes = default_nproc() if wanted == "auto" else wanted
-    torchrun_args = single_node_args(processes, train_program(config, args.set, args.output, args.quiet))
+    torchrun_args = single_node_args(processes, program)
     print(f"starting {processes} training process(es): {printable(torchrun_args)}", file=sys.stderr, flush=True)
     sys.stdout.flush()
+    if sys.platform == "win32":  # Windows has no exec: os.execv starts a new process and returns to the shell
+        raise SystemExit(subprocess.call(exec_argv(torchrun_args)))
     argv = exec_argv(torchrun_args)
     os.execv(argv[0], argv)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from finetune_gui.cli import EXIT_CONFIG, EXIT_OK, main
+from finetune_gui.cli import EXIT_CONFIG, EXIT_OK, EXIT_RUN, main
 from finetune_gui.core.distributed import launch
 from finetune_gui.core.distributed.launch import (
     Endpoint,
@@ -98,6 +98,33 @@ def test_inside_torchrun_the_option_is_ignored_and_the_rank_trains(execs, monkey
     with pytest.raises(Trained):
         main(["train", "demo-fashion", "--nproc-per-node", "2"])
     assert execs == []
+
+
+def test_resume_with_nproc_per_node_becomes_torchrun_resuming_the_same_run_folder(execs, tmp_path, monkeypatch):
+    (tmp_path / "runs" / "r1").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(Execd):
+        main(["resume", "runs/r1", "--nproc-per-node", "4", "--quiet"])
+    assert execs == [
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "4",
+         "-m", "finetune_gui", "resume", str(tmp_path / "runs" / "r1"), "--quiet"]
+    ]  # fmt: skip
+
+
+def test_resuming_a_missing_run_folder_is_refused_before_any_process_starts(execs, tmp_path, capsys):
+    assert main(["resume", str(tmp_path / "nope"), "--nproc-per-node", "2"]) == EXIT_RUN
+    assert execs == []
+    assert "nope: no such run folder" in capsys.readouterr().err
+
+
+def test_on_windows_torchrun_runs_as_a_child_whose_exit_code_is_the_commands(execs, monkeypatch):
+    children = []
+    monkeypatch.setattr(sys, "platform", "win32")
+    monkeypatch.setattr(subprocess, "call", lambda argv: children.append(argv) or 3)
+    with pytest.raises(SystemExit) as exited:
+        main(["train", "demo-fashion", "--nproc-per-node", "2"])
+    assert exited.value.code == 3 and execs == []
+    assert children[0][:6] == [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
 
 
 def test_launch_command_for_one_machine_prints_a_standalone_torchrun(capsys):

@@ -19,6 +19,7 @@ from finetune_gui.core.distributed.launch import (
     parse_endpoint,
     printable,
     rdzv_id_for,
+    resume_program,
     shell_join,
     single_node_args,
     slurm_script,
@@ -32,6 +33,11 @@ def test_one_machine_runs_torchrun_standalone_with_one_process_per_gpu():
     program = train_program("demo-fashion", ["train.lr=3e-4"], "/runs", quiet=True)
     assert program == ["train", "demo-fashion", "--set", "train.lr=3e-4", "--output", "/runs", "--quiet"]
     assert single_node_args(4, program) == ["--standalone", "--nproc-per-node", "4", "-m", "finetune_gui", *program]
+
+
+def test_a_resume_runs_the_run_folder_again_in_every_rank():
+    assert resume_program("/runs/r1") == ["resume", "/runs/r1"]
+    assert resume_program("/runs/r1", quiet=True) == ["resume", "/runs/r1", "--quiet"]
 
 
 def test_the_exec_argv_runs_torchrun_as_a_module_of_this_interpreter():

@@ -32,6 +32,7 @@ __all__ = [
     "parse_endpoint",
     "printable",
     "rdzv_id_for",
+    "resume_program",
     "shell_join",
     "single_node_args",
     "slurm_script",
@@ -117,6 +118,11 @@ def train_program(config: str, sets: Sequence[str] = (), output: str | None = No
     if quiet:
         program.append("--quiet")
     return program
+
+
+def resume_program(run: str, quiet: bool = False) -> list[str]:
+    """The `finetune_gui` arguments each rank runs to continue a run: `resume RUN [--quiet]`."""
+    return ["resume", run, *(["--quiet"] if quiet else [])]
 
 
 def single_node_args(nproc_per_node: int, program: Sequence[str]) -> list[str]:
