@@ -36,9 +36,13 @@ EXIT_USAGE = 2  # the CLI's exit code for bad config or usage
 
 def count(text: str) -> int:
     """argparse type: a whole number >= 1."""
-    if not text.strip().isdigit() or int(text) < 1:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
         raise argparse.ArgumentTypeError(f"give a whole number of at least 1 (got {text!r})")
-    return int(text)
+    return value
 
 
 def nproc(text: str) -> int | str:
@@ -67,7 +71,7 @@ def add_commands(sub) -> None:
     p.add_argument("--gpus-per-node", type=count, help="processes per machine (default: the GPUs visible here)")
     p.add_argument("--master", metavar="HOST:PORT", help="more than one node: the first machine's address and a port")
     p.add_argument("--slurm", action="store_true", help="print an sbatch script instead (nodes found by SLURM)")
-    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"--slurm: rendezvous port (default {DEFAULT_PORT})")
+    p.add_argument("--port", type=int, help=f"--slurm: rendezvous port on the first node (default {DEFAULT_PORT})")
     p.add_argument("--rdzv-id", help="rendezvous id shared by the machines (default: finetune-gui-<config name>)")
     p.set_defaults(func=cmd_launch_command)
 
@@ -141,10 +145,18 @@ def launch_text(args) -> str:
     if not gpus:
         raise LaunchError("no GPU is visible on this machine: say how many each node has with --gpus-per-node N")
     if args.slurm:
-        if args.master:
-            raise LaunchError("--slurm finds the first node itself: leave out --master (choose the port with --port)")
-        return slurm_script(args.nodes, gpus, program, args.port, rdzv_id_for(config), activate_line())
+        if args.master or args.rdzv_id:
+            raise LaunchError(
+                "--slurm finds the first node itself and uses the job id: leave out --master and --rdzv-id "
+                "(choose the port with --port)"
+            )
+        port = DEFAULT_PORT if args.port is None else args.port
+        return slurm_script(args.nodes, gpus, program, port, rdzv_id_for(config), activate_line())
+    if args.port is not None:
+        raise LaunchError("--port is for --slurm; for several machines give the port in --master HOST:PORT")
     if args.nodes == 1 and not args.master:
+        if args.rdzv_id:
+            raise LaunchError("--rdzv-id is for several machines (with --master); one machine picks its own")
         return (
             "# on the machine with the GPUs, in the Python environment finetune-gui is installed in:\n"
             + printable(single_node_args(gpus, program))

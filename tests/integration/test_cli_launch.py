@@ -147,12 +147,13 @@ def test_launch_command_for_several_machines_prints_one_command_for_all(capsys, 
 
 
 def test_launch_command_slurm_prints_an_sbatch_script(capsys):
-    assert main(["launch-command", "demo-fashion", "--nodes", "3", "--gpus-per-node", "4", "--slurm"]) == EXIT_OK
+    args = ["launch-command", "demo-fashion", "--nodes", "3", "--gpus-per-node", "4", "--slurm", "--port", "29400"]
+    assert main(args) == EXIT_OK
     script = capsys.readouterr().out
     assert script.startswith("#!/bin/bash\n")
     assert "#SBATCH --nodes=3\n#SBATCH --ntasks-per-node=1\n#SBATCH --gpus-per-node=4\n" in script
     assert script.rstrip().endswith(
-        '--rdzv-endpoint "$head_node:29500" --rdzv-id "$SLURM_JOB_ID" -m finetune_gui train demo-fashion'
+        '--rdzv-endpoint "$head_node:29400" --rdzv-id "$SLURM_JOB_ID" -m finetune_gui train demo-fashion'
     )
 
 
@@ -164,10 +165,18 @@ def test_launch_command_slurm_prints_an_sbatch_script(capsys):
         (["--nodes", "2", "--gpus-per-node", "1", "--master", "node1:1", "--rdzv-id", "a b"], "rendezvous id 'a b'"),
         (["--slurm", "--gpus-per-node", "1", "--master", "node1:1"], "--slurm finds the first node itself"),
         (["--slurm", "--gpus-per-node", "1", "--port", "0"], "--port: the port must be"),
+        (["--slurm", "--gpus-per-node", "1", "--rdzv-id", "x"], "leave out --master and --rdzv-id"),
+        (["--gpus-per-node", "1", "--port", "29400"], "--port is for --slurm"),
+        (["--gpus-per-node", "1", "--rdzv-id", "x"], "--rdzv-id is for several machines"),
+        (["--gpus-per-node", "x"], "--gpus-per-node: give a whole number of at least 1 (got 'x')"),
     ],
 )
 def test_launch_command_refuses_settings_that_cannot_work_saying_what_to_give(capsys, extra, says):
-    assert main(["launch-command", "demo-fashion", *extra]) == EXIT_CONFIG
+    try:
+        code = main(["launch-command", "demo-fashion", *extra])
+    except SystemExit as exited:  # argparse's own refusal of a value
+        code = exited.code
+    assert code == EXIT_CONFIG
     assert says in capsys.readouterr().err
 
 
