@@ -1,5 +1,5 @@
 """The `finetune-gui` command: train, resume, baseline, lr-find, find-batch-size, validate, presets, export, predict,
-diagnose, runs and compare, headless.
+diagnose, runs, compare and launch-command, headless.
 
 Exit codes: 0 done (also early-stopped), 1 unexpected error (a bug; traceback shown), 2 bad config or usage,
 3 data problem (also an unreadable input to predict), 4 model or weights could not be loaded (incl. offline),
@@ -18,7 +18,7 @@ import signal
 import sys
 from pathlib import Path
 
-from finetune_gui import __version__, cli_baseline, cli_compare
+from finetune_gui import __version__, cli_baseline, cli_compare, cli_launch
 from finetune_gui.cli_runs import add_commands, print_findings, run_findings
 from finetune_gui.config import ConfigError, RunConfig, load_config
 from finetune_gui.console import ConsoleListener
@@ -69,6 +69,7 @@ def _finish(result, listener: ConsoleListener) -> int:
 
 
 def cmd_train(args) -> int:
+    cli_launch.exec_torchrun_if_asked(args)  # --nproc-per-node: becomes torchrun; returns when there is none
     from finetune_gui.core.training.engine import fit
     from finetune_gui.core.training.events import RunControl
 
@@ -83,6 +84,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_resume(args) -> int:
+    cli_launch.exec_torchrun_if_asked(args)
     from finetune_gui.core.training.engine import resume
     from finetune_gui.core.training.events import RunControl
 
@@ -406,6 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_commands(sub)
     cli_compare.add_commands(sub)
     cli_baseline.add_commands(sub)
+    cli_launch.add_commands(sub)
     return parser
 
 
