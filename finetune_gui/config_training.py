@@ -64,7 +64,7 @@ class TrainConfig(ConfigSection):
     log_every: int = Field(10, ge=1, description="Steps between step-level reports.")
     feature_cache: Literal["auto", "off"] = Field(
         "auto",
-        description="Compute the frozen layers' output once and train the head from it (auto: when nothing random acts before the cut).",
+        description="Compute the frozen layers' output once and train the head from it (auto: when nothing random acts before the cut, or with feature_cache_aug_copies).",
     )
     feature_cache_ram_mb: int = Field(
         2048,
@@ -74,6 +74,18 @@ class TrainConfig(ConfigSection):
     )
     feature_cache_dir: str = Field(
         "", description="Folder of feature cache files (empty: .feature-cache in the runs folder)."
+    )
+    feature_cache_disk_mb: int = Field(
+        4096,
+        ge=0,
+        le=1_048_576,
+        description="Largest size of the feature cache folder: after writing a file, the least recently used others are deleted until it fits (0 = no limit).",
+    )
+    feature_cache_aug_copies: int = Field(
+        0,
+        ge=0,
+        le=32,
+        description="With random per-sample image augmentation: extract this many augmented copies of each training image once and train epoch e on copy e mod N (0 = off: live passes).",
     )
     recipe: Literal["standard", "lp-ft"] = Field(
         "standard",

@@ -33,6 +33,8 @@ CHOSEN_ELSEWHERE = {
     "data.decode_memory_mb": "the memory for decoded images (decode_memory_mb in the [data] part of a saved preset)",
     "data.decode_disk_mb": "the disk for decoded images (decode_disk_mb in the [data] part of a saved preset)",
     "train.feature_cache_dir": "the feature cache's folder (feature_cache_dir in the [train] part of a saved preset)",
+    "train.feature_cache_disk_mb": "the feature cache folder's size limit (feature_cache_disk_mb in the [train] part "
+    "of a saved preset)",
 }
 
 

@@ -307,7 +307,7 @@ def test_the_speed_group_edits_precision_memory_format_and_compile_with_tooltips
     speed = next(b for b in page.findChildren(QGroupBox) if b.title() == "Speed")
     form = page.speed_form
     assert form.isAncestorOf(form.editors["compile"]) and speed.isAncestorOf(form)
-    assert set(form.editors) == {"precision", "memory_format", "compile", "feature_cache"}
+    assert set(form.editors) == {"precision", "memory_format", "compile", "feature_cache", "feature_cache_aug_copies"}
     assert "precision" not in page.hardware_form.editors  # moved, not shown twice
     assert form.editors["memory_format"].currentText() == "auto" and not form.editors["compile"].isChecked()
     assert form.editors["compile"].toolTip() == field_info("train", "compile")[0]
@@ -331,3 +331,15 @@ def test_the_lp_ft_recipe_shows_its_knobs_and_the_lr_plan_shows_both_stages(qtbo
     lrs = page.lr_curve.lrs()
     lr = state.config.train.lr
     assert max(lrs) == pytest.approx(lr) and min(lrs) == pytest.approx(lr * 0.1)
+
+
+def test_the_speed_group_sets_the_augmented_copies_of_the_feature_cache(qtbot, state, bridge):
+    from finetune_gui.config import field_info
+
+    page = open_page(qtbot, state, bridge)
+    spin = page.speed_form.editors["feature_cache_aug_copies"]
+    assert spin.value() == 0 and (spin.minimum(), spin.maximum()) == (0, 32)
+    assert spin.toolTip() == field_info("train", "feature_cache_aug_copies")[0]
+    spin.setValue(4)
+    assert state.config.train.feature_cache_aug_copies == 4
+    wait_plan(qtbot, page)

@@ -70,9 +70,12 @@ def test_last_n_freezing_trains_the_last_block_from_the_cache_as_live_passes_do(
     )
 
 
-def test_random_augmentation_falls_back_to_live_passes_and_says_why(tmp_path, tinynet, images):
+def test_random_augmentation_falls_back_to_live_passes_and_names_the_knob_that_would_cache_it(
+    tmp_path, tinynet, images
+):
     _, logs = _fit(_config(images, augment={"random_resized_crop": True}), tmp_path / "runs")
-    assert logs == ["feature cache: off - random crop acts before the cut"]
+    assert logs == ["feature cache: off - random crop acts before the cut "
+                    "(set train.feature_cache_aug_copies to extract augmented copies once)"]  # fmt: skip
     assert not (tmp_path / "runs" / CACHE_FOLDER).exists()
 
 
@@ -148,3 +151,24 @@ def test_a_cache_folder_that_cannot_be_made_means_live_passes_not_a_failed_run(t
     blocker.write_text("not a folder")
     result, logs = _fit(_config(images, train={"feature_cache_dir": str(blocker / "cache")}), tmp_path / "runs")
     assert logs == [f"feature cache: off - cannot write to {blocker / 'cache'} (set train.feature_cache_dir)"]
+
+
+def test_the_cache_folder_is_kept_under_its_size_limit_least_recently_used_first(tmp_path, tinynet, images):
+    runs = tmp_path / "runs"
+    folder = runs / CACHE_FOLDER
+    folder.mkdir(parents=True)
+    stale = folder / "train-stale.features"
+    stale.write_bytes(b"\0" * 2 * 2**20)
+    os.utime(stale, (1, 1))
+    _, logs = _fit(_config(images, train={"feature_cache_disk_mb": 1}), runs)
+    assert not stale.exists()
+    assert any(line.startswith("feature cache: removed 1 least recently used file(s) (2.0 MB): train-stale.features")
+               for line in logs)  # fmt: skip
+    ours = sorted(folder.glob("*.features"))
+    assert len(ours) == 3  # this run's train, val and test files
+
+    for path in ours:
+        os.utime(path, (1, 1))
+    _, logs = _fit(_config(images, train={"feature_cache_disk_mb": 1}), runs)
+    assert sum("reused" in line for line in logs) == 3
+    assert all(path.stat().st_mtime > 1 for path in ours)  # a read marks the file as used

@@ -109,16 +109,25 @@ def _vision_bundle():
     return SimpleNamespace(model=model, head=["fc"], uses_lora=False, kind="vision")
 
 
+KNOB = "(set train.feature_cache_aug_copies to extract augmented copies once)"
+
+
 @pytest.mark.parametrize(
     "sections,reason",
     [
         ({}, None),
         ({"train": {"feature_cache": "off"}}, "train.feature_cache is off"),
-        ({"augment": {"random_resized_crop": True}}, "random crop acts before the cut"),
-        ({"augment": {"hflip": 0.5}}, "random horizontal flip acts before the cut"),
-        ({"augment": {"color_jitter": 0.2}}, "colour jitter acts before the cut"),
+        ({"augment": {"random_resized_crop": True}}, f"random crop acts before the cut {KNOB}"),
+        ({"augment": {"hflip": 0.5}}, f"random horizontal flip acts before the cut {KNOB}"),
+        ({"augment": {"color_jitter": 0.2}}, f"colour jitter acts before the cut {KNOB}"),
         ({"augment": {"mixup_alpha": 0.2}}, "MixUp acts before the cut"),
-        ({"augment": {"auto_augment": "randaugment"}}, "randaugment acts before the cut"),
+        ({"augment": {"hflip": 0.5, "cutmix_alpha": 1.0}}, "CutMix acts before the cut"),  # copies would not help
+        ({"augment": {"auto_augment": "randaugment"}}, f"randaugment acts before the cut {KNOB}"),
+        ({"augment": {"hflip": 0.5, "auto_augment": "randaugment"}, "train": {"feature_cache_aug_copies": 2}}, None),
+        (
+            {"augment": {"hflip": 0.5, "mixup_alpha": 0.2}, "train": {"feature_cache_aug_copies": 2}},
+            "MixUp acts before the cut (it mixes the images of a batch; augmented copies cannot hold that)",
+        ),
         ({"model": {"gradual_unfreeze_every": 1}}, "gradual unfreezing moves the cut"),
         ({"model": {"freeze": "last-n"}}, None),  # an image model's frozen prefix is cut on its graph
         ({"model": {"freeze": "none"}}, "freeze 'none': nothing is frozen"),

@@ -7,7 +7,9 @@ that yield cached features and the tail to run on them. Each split is built lazi
 is read (after a resume has restored the weights), and kept in a file named by a content key: a hash of the
 frozen weights, the cut, the dtype and device kind, and the split (its files' paths, sizes and times and the
 preprocessing, or for text the token ids themselves). A run with the same key reuses the file; a changed
-key builds a new one; a damaged file is rebuilt.
+key builds a new one; a damaged file is rebuilt. With random per-sample augmentation and
+train.feature_cache_aug_copies set, the training split holds augmented copies (see copies.py; their count, the
+augmentation settings and the seed are in its key).
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ import torch
 from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, Dataset, SequentialSampler
 
+from finetune_gui.core.features.copies import AugmentedCopy, copies_key, copies_to_extract, copies_words, copy_row
 from finetune_gui.core.features.cut import BaseOutputCapture, Cut, HeadInputCapture, refusal, text_cut, vision_cut
+from finetune_gui.core.features.folder_limit import mark_used, trim_folder
 from finetune_gui.core.features.graph_cut import graph_cut
 from finetune_gui.core.features.store import DamagedCache, Stored, TensorWriter, open_cache, write_cache
 from finetune_gui.core.training.events import Listener, LogMessage
@@ -101,15 +105,23 @@ class FeatureCache:
         self.p, self.cut, self.folder, self.say = p, cut, folder, say
         self.ram_bytes = p.config.train.feature_cache_ram_mb * 2**20
         self.splits: dict[str, Stored] = {}
+        self.in_use: set[Path] = set()  # this run's files: never deleted to keep the folder under its limit
         self.frozen_hash: str | None = None
+        self.copies = copies_to_extract(p.config) if cut.kind != "base-output" else 0  # of each training image
 
-    def key(self, dataset: Dataset) -> str:
+    def copies_of(self, split: str) -> int:
+        """Augmented copies the split holds (0: one plain pass)."""
+        return self.copies if split == "train" else 0
+
+    def key(self, dataset: Dataset, copies: int = 0) -> str:
         p = self.p
         if self.frozen_hash is None:
             self.frozen_hash = frozen_weights_hash(p.model, p.bundle.head, self.cut.frozen_modules)
         parts = {"version": KEY_VERSION, "cut": self.cut.describe(), "model": type(p.model).__name__,
                  "frozen": self.frozen_hash, "dtype": str(p.amp_dtype), "device": p.device.type,
                  "split": split_fingerprint(dataset)}  # fmt: skip
+        if copies:  # a plain cache keeps its key, so the files of runs without copies stay valid
+            parts["augmented"] = copies_key(p.config, copies)
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
     def path(self, split: str, key: str) -> Path:
@@ -119,31 +131,48 @@ class FeatureCache:
         """The split's cached tensors: reused from its file when the key matches and the file checks out."""
         if split in self.splits:
             return self.splits[split]
-        key = self.key(dataset)
+        copies = self.copies_of(split)
+        key = self.key(dataset, copies)
         path = self.path(split, key)
         stored = None
         if path.exists():
             try:
                 stored = open_cache(path, key, self.ram_bytes)
+                mark_used(path)
                 self.say(LogMessage("info", f"feature cache: reused the {split} features in {path}"))
             except (DamagedCache, KeyError, OSError, ValueError) as e:
                 self.say(LogMessage("warning", f"feature cache: {e}; computing the {split} features again"))
         if stored is None:
             started = time.monotonic()  # a long pass on a big split: say what the run is doing meanwhile
-            self.say(LogMessage("info", f"feature cache: computing the {split} features of {len(dataset)} samples"))
-            write_cache(path, key, lambda w: self.compute(dataset, w))
+            what = f"{copies} augmented copies of the {split} features" if copies else f"the {split} features"
+            self.say(LogMessage("info", f"feature cache: computing {what} of {len(dataset)} samples"))
+            write_cache(path, key, lambda w: self.compute(dataset, w, copies))
             stored = open_cache(path, key, self.ram_bytes)
             held = "memory-mapped" if stored.mapped else "in memory"
             self.say(LogMessage("info", f"feature cache: computed {len(dataset)} {split} features "
                                 f"({stored.nbytes / 2**20:.1f} MB, {held}) in {time.monotonic() - started:.1f} s"))  # fmt: skip
+            self.keep_folder_in_limit(path)
+        self.in_use.add(path)
         self.splits[split] = stored
         return stored
 
+    def keep_folder_in_limit(self, written: Path) -> None:
+        """After writing a file: delete the folder's least recently used other files down to
+        train.feature_cache_disk_mb (logged)."""
+        limit_mb = self.p.config.train.feature_cache_disk_mb
+        if not limit_mb:
+            return
+        trimmed = trim_folder(self.folder, limit_mb * 2**20, self.in_use | {written})
+        line = trimmed.describe(self.folder, limit_mb)
+        if line:
+            self.say(LogMessage("info", line))
+
     @torch.no_grad()
-    def compute(self, dataset: Dataset, writer: TensorWriter) -> None:
-        """One pass of the frozen part over a split, in eval mode; streams the cut's output into `writer`."""
+    def compute(self, dataset: Dataset, writer: TensorWriter, copies: int = 0) -> None:
+        """One pass of the frozen part over a split, in eval mode; streams the cut's output into `writer`.
+        copies: one pass per augmented copy instead (image models), their rows one copy after another."""
         p, cut, model = self.p, self.cut, self.p.model
-        loader = make_loader(dataset, p.config.train.batch_size, p.data, p.config)
+        passes = [AugmentedCopy(dataset, p.config.train.seed, k) for k in range(copies)] or [dataset]
         autocast = torch.autocast(p.device.type, dtype=p.amp_dtype) if p.amp_dtype else nullcontext()
         vision = cut.kind != "base-output"
         kept = [(n, mode) for n, mode, _ in cut.fields if mode in ("all", "first")]
@@ -155,22 +184,24 @@ class FeatureCache:
         else:
             capture = HeadInputCapture(cut.tail) if cut.prefix is None else None
         try:
-            for batch in loader:
-                batch = to_device(batch, p.device)
-                with autocast:
-                    if vision:
-                        out = model(batch[0]) if cut.prefix is None else cut.prefix(batch[0])
-                        writer.add("features", capture.value if capture is not None else out)
-                        later.setdefault("targets", []).append(batch[1])
-                        continue
-                    model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-                for i, (name, mode) in enumerate(kept):
-                    value = capture.value[name]
-                    value = value[:, :1] if mode == "first" else value
-                    if i == 0:
-                        writer.add(f"feature_{name}", value)
-                    else:
-                        later.setdefault(f"feature_{name}", []).append(value.cpu())
+            for copy, part in enumerate(passes):
+                for batch in make_loader(part, p.config.train.batch_size, p.data, p.config):
+                    batch = to_device(batch, p.device)
+                    with autocast:
+                        if vision:
+                            out = model(batch[0]) if cut.prefix is None else cut.prefix(batch[0])
+                            writer.add("features", capture.value if capture is not None else out)
+                            if copy == 0:  # the copies share their targets
+                                later.setdefault("targets", []).append(batch[1])
+                            continue
+                        model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+                    for i, (name, mode) in enumerate(kept):
+                        value = capture.value[name]
+                        value = value[:, :1] if mode == "first" else value
+                        if i == 0:
+                            writer.add(f"feature_{name}", value)
+                        else:
+                            later.setdefault(f"feature_{name}", []).append(value.cpu())
         finally:
             if capture is not None:
                 capture.remove()
@@ -193,6 +224,10 @@ class CachedSplit(Dataset):
         rows = [k[0] if isinstance(k, tuple) else k for k in keys]  # training keys are (index, epoch)
         index = torch.tensor(rows, dtype=torch.long)
         if self.cache.cut.kind != "base-output":
+            copies = self.cache.copies_of(self.split)
+            if copies:
+                index_of_copy = [copy_row(i, epoch, len(self.dataset), copies) for i, epoch in keys]
+                return stored["features"][torch.tensor(index_of_copy, dtype=torch.long)], stored["targets"][index]
             return stored["features"][index], stored["targets"][index]
         batch = self.cache.p.data.collate_fn([self.dataset[i] for i in rows])
         batch.update({name: t[index] for name, t in stored.items() if name.startswith("feature_")})
@@ -225,7 +260,8 @@ def checked_graph_cut(p: Prepared) -> Cut | str:
     found = graph_cut(p.model)
     if isinstance(found, str):
         return found
-    images = torch.stack([p.data.train[i][0] for i in range(min(2, len(p.data.train)))]).to(p.device)
+    with torch.random.fork_rng(devices=[]):  # random augmentation (augmented copies) leaves the run's RNG alone
+        images = torch.stack([p.data.train[i][0] for i in range(min(2, len(p.data.train)))]).to(p.device)
     was_training = p.model.training
     p.model.eval()
     try:
@@ -271,5 +307,6 @@ def attach_feature_cache(p: Prepared, runs_folder: Path, say: Listener) -> Prepa
     }
     dropped = frozen_dropout(p.model, cut, p.bundle.head)
     note = f"; the frozen part's {dropped} dropout layer(s) act as in evaluation (off)" if dropped else ""
-    say(LogMessage("info", f"feature cache: on - {cut.where} is computed once per split, in {folder}{note}"))
+    copies = f"{copies_words(cache.copies, cfg)}; " if cache.copies else ""
+    say(LogMessage("info", f"feature cache: on - {copies}{cut.where} is computed once per split, in {folder}{note}"))
     return dataclasses.replace(p, **loaders, tail=cut.tail)

@@ -29,6 +29,19 @@ RANDOM_AUGMENTS = (
     ("mixup_alpha", "MixUp"),
     ("cutmix_alpha", "CutMix"),
 )
+#: the ones that act on a whole batch (in forward_batch, before the model), not on each sample in the data set
+BATCH_MIXERS = ("mixup_alpha", "cutmix_alpha")
+
+
+def per_sample_augments(config: RunConfig) -> list[str]:
+    """The log's words for the random augmentation an image run draws per sample (in its data set), in order."""
+    if not config.task.kind.is_image:
+        return []
+    aug = config.augment
+    words = [w for name, w in RANDOM_AUGMENTS if name not in BATCH_MIXERS and getattr(aug, name, 0)]
+    if getattr(aug, "auto_augment", "none") not in ("none", "", None):
+        words.append(aug.auto_augment)
+    return words
 
 
 def refusal(config: RunConfig, bundle: Any) -> str | None:
@@ -47,11 +60,14 @@ def refusal(config: RunConfig, bundle: Any) -> str | None:
     if mc.freeze != "head-only" and bundle.kind != "vision":
         return f"freeze '{mc.freeze}': Hugging Face models are cached with head-only freezing so far"
     if config.task.kind.is_image:
-        for name, words in RANDOM_AUGMENTS:
-            if getattr(aug, name, 0):
-                return f"{words} acts before the cut"
-        if getattr(aug, "auto_augment", "none") not in ("none", "", None):
-            return f"{aug.auto_augment} acts before the cut"
+        mixers = [words for name, words in RANDOM_AUGMENTS if name in BATCH_MIXERS and getattr(aug, name, 0)]
+        per_sample = per_sample_augments(config)
+        copies = config.train.feature_cache_aug_copies
+        if mixers:  # they mix the images of a batch: features of a mix are not a mix of features
+            because = " (it mixes the images of a batch; augmented copies cannot hold that)" if copies else ""
+            return f"{mixers[0]} acts before the cut{because}"
+        if per_sample and not copies:
+            return f"{per_sample[0]} acts before the cut (set train.feature_cache_aug_copies to extract augmented copies once)"
     trainable_outside = [
         n for n, q in bundle.model.named_parameters() if q.requires_grad and not _under(n, bundle.head)
     ]

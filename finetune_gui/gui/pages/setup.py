@@ -121,7 +121,8 @@ class SetupPage(Page):
         self.device_combo.activated.connect(self._device_chosen)
         self.hardware_form = ConfigForm(self.state, train, ["seed", "deterministic"])
         self.hardware_form.layout().insertRow(0, "Device", self.device_combo)
-        self.speed_form = ConfigForm(self.state, train, ["precision", "memory_format", "compile", "feature_cache"])
+        speed_knobs = ["precision", "memory_format", "compile", "feature_cache", "feature_cache_aug_copies"]
+        self.speed_form = ConfigForm(self.state, train, speed_knobs)
         self.loss_form = ConfigForm(self.state, train, ["label_smoothing", "class_weights"])
         self.stopping_form = ConfigForm(self.state, "early_stopping")
         self.logging_form = ConfigForm(self.state, "logging")

@@ -77,6 +77,7 @@ LABELS = {
     "compile": "Compile the model",
     "lp_epochs": "Probe epochs",  # lp-ft: epochs training the head alone
     "ft_lr_mult": "Fine-tune LR ×",
+    "feature_cache_aug_copies": "Augmented copies",  # of each training image, for the feature cache
 }
 #: What an empty (None) whole-number field means, where it is not "off".
 EMPTY_MEANS = {"num_workers": "auto", "decode_memory_mb": "auto"}
