@@ -20,18 +20,17 @@ from PySide6.QtWidgets import (
     QLabel,
     QPlainTextEdit,
     QProgressBar,
-    QPushButton,
     QSplitter,
     QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
-from finetune_gui.config import TaskKind
 from finetune_gui.gui.dialogs import is_expected
 from finetune_gui.gui.pages.base import Page
 from finetune_gui.gui.panels.diagnosis import DiagnosisBanner, DiagnosisPanel, offer_remedy
 from finetune_gui.gui.panels.probe_plots import ProbePlots
+from finetune_gui.gui.panels.run_controls import RunControls, baseline_unfit_reason
 from finetune_gui.gui.panels.training_plots import TrainingPlots
 from finetune_gui.gui.run_history import load_run_history
 from finetune_gui.gui.wording import reword
@@ -62,8 +61,10 @@ def format_metrics(metrics: dict[str, float]) -> str:
 class MonitorPage(Page):
     key = "monitor"
     title = "Train"
-    # Start asks the window, which may question the data first and then calls start()
+    # Start and Quick baseline ask the window, which may question the data first and then calls start() or
+    # start_baseline()
     start_requested = Signal()
+    baseline_requested = Signal()
 
     def __init__(self, state, bridge, parent: QWidget | None = None):
         super().__init__(state, bridge, parent)
@@ -92,41 +93,16 @@ class MonitorPage(Page):
     # ------------------------------------------------------------ layout
 
     def _build(self) -> None:
-        self.start_button = self._button("Start training", "monitor-start", self.start_requested.emit)
-        self.start_button.setToolTip("Train the model set up on the previous pages (Ctrl+R)")
-        self.baseline_button = self._button("Quick baseline", "monitor-baseline", self.start_baseline)
-        self.baseline_button.setToolTip(
-            "A linear probe on the frozen model's features, computed once: validation and test metrics in seconds, "
-            "next to always answering the most common class. Saved as a run of its own, to compare with."
-        )
-        self.pause_button = self._button("Pause", "monitor-pause", self.toggle_pause)
-        self.pause_button.setToolTip("Pause after the current step; the run waits until you press Continue")
-        self.stop_button = self._button("Stop", "monitor-stop", self.bridge.stop)
-        self.stop_button.setToolTip("Stop after the current step and save a checkpoint; the run can be resumed later")
-        self.resume_run_button = self._button("Resume run", "monitor-resume-run", self.resume_run)
-        self.resume_run_button.setToolTip("Continue the stopped run shown here from its newest checkpoint")
-        self.run_label = QLabel("No run yet")
-        self.run_label.setObjectName("monitor-run")
-        self.run_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.run_label.setStyleSheet("color: palette(dark);")
-        top = QHBoxLayout()
-        for b in (self.start_button, self.baseline_button, self.pause_button, self.stop_button, self.resume_run_button):
-            top.addWidget(b)
-        top.addSpacing(12)
-        top.addWidget(self.run_label, 1)
-
-        self.blocked = QWidget()  # why Start is off while the model cannot be had, and where to fix it
-        self.blocked.setObjectName("monitor-start-blocked")
-        self.blocked_label = QLabel()
-        self.blocked_label.setWordWrap(True)
-        self.blocked_label.setStyleSheet("color: #c0392b;")
-        to_model = QPushButton("Go to the Model page")
-        to_model.clicked.connect(lambda: self.navigate.emit("model"))
-        blocked_row = QHBoxLayout(self.blocked)
-        blocked_row.setContentsMargins(0, 0, 0, 0)
-        blocked_row.addWidget(self.blocked_label, 1)
-        blocked_row.addWidget(to_model, 0, Qt.AlignmentFlag.AlignTop)
-        self.blocked.hide()
+        self.controls = RunControls()
+        self.controls.go_to_model.connect(lambda: self.navigate.emit("model"))
+        c = self.controls
+        self.start_button, self.baseline_button, self.run_label = c.start_button, c.baseline_button, c.run_label
+        self.pause_button, self.stop_button, self.resume_run_button = c.pause_button, c.stop_button, c.resume_run_button
+        self.start_button.clicked.connect(self.start_requested.emit)
+        self.baseline_button.clicked.connect(self.baseline_requested.emit)
+        self.pause_button.clicked.connect(self.toggle_pause)
+        self.stop_button.clicked.connect(self.bridge.stop)
+        self.resume_run_button.clicked.connect(self.resume_run)
 
         self.progress = QProgressBar()
         self.progress.setObjectName("monitor-progress")
@@ -186,19 +162,12 @@ class MonitorPage(Page):
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(16, 12, 16, 12)
-        layout.addLayout(top)
-        layout.addWidget(self.blocked)
+        layout.addWidget(self.controls)
         layout.addWidget(self.progress)
         layout.addLayout(stats)
         layout.addWidget(self.banner)
         layout.addWidget(splitter, 1)
         layout.addWidget(self.status_label)
-
-    def _button(self, text: str, name: str, slot) -> QPushButton:
-        b = QPushButton(text)
-        b.setObjectName(name)
-        b.clicked.connect(slot)
-        return b
 
     def _stat(self, name: str, text: str) -> QLabel:
         label = QLabel(text)
@@ -229,16 +198,13 @@ class MonitorPage(Page):
         self.bridge.start_training(self.state.config, self.state.output_dir(), suggested_lr=self.state.suggested_lr())
 
     def start_baseline(self) -> None:
-        if self.bridge.is_training or self.state.model_ready is False or not self._baseline_fits():
+        if self.bridge.is_training or self.state.model_ready is False or baseline_unfit_reason(self.state.config):
             return
         self._ended = None
         self._show_new_run()
         self.status_label.setText("Preparing the data and the model for a quick baseline…")
         self._log_line("info", "starting a quick baseline: a linear probe on the frozen model's features")
         self.bridge.start_baseline(self.state.config, self.state.output_dir())
-
-    def _baseline_fits(self) -> bool:
-        return self.state.config.task.kind != TaskKind.CAUSAL_LM
 
     def toggle_pause(self) -> None:
         if self.bridge.is_paused:
@@ -256,19 +222,12 @@ class MonitorPage(Page):
         self.bridge.resume_training(run)
 
     def _update_buttons(self) -> None:
-        training = self.bridge.is_training
-        no_model = self.state.model_ready is False
-        self.start_button.setEnabled(not training and not no_model)
-        self.baseline_button.setEnabled(not training and not no_model and self._baseline_fits())
-        self.blocked.setVisible(no_model and not training)
-        if no_model:
-            self.blocked_label.setText(
-                f"Start training is off until the model can be loaded: {self.state.model_reason} "
-                "Pick a model that is on this computer, or open a local model folder, on the Model page."
-            )
-        self.pause_button.setEnabled(training)
-        self.stop_button.setEnabled(training)
-        self.resume_run_button.setEnabled(not training and self._resumable and self.state.run_dir is not None)
+        self.controls.show_state(
+            self.state.config,
+            training=self.bridge.is_training,
+            model_reason=self.state.model_reason if self.state.model_ready is False else None,
+            resumable=self._resumable and self.state.run_dir is not None,
+        )
 
     # ------------------------------------------------------------ live events
 
