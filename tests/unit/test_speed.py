@@ -11,7 +11,8 @@ from finetune_gui.config import TrainConfig
 from finetune_gui.core import devices
 from finetune_gui.core.training import optim
 from finetune_gui.core.training.events import LogMessage
-from finetune_gui.core.training.speed import CompiledForward, is_cnn, make_ready, plan_speed
+from finetune_gui.core.training.speed import CompiledForward, is_cnn, make_ready, plan_speed, train_through
+from tests.factories import compile_whose_backward_breaks
 
 
 def small_cnn() -> nn.Module:
@@ -179,3 +180,77 @@ def test_out_of_memory_in_a_compiled_model_is_not_taken_for_a_compile_failure(mo
     with pytest.raises(torch.OutOfMemoryError):
         runner(torch.randn(2, 3, 8, 8))
     assert runner.active
+
+
+# ---------------------------------------------------------------- a compile failure in the first backward
+
+
+def cnn_with_batch_norm_and_dropout() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Dropout(0.5), nn.AdaptiveAvgPool2d(1), nn.Flatten()
+    )
+
+
+def one_batch(model: nn.Module, forward) -> None:
+    """A training batch as the loop does it: forward (random dropout), a loss with a part outside the model's
+    graph (like train.l1), backward."""
+    loss = forward(torch.ones(2, 3, 8, 8)).pow(2).sum() + 0.1 * model[0].weight.abs().sum()
+    loss.backward()
+
+
+def test_a_compile_failure_in_the_first_backward_redoes_the_batch_eagerly_as_if_it_had_never_compiled(monkeypatch):
+    monkeypatch.setattr(torch, "compile", compile_whose_backward_breaks(torch.compile, RuntimeError("bw broke\nmore")))
+    eager, model = cnn_with_batch_norm_and_dropout(), cnn_with_batch_norm_and_dropout()
+    said = []
+    runner = CompiledForward(model, said.append)
+    assert runner.active
+
+    torch.manual_seed(1)
+    train_through(runner, lambda batch: one_batch(model, runner), None)
+    after_fallback = torch.rand(1)
+    torch.manual_seed(1)
+    one_batch(eager, eager)
+    after_eager = torch.rand(1)
+
+    assert not runner.active
+    for a, b in zip(model.parameters(), eager.parameters()):
+        assert torch.equal(a.grad, b.grad)  # nothing of the failed backward is left in the gradients
+    for a, b in zip(model.buffers(), eager.buffers()):
+        assert torch.equal(a, b)  # batch-norm statistics counted once
+    assert torch.equal(after_fallback, after_eager)  # the same random numbers from here on
+    [warning] = said
+    assert warning.level == "warning" and "\n" not in warning.text
+    assert warning.text.startswith("torch.compile failed (RuntimeError: bw broke); the run goes on without compiling")
+
+
+def test_only_the_first_batch_is_guarded_and_a_working_compile_stays_on(monkeypatch):
+    calls = []
+    monkeypatch.setattr(torch, "compile", lambda model, **k: lambda x: (calls.append(1), model(x))[1])
+    model, said = cnn_with_batch_norm_and_dropout(), []
+    runner = CompiledForward(model, said.append)
+    for _ in range(2):
+        train_through(runner, lambda batch: one_batch(model, runner), None)
+    assert runner.active and runner.backward_proven and len(calls) == 2 and said == []
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+        ValueError("the run's own mistake, raised eagerly too"),
+    ],
+)
+def test_an_error_that_is_not_a_compile_failure_fails_the_batch_without_a_compile_warning(monkeypatch, error):
+    monkeypatch.setattr(torch, "compile", lambda model, **k: model)
+    model, said = cnn_with_batch_norm_and_dropout(), []
+    runner = CompiledForward(model, said.append)
+
+    def batch_step(batch):
+        one_batch(model, runner)
+        raise error
+
+    with pytest.raises(type(error)):
+        train_through(runner, batch_step, None)
+    assert said == []
+    assert runner.active == isinstance(error, torch.OutOfMemoryError)  # out of memory is no reason to stop compiling

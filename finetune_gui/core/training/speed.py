@@ -17,10 +17,11 @@ from torch import nn
 
 from finetune_gui.config import TrainConfig
 from finetune_gui.core import devices
+from finetune_gui.core.errors import FinetuneError
 from finetune_gui.core.training.events import Listener, LogMessage
 from finetune_gui.core.training.optim import optimizer_kernel
 
-__all__ = ["CompiledForward", "SpeedPlan", "is_cnn", "make_ready", "plan_speed"]
+__all__ = ["BatchStart", "CompiledForward", "SpeedPlan", "is_cnn", "make_ready", "plan_speed", "train_through"]
 
 OPTIMIZER_NAMES = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW", "rmsprop": "RMSprop"}
 
@@ -81,12 +82,15 @@ def plan_speed(train: TrainConfig, device_type: str, amp_dtype: torch.dtype | No
 class CompiledForward:
     """Calls the model through torch.compile; when compiling fails (at once or at a later recompilation), says
     so once in the log and goes on with the eager model for the rest of the run. Out-of-memory errors are
-    not compile failures and pass through."""
+    not compile failures and pass through.
+
+    The backward graph is compiled later, at the first .backward(): `train_through` guards that one."""
 
     def __init__(self, model: nn.Module, say: Listener):
         self.model = model
         self.say = say
         self.compiled: Callable[..., Any] | None = None
+        self.backward_proven = False  # a backward through the compiled model has worked
         try:
             self.compiled = torch.compile(model)
         except Exception as e:  # noqa: BLE001 - whatever stops compiling, the run goes on eagerly
@@ -99,6 +103,9 @@ class CompiledForward:
 
     def fall_back(self, error: BaseException) -> None:
         self.compiled = None
+        self.warn(error)
+
+    def warn(self, error: BaseException) -> None:
         first_line = (str(error).strip().splitlines() or [""])[0][:300]
         self.say(
             LogMessage(
@@ -117,6 +124,51 @@ class CompiledForward:
                     raise
                 self.fall_back(e)
         return self.model(*args, **kwargs)
+
+
+def train_through(runner: Any, batch_step: Callable[[Any], None], batch: Any) -> None:
+    """Run `batch_step(batch)` (one batch's forward and backward through `runner`). The first one through a compiled
+    model is guarded: should it fail (its backward compiles then), the model's buffers, its gradients and the
+    random state go back to what they were before it, and the batch is done again eagerly, so the run goes on
+    as if it had never compiled. The compile error is then one warning line; an error the eager batch raises
+    too is the run's own and fails it. Out-of-memory errors and the engine's own errors pass through."""
+    if not isinstance(runner, CompiledForward) or not runner.active or runner.backward_proven:
+        batch_step(batch)
+        return
+    before = BatchStart(runner.model)
+    try:
+        batch_step(batch)
+    except Exception as e:
+        if devices.is_oom(e) or isinstance(e, FinetuneError) or not runner.active:  # not a compile failure
+            raise
+        before.restore()
+        runner.compiled = None
+        batch_step(batch)
+        runner.warn(e)  # said once the eager batch has worked: a compile failure, not the run's own error
+    runner.backward_proven = True
+
+
+class BatchStart:
+    """What a training batch changes besides the optimiser: the model's buffers (batch-norm statistics), its
+    parameters' gradients and the random number generators, kept to be put back."""
+
+    def __init__(self, model: nn.Module):
+        self.model = model
+        self.buffers = {name: b.detach().clone() for name, b in model.named_buffers()}
+        self.grads = [(p, None if p.grad is None else p.grad.detach().clone()) for p in model.parameters()]
+        self.cpu_rng = torch.get_rng_state()
+        self.cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+
+    def restore(self) -> None:
+        with torch.no_grad():
+            for name, b in self.model.named_buffers():
+                if name in self.buffers:
+                    b.copy_(self.buffers[name])
+        for p, grad in self.grads:
+            p.grad = grad
+        torch.set_rng_state(self.cpu_rng)
+        if self.cuda_rng is not None:
+            torch.cuda.set_rng_state_all(self.cuda_rng)
 
 
 def make_ready(model: nn.Module, plan: SpeedPlan, say: Listener) -> Callable[..., Any]:
