@@ -108,4 +108,17 @@ def test_quick_baseline_on_the_setup_page_is_off_for_a_causal_language_model_and
     assert note.isVisible() and "causal language model" in note.text()
 
     window.state.set_value("task", "kind", TaskKind.IMAGE_CLASSIFICATION)
-    assert not note.text() and "linear probe" in button.toolTip()
+    assert "causal" not in note.text() and "causal" not in button.toolTip()
+
+
+def test_quick_baseline_on_the_setup_page_says_it_is_off_while_the_model_cannot_be_loaded(qtbot, window, tmp_path):
+    window.show()
+    page = go(qtbot, window, "setup")
+    window.state.set_value("model", "pretrained", False)
+    window.state.set_value("model", "weights_path", str(tmp_path / "missing.pth"))
+
+    qtbot.waitUntil(lambda: window.state.model_ready is False, timeout=60_000)
+    note = page.findChild(QLabel, "setup-baseline-note")
+    assert not page.baseline_button.isEnabled()
+    assert note.text() == "Off until the model can be loaded (Model page)"
+    assert "missing.pth" in page.baseline_button.toolTip()

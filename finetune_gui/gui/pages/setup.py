@@ -27,7 +27,7 @@ from finetune_gui.config import field_info
 from finetune_gui.core import plan
 from finetune_gui.gui.pages.base import Page
 from finetune_gui.gui.panels.finders import BatchSizeFinder, LRFinderPanel
-from finetune_gui.gui.panels.run_controls import BASELINE_TIP, baseline_tooltip, baseline_unfit_reason, push_button
+from finetune_gui.gui.panels.run_controls import BASELINE_TIP, baseline_unfit_reason, push_button
 from finetune_gui.gui.widgets.config_form import ConfigForm, widen_number_editors
 from finetune_gui.gui.widgets.width_fitting_scroll import WidthFittingScrollArea
 
@@ -192,7 +192,7 @@ class SetupPage(Page):
         heading = QHBoxLayout()
         heading.addWidget(QLabel("<h2>Training setup</h2>"))
         heading.addStretch(1)
-        self.baseline_note = QLabel()  # why Quick baseline is off, where it is off for the task
+        self.baseline_note = QLabel()  # what Quick baseline gives, or why it is off
         self.baseline_note.setObjectName("setup-baseline-note")
         self.baseline_note.setStyleSheet("color: palette(dark);")
         heading.addWidget(self.baseline_note)
@@ -226,12 +226,21 @@ class SetupPage(Page):
         self.redraw_lr_plan()
 
     def _update_baseline_button(self) -> None:
-        config = self.state.config
+        """On, or off with its reason beside it: a run is going, the model cannot be had, or the task has no
+        labels to probe."""
+        config, no_model = self.state.config, self.state.model_ready is False
         off = baseline_unfit_reason(config)
-        self.baseline_button.setEnabled(not self.bridge.is_training and self.state.model_ready is not False and not off)
-        self.baseline_button.setToolTip(baseline_tooltip(config))
-        self.baseline_note.setText("Off for a causal language model" if off else "")
-        self.baseline_note.setToolTip(off)
+        self.baseline_button.setEnabled(not self.bridge.is_training and not no_model and not off)
+        if off:
+            note, tip = "Off for a causal language model", off
+        elif no_model:
+            note = "Off until the model can be loaded (Model page)"
+            tip = f"Quick baseline is off until the model can be loaded: {self.state.model_reason}"
+        else:
+            note, tip = "The score to beat, in seconds:", BASELINE_TIP
+        self.baseline_note.setText(note)
+        self.baseline_button.setToolTip(tip)
+        self.baseline_note.setToolTip(tip)
 
     def _on_changed(self, section: str) -> None:
         if section in ("", "task", "model"):
