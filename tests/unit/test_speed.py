@@ -9,7 +9,7 @@ from torch import nn
 
 from finetune_gui.config import TrainConfig
 from finetune_gui.core import devices
-from finetune_gui.core.training import optim
+from finetune_gui.core.training import optim, speed
 from finetune_gui.core.training.events import LogMessage
 from finetune_gui.core.training.speed import CompiledForward, is_cnn, make_ready, plan_speed, train_through
 from tests.factories import compile_whose_backward_breaks
@@ -62,6 +62,47 @@ def test_a_deterministic_run_goes_without_cudnn_benchmark(monkeypatch):
 
 def test_compile_on_is_said_in_the_log_line(monkeypatch):
     assert cuda_plan(monkeypatch, True, compile=True).describe().endswith("; compile on")
+
+
+def test_compile_auto_compiles_cnns_on_cuda_where_torch_compile_can_run_and_nothing_else(monkeypatch):
+    def compiles(device: str, cnn: bool) -> bool:
+        return plan_speed(TrainConfig(compile="auto"), device, None, cnn).compile
+
+    monkeypatch.setattr(speed, "compile_usable", lambda device_type: device_type == "cuda")
+    assert compiles("cuda", cnn=True)
+    assert not compiles("cuda", cnn=False) and not compiles("cpu", cnn=True) and not compiles("mps", cnn=True)
+    monkeypatch.setattr(speed, "compile_usable", lambda device_type: False)  # e.g. no Triton on this machine
+    assert not compiles("cuda", cnn=True)
+    assert plan_speed(TrainConfig(compile=True), "cpu", None, False).compile  # true compiles anything anywhere
+    assert not plan_speed(TrainConfig(compile=False), "cuda", None, True).compile
+
+
+@pytest.mark.parametrize("triton_found", [True, False])
+def test_torch_compile_counts_as_usable_on_cuda_only_with_triton(monkeypatch, triton_found):
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: (object() if triton_found else None) if name == "triton" else real_find_spec(name, *a),
+    )
+    assert speed.compile_usable("cuda") == triton_found
+    assert not speed.compile_usable("cpu") and not speed.compile_usable("mps")
+
+
+@pytest.mark.parametrize("value", ["sometimes", 1, "yes"])
+def test_train_compile_is_true_false_or_auto_and_says_so_otherwise(value):
+    from finetune_gui.config import ConfigError, validate_dict
+
+    assert [validate_dict({"train": {"compile": v}}).train.compile for v in (True, False, "auto")] == [
+        True,
+        False,
+        "auto",
+    ]
+    with pytest.raises(ConfigError) as refused:
+        validate_dict({"train": {"compile": value}})
+    assert refused.value.problems == [f'train.compile: must be true, false or "auto", got {value!r}']
 
 
 def test_channels_last_is_for_cnns_only_and_follows_memory_format():

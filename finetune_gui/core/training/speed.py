@@ -8,6 +8,7 @@ says them in one line of the run's log.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +22,16 @@ from finetune_gui.core.errors import FinetuneError
 from finetune_gui.core.training.events import Listener, LogMessage
 from finetune_gui.core.training.optim import optimizer_kernel
 
-__all__ = ["BatchStart", "CompiledForward", "SpeedPlan", "is_cnn", "make_ready", "plan_speed", "train_through"]
+__all__ = [
+    "BatchStart",
+    "CompiledForward",
+    "SpeedPlan",
+    "compile_usable",
+    "is_cnn",
+    "make_ready",
+    "plan_speed",
+    "train_through",
+]
 
 OPTIMIZER_NAMES = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW", "rmsprop": "RMSprop"}
 
@@ -63,7 +73,7 @@ def plan_speed(train: TrainConfig, device_type: str, amp_dtype: torch.dtype | No
     CNN or not. `amp_dtype` is devices.autocast_dtype's answer for train.precision on that device.
 
     channels_last only helps convolutions, so it is never applied to other models; "auto" uses it on CUDA,
-    where tensor cores want it. cudnn.benchmark picks the fastest convolution algorithms, which may differ
+    where tensor cores want it. train.compile = "auto" compiles CNNs on CUDA when torch.compile can run there. cudnn.benchmark picks the fastest convolution algorithms, which may differ
     between runs, so a deterministic run goes without it.
     """
     fmt = train.memory_format
@@ -75,8 +85,14 @@ def plan_speed(train: TrainConfig, device_type: str, amp_dtype: torch.dtype | No
         cudnn_benchmark=device_type == "cuda" and not train.deterministic,
         optimizer=OPTIMIZER_NAMES.get(train.optimizer, train.optimizer),
         optimizer_kernel=optimizer_kernel(train.optimizer, device_type),
-        compile=bool(train.compile),
+        compile=train.compile is True or (train.compile == "auto" and cnn and compile_usable(device_type)),
     )
+
+
+def compile_usable(device_type: str) -> bool:
+    """Whether torch.compile's default backend can make kernels for `device_type`: on CUDA it needs Triton. The
+    CPU (a C++ compiler) and Apple GPUs are left to an explicit train.compile = true."""
+    return device_type == "cuda" and importlib.util.find_spec("triton") is not None
 
 
 class CompiledForward:
