@@ -98,6 +98,7 @@ class MonitorPage(Page):
         c = self.controls
         self.start_button, self.baseline_button, self.run_label = c.start_button, c.baseline_button, c.run_label
         self.pause_button, self.stop_button, self.resume_run_button = c.pause_button, c.stop_button, c.resume_run_button
+        self.blocked, self.blocked_label = c.blocked, c.blocked_label
         self.start_button.clicked.connect(self.start_requested.emit)
         self.baseline_button.clicked.connect(self.baseline_requested.emit)
         self.pause_button.clicked.connect(self.toggle_pause)
