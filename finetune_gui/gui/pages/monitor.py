@@ -3,22 +3,19 @@
 Live events come from the worker bridge (steps throttled to ≤ 20 per second). Opening a previous run (the
 state's run_changed while it is not the live run) re-plots its curves from metrics.jsonl (epochs) and steps.jsonl
 (steps), read in a worker thread; resuming it then keeps the steps up to its checkpoint. The plots (pyqtgraph) are made the first time they are needed.
+The control bar is panels/run_controls.py, the log panels/run_log.py.
 """
 
 from __future__ import annotations
 
-import html
 import math
-import time
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
-    QPlainTextEdit,
     QProgressBar,
     QSplitter,
     QTabWidget,
@@ -31,12 +28,10 @@ from finetune_gui.gui.pages.base import Page
 from finetune_gui.gui.panels.diagnosis import DiagnosisBanner, DiagnosisPanel, offer_remedy
 from finetune_gui.gui.panels.probe_plots import ProbePlots
 from finetune_gui.gui.panels.run_controls import RunControls, baseline_unfit_reason
+from finetune_gui.gui.panels.run_log import RunLog
 from finetune_gui.gui.panels.training_plots import TrainingPlots
 from finetune_gui.gui.run_history import load_run_history
 from finetune_gui.gui.wording import reword
-
-LOG_LINES = 5000
-
 
 #: (object name, text) of the epoch, step, speed and ETA labels before a run reports them
 BLANK_STATS = (
@@ -125,14 +120,7 @@ class MonitorPage(Page):
 
         self.plot_area = TrainingPlots()
 
-        self.log_view = QPlainTextEdit()
-        self.log_view.setObjectName("monitor-log")
-        self.log_view.setReadOnly(True)
-        self.log_view.setMaximumBlockCount(LOG_LINES)
-        self.log_view.setPlaceholderText("The run's messages appear here.")
-        mono = QFont("monospace")
-        mono.setStyleHint(QFont.StyleHint.Monospace)
-        self.log_view.setFont(mono)
+        self.log_view = RunLog()
         self.banner = DiagnosisBanner()
         self.diagnosis = DiagnosisPanel(
             "Nothing wrong found so far. Findings appear here as soon as the run shows them."
@@ -195,7 +183,7 @@ class MonitorPage(Page):
         self._ended = None
         self._show_new_run()
         self.status_label.setText("Preparing the data and the model…")
-        self._log_line("info", "starting a new run")
+        self.log_view.add_line("info", "starting a new run")
         self.bridge.start_training(self.state.config, self.state.output_dir(), suggested_lr=self.state.suggested_lr())
 
     def start_baseline(self) -> None:
@@ -204,7 +192,7 @@ class MonitorPage(Page):
         self._ended = None
         self._show_new_run()
         self.status_label.setText("Preparing the data and the model for a quick baseline…")
-        self._log_line("info", "starting a quick baseline: a linear probe on the frozen model's features")
+        self.log_view.add_line("info", "starting a quick baseline: a linear probe on the frozen model's features")
         self.bridge.start_baseline(self.state.config, self.state.output_dir())
 
     def toggle_pause(self) -> None:
@@ -219,7 +207,7 @@ class MonitorPage(Page):
             return
         self._ended = None
         self.status_label.setText(f"Resuming {run.name} from its newest checkpoint…")
-        self._log_line("info", f"resuming {run}")
+        self.log_view.add_line("info", f"resuming {run}")
         self.bridge.resume_training(run)
 
     def _update_buttons(self) -> None:
@@ -249,7 +237,7 @@ class MonitorPage(Page):
             f"(train/val/test) · {trainable}"
         )
         self.status_label.setText(f"Training on {e.device}…")
-        self._log_line(
+        self.log_view.add_line(
             "info",
             f"run started in {e.run_dir}"
             + (f" (resumed at step {e.resumed_from_step})" if e.resumed_from_step else ""),
@@ -267,17 +255,19 @@ class MonitorPage(Page):
     def _on_epoch(self, e) -> None:
         self.plot_area.add_epoch(e.epoch + 1, e.step, e.metrics)
         self.epoch_label.setText(f"Epoch {e.epoch + 1}/{getattr(self, '_epochs', '?')}")
-        self._log_line("info", f"epoch {e.epoch + 1}: {format_metrics(e.metrics)} ({format_duration(e.elapsed_s)})")
+        self.log_view.add_line(
+            "info", f"epoch {e.epoch + 1}: {format_metrics(e.metrics)} ({format_duration(e.elapsed_s)})"
+        )
 
     def _on_log(self, level: str, text: str) -> None:
-        self._log_line(level, text)
+        self.log_view.add_line(level, text)
 
     def _on_checkpoint(self, e) -> None:
         what = "best checkpoint" if e.is_best else "checkpoint"
-        self._log_line("info", f"{what} saved at step {e.step}: {Path(e.path).name}")
+        self.log_view.add_line("info", f"{what} saved at step {e.step}: {Path(e.path).name}")
 
     def _on_early_stopped(self, e) -> None:
-        self._log_line(
+        self.log_view.add_line(
             "info",
             f"early stop after epoch {e.epoch + 1}: {e.metric} best {e.best_value:.4g} at epoch {e.best_epoch + 1}",
         )
@@ -287,21 +277,21 @@ class MonitorPage(Page):
         self.progress.setValue(1000)
         tested = format_metrics(e.test_metrics) or "no test split"
         self.status_label.setText(f"Run {e.status}. Test: {tested}")
-        self._log_line("info", f"run {e.status}; test: {tested}")
+        self.log_view.add_line("info", f"run {e.status}; test: {tested}")
 
     def _on_failed(self, e) -> None:
         if self._live_run is None:  # it failed before its first step: no run folder to show
             self.run_label.setText("The run failed before it started")
         self._ended = "failed"
         self.status_label.setText(f"Run failed ({e.error_type}): {reword(e.message, self)}")
-        self._log_line("error", f"{e.error_type}: {e.message}")
+        self.log_view.add_line("error", f"{e.error_type}: {e.message}")
 
     def _on_training_changed(self, training: bool) -> None:
         if not training:
             if self._live_run and self._ended is None:
                 self._ended = "stopped"
                 self.status_label.setText("Run stopped. A checkpoint was saved; Resume run continues it.")
-                self._log_line("info", "run stopped; a checkpoint was saved")
+                self.log_view.add_line("info", "run stopped; a checkpoint was saved")
                 self._resumable = True
             self.pause_button.setText("Pause")
             self._live_run = None
@@ -357,8 +347,7 @@ class MonitorPage(Page):
             + format_metrics({k: v for k, v in r.items() if k.startswith(("train_", "val_"))})
             for r in epochs
         ]
-        self.log_view.setPlainText("\n".join(history["log"] + ["— metrics per epoch (metrics.jsonl) —"] + summary))
-        self.log_view.moveCursor(self.log_view.textCursor().MoveOperation.End)
+        self.log_view.show_text("\n".join(history["log"] + ["— metrics per epoch (metrics.jsonl) —"] + summary))
         self._resumable = bool(history["resumable"])
         said = "This run was trained before diagnostics were kept." if history["findings"] is None else None
         self._show_findings(history["findings"] or [], said)
@@ -402,9 +391,3 @@ class MonitorPage(Page):
         self.banner.set_findings(findings)
         self.diagnosis.set_findings(findings, empty_text)
         self.tabs.setTabText(1, f"Diagnosis ({len(findings)})" if findings else "Diagnosis")
-
-    def _log_line(self, level: str, text: str) -> None:
-        stamp = time.strftime("%H:%M:%S")
-        colour = {"warning": "#b8860b", "error": "#d62728"}.get(level)
-        body = html.escape(f"{stamp} [{level}] {text}").replace("\n", "<br>")
-        self.log_view.appendHtml(f'<span style="color:{colour}">{body}</span>' if colour else body)
