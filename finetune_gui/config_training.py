@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from finetune_gui.config_sections import ConfigSection
 
@@ -54,9 +54,9 @@ class TrainConfig(ConfigSection):
         "auto",
         description="Layout of CNN weights and images; auto uses channels_last for CNNs on CUDA (faster with bf16/fp16).",
     )
-    compile: bool = Field(
+    compile: bool | Literal["auto"] = Field(
         False,
-        description="Compile the model with torch.compile (slow first steps, faster after; falls back to eager if it fails).",
+        description="Compile the model with torch.compile (slow first steps, faster after; falls back to eager if it fails); auto compiles CNNs on CUDA where torch.compile can run.",
     )
     seed: int = Field(42, ge=0, description="Seed for weights, shuffling and augmentation.")
     deterministic: bool = Field(False, description="Use deterministic algorithms only (slower, repeatable).")
@@ -102,6 +102,13 @@ class TrainConfig(ConfigSection):
     sync_batchnorm: bool = Field(
         False, description="Under torchrun on CUDA: BatchNorm statistics over the global batch, not each process's."
     )
+
+    @field_validator("compile", mode="before")
+    @classmethod
+    def _compile_is_a_switch_or_auto(cls, value: object) -> object:
+        if isinstance(value, bool) or value == "auto":
+            return value
+        raise ValueError(f'must be true, false or "auto", got {value!r}')
 
     @model_validator(mode="after")
     def _lp_ft_leaves_epochs_to_fine_tune(self) -> TrainConfig:

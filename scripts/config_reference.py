@@ -29,7 +29,8 @@ def _range(field) -> str:
             parts.append(f"`{m.pattern}`")
     ann = str(field.annotation)
     if "Literal[" in ann:
-        parts.append(" / ".join(re.findall(r"'([^']*)'", ann)))
+        words = re.findall(r"'([^']*)'", ann)
+        parts.append(" / ".join((["true", "false"] if "bool" in ann else []) + words))  # bool | Literal[...]
     elif "TaskKind" in ann:
         from finetune_gui.config import TaskKind
 

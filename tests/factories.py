@@ -199,3 +199,15 @@ def make_docs_tree(root: Path, chapters: int = 90) -> Path:
             (folder / f"page-{j}.html").write_text("<p>text</p>")
     (root / "README.md").write_text("the docs")
     return root
+
+
+def compile_whose_backward_breaks(real_compile, error: Exception):
+    """torch.compile with a backend whose forward compiles and whose backward compiler (run by AOTAutograd at the
+    first .backward()) raises `error`."""
+    from torch._dynamo.backends.common import aot_autograd  # the documented way to write a custom backend
+
+    def broken_backward(graph, example_inputs):
+        raise error
+
+    backend = aot_autograd(fw_compiler=lambda graph, example_inputs: graph, bw_compiler=broken_backward)
+    return lambda model, **kwargs: real_compile(model, backend=backend)

@@ -78,6 +78,8 @@ class MainWindow(QMainWindow):
             self.sidebar.addItem(page.title)
         self.sidebar.currentRowChanged.connect(self._row_changed)
         self.pages["monitor"].start_requested.connect(self.start_training)
+        for key in ("monitor", "setup"):  # Quick baseline is on both pages
+            self.pages[key].baseline_requested.connect(self.start_baseline)
         central = QWidget()
         layout = QHBoxLayout(central)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -259,22 +261,31 @@ class MainWindow(QMainWindow):
 
     def start_training(self) -> None:
         """Start a run on the Train page; data that does not look fit to train on asks first."""
+        self._after_the_data_check(self._start_run, "Train anyway")
+
+    def start_baseline(self) -> None:
+        """Fit the quick baseline on the Train page; data that does not look fit to train on asks first."""
+        self._after_the_data_check(self._start_baseline, "Fit the baseline anyway")
+
+    def _after_the_data_check(self, go, anyway: str) -> None:
+        """Call `go` now, or, when the Data page doubts the data, once the person answers `anyway`; the other
+        answer returns to the Data page and starts nothing."""
         if self.bridge.is_training:
             return
         doubt = self.pages["data"].doubt()
         if doubt is None:
-            self._start_run()
+            go()
             return
         box = QMessageBox(self)  # opened, not exec()'d: the window goes on drawing, and tests can answer it
         box.setObjectName("trainAnywayQuestion")
         box.setIcon(QMessageBox.Icon.Question)
         box.setWindowTitle("Train on this data?")
         box.setText(f"<b>{doubt.headline}.</b>" + "".join(f"<br>• {escape(r)}" for r in doubt.reasons))
-        box.setInformativeText(f"{escape(doubt.todo)}<br><br>Train anyway, or go back to the Data page?")
-        train = box.addButton("Train anyway", QMessageBox.ButtonRole.AcceptRole)
+        box.setInformativeText(f"{escape(doubt.todo)}<br><br>{escape(anyway)}, or go back to the Data page?")
+        accept = box.addButton(anyway, QMessageBox.ButtonRole.AcceptRole)
         box.setDefaultButton(box.addButton("Go back to the data", QMessageBox.ButtonRole.RejectRole))
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        box.finished.connect(lambda _: self._start_run() if box.clickedButton() is train else self.show_page("data"))
+        box.finished.connect(lambda _: go() if box.clickedButton() is accept else self.show_page("data"))
         box.open()
 
     def _start_run(self) -> None:
@@ -282,6 +293,12 @@ class MainWindow(QMainWindow):
             return
         self.show_page("monitor")
         self.pages["monitor"].start()
+
+    def _start_baseline(self) -> None:
+        if self.bridge.is_training:
+            return
+        self.show_page("monitor")
+        self.pages["monitor"].start_baseline()
 
     def toggle_pause(self) -> None:
         if self.bridge.is_paused:

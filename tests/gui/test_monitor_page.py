@@ -34,6 +34,7 @@ def tiny_config(tmp_path, **train):
 def page(qtbot, state, bridge):
     p = MonitorPage(state, bridge)
     p.start_requested.connect(p.start)  # as the window does, after it has looked at the data
+    p.baseline_requested.connect(p.start_baseline)
     qtbot.addWidget(p)
     p.resize(1110, 740)
     yield p

@@ -309,13 +309,19 @@ def test_the_speed_group_edits_precision_memory_format_and_compile_with_tooltips
     assert form.isAncestorOf(form.editors["compile"]) and speed.isAncestorOf(form)
     assert set(form.editors) == {"precision", "memory_format", "compile", "feature_cache", "feature_cache_aug_copies"}
     assert "precision" not in page.hardware_form.editors  # moved, not shown twice
-    assert form.editors["memory_format"].currentText() == "auto" and not form.editors["compile"].isChecked()
+    assert form.editors["memory_format"].currentText() == "auto" and form.editors["compile"].currentText() == "off"
     assert form.editors["compile"].toolTip() == field_info("train", "compile")[0]
     form.editors["memory_format"].setCurrentText("channels_last")
-    form.editors["compile"].setChecked(True)
+    compile_box = form.editors["compile"]
+    assert [compile_box.itemText(i) for i in range(compile_box.count())] == ["off", "on", "auto"]
+    compile_box.setCurrentText("on")
     form.editors["precision"].setCurrentText("bf16")
     t = state.config.train
     assert (t.memory_format, t.compile, t.precision) == ("channels_last", True, "bf16")
+    compile_box.setCurrentText("auto")
+    assert state.config.train.compile == "auto"
+    state.set_value("train", "compile", False)  # a config opened with compile = false shows off
+    assert compile_box.currentText() == "off"
     wait_plan(qtbot, page)
 
 

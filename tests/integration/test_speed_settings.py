@@ -68,3 +68,21 @@ def test_by_default_a_cpu_run_neither_compiles_nor_changes_the_layout(tmp_path, 
     monkeypatch.setattr(torch, "compile", must_not_compile)
     events, _ = run(tmp_path, monkeypatch)
     assert "speed: fp32, AdamW; compile off" in logged(events)
+
+
+def test_a_compile_failure_in_the_first_backward_is_one_warning_and_the_run_ends_as_an_eager_one(
+    tmp_path, monkeypatch, tinynet
+):
+    from tests.factories import compile_whose_backward_breaks
+    from tests.faults.helpers import weights_equal
+
+    _, eager = run(tmp_path / "eager", monkeypatch)
+    monkeypatch.setattr(torch, "compile", compile_whose_backward_breaks(torch.compile, RuntimeError("bw broke")))
+    events, fell_back = run(tmp_path / "compiled", monkeypatch, compile=True)
+
+    warnings = [t for t in logged(events) if t.startswith("torch.compile failed")]
+    assert warnings == [
+        "torch.compile failed (RuntimeError: bw broke); the run goes on without compiling (eager mode). "
+        "Set train.compile = false to skip the attempt."
+    ]
+    assert weights_equal(fell_back.run_dir / "model.safetensors", eager.run_dir / "model.safetensors")

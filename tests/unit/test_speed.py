@@ -9,9 +9,10 @@ from torch import nn
 
 from finetune_gui.config import TrainConfig
 from finetune_gui.core import devices
-from finetune_gui.core.training import optim
+from finetune_gui.core.training import optim, speed
 from finetune_gui.core.training.events import LogMessage
-from finetune_gui.core.training.speed import CompiledForward, is_cnn, make_ready, plan_speed
+from finetune_gui.core.training.speed import CompiledForward, is_cnn, make_ready, plan_speed, train_through
+from tests.factories import compile_whose_backward_breaks
 
 
 def small_cnn() -> nn.Module:
@@ -61,6 +62,47 @@ def test_a_deterministic_run_goes_without_cudnn_benchmark(monkeypatch):
 
 def test_compile_on_is_said_in_the_log_line(monkeypatch):
     assert cuda_plan(monkeypatch, True, compile=True).describe().endswith("; compile on")
+
+
+def test_compile_auto_compiles_cnns_on_cuda_where_torch_compile_can_run_and_nothing_else(monkeypatch):
+    def compiles(device: str, cnn: bool) -> bool:
+        return plan_speed(TrainConfig(compile="auto"), device, None, cnn).compile
+
+    monkeypatch.setattr(speed, "compile_usable", lambda device_type: device_type == "cuda")
+    assert compiles("cuda", cnn=True)
+    assert not compiles("cuda", cnn=False) and not compiles("cpu", cnn=True) and not compiles("mps", cnn=True)
+    monkeypatch.setattr(speed, "compile_usable", lambda device_type: False)  # e.g. no Triton on this machine
+    assert not compiles("cuda", cnn=True)
+    assert plan_speed(TrainConfig(compile=True), "cpu", None, False).compile  # true compiles anything anywhere
+    assert not plan_speed(TrainConfig(compile=False), "cuda", None, True).compile
+
+
+@pytest.mark.parametrize("triton_found", [True, False])
+def test_torch_compile_counts_as_usable_on_cuda_only_with_triton(monkeypatch, triton_found):
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: (object() if triton_found else None) if name == "triton" else real_find_spec(name, *a),
+    )
+    assert speed.compile_usable("cuda") == triton_found
+    assert not speed.compile_usable("cpu") and not speed.compile_usable("mps")
+
+
+@pytest.mark.parametrize("value", ["sometimes", 1, "yes"])
+def test_train_compile_is_true_false_or_auto_and_says_so_otherwise(value):
+    from finetune_gui.config import ConfigError, validate_dict
+
+    assert [validate_dict({"train": {"compile": v}}).train.compile for v in (True, False, "auto")] == [
+        True,
+        False,
+        "auto",
+    ]
+    with pytest.raises(ConfigError) as refused:
+        validate_dict({"train": {"compile": value}})
+    assert refused.value.problems == [f'train.compile: must be true, false or "auto", got {value!r}']
 
 
 def test_channels_last_is_for_cnns_only_and_follows_memory_format():
@@ -179,3 +221,77 @@ def test_out_of_memory_in_a_compiled_model_is_not_taken_for_a_compile_failure(mo
     with pytest.raises(torch.OutOfMemoryError):
         runner(torch.randn(2, 3, 8, 8))
     assert runner.active
+
+
+# ---------------------------------------------------------------- a compile failure in the first backward
+
+
+def cnn_with_batch_norm_and_dropout() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Dropout(0.5), nn.AdaptiveAvgPool2d(1), nn.Flatten()
+    )
+
+
+def one_batch(model: nn.Module, forward) -> None:
+    """A training batch as the loop does it: forward (random dropout), a loss with a part outside the model's
+    graph (like train.l1), backward."""
+    loss = forward(torch.ones(2, 3, 8, 8)).pow(2).sum() + 0.1 * model[0].weight.abs().sum()
+    loss.backward()
+
+
+def test_a_compile_failure_in_the_first_backward_redoes_the_batch_eagerly_as_if_it_had_never_compiled(monkeypatch):
+    monkeypatch.setattr(torch, "compile", compile_whose_backward_breaks(torch.compile, RuntimeError("bw broke\nmore")))
+    eager, model = cnn_with_batch_norm_and_dropout(), cnn_with_batch_norm_and_dropout()
+    said = []
+    runner = CompiledForward(model, said.append)
+    assert runner.active
+
+    torch.manual_seed(1)
+    train_through(runner, lambda batch: one_batch(model, runner), None)
+    after_fallback = torch.rand(1)
+    torch.manual_seed(1)
+    one_batch(eager, eager)
+    after_eager = torch.rand(1)
+
+    assert not runner.active
+    for a, b in zip(model.parameters(), eager.parameters()):
+        assert torch.equal(a.grad, b.grad)  # nothing of the failed backward is left in the gradients
+    for a, b in zip(model.buffers(), eager.buffers()):
+        assert torch.equal(a, b)  # batch-norm statistics counted once
+    assert torch.equal(after_fallback, after_eager)  # the same random numbers from here on
+    [warning] = said
+    assert warning.level == "warning" and "\n" not in warning.text
+    assert warning.text.startswith("torch.compile failed (RuntimeError: bw broke); the run goes on without compiling")
+
+
+def test_only_the_first_batch_is_guarded_and_a_working_compile_stays_on(monkeypatch):
+    calls = []
+    monkeypatch.setattr(torch, "compile", lambda model, **k: lambda x: (calls.append(1), model(x))[1])
+    model, said = cnn_with_batch_norm_and_dropout(), []
+    runner = CompiledForward(model, said.append)
+    for _ in range(2):
+        train_through(runner, lambda batch: one_batch(model, runner), None)
+    assert runner.active and runner.backward_proven and len(calls) == 2 and said == []
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+        ValueError("the run's own mistake, raised eagerly too"),
+    ],
+)
+def test_an_error_that_is_not_a_compile_failure_fails_the_batch_without_a_compile_warning(monkeypatch, error):
+    monkeypatch.setattr(torch, "compile", lambda model, **k: model)
+    model, said = cnn_with_batch_norm_and_dropout(), []
+    runner = CompiledForward(model, said.append)
+
+    def batch_step(batch):
+        one_batch(model, runner)
+        raise error
+
+    with pytest.raises(type(error)):
+        train_through(runner, batch_step, None)
+    assert said == []
+    assert runner.active == isinstance(error, torch.OutOfMemoryError)  # out of memory is no reason to stop compiling

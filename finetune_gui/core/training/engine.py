@@ -66,6 +66,7 @@ from finetune_gui.core.training.prepare import Prepared, prepare
 from finetune_gui.core.training.recipe import LpFt, is_lp_ft, optimiser_groups, probe_stage
 from finetune_gui.core.training.result import RunResult
 from finetune_gui.core.training.saving import Checkpointing
+from finetune_gui.core.training.speed import train_through
 from finetune_gui.core.training.tensorboard_log import TensorBoardHook
 from finetune_gui.files import atomic_write, atomic_write_json, atomic_write_text
 
@@ -206,7 +207,8 @@ class Trainer(Checkpointing):
         self.epoch_start = time.monotonic()
         pending = 0
         for batch in [] if s.epoch_trained else p.train_loader:  # trained already: stopped in its evaluation
-            self.train_batch(batch, sync=pending + 1 == tc.grad_accum or s.batch_in_epoch + 1 == p.batches_per_epoch)
+            sync = pending + 1 == tc.grad_accum or s.batch_in_epoch + 1 == p.batches_per_epoch  # DDP: average now
+            train_through(p.runner, lambda b: self.train_batch(b, sync), batch)  # a failed compile redoes it eagerly
             pending += 1
             if pending < tc.grad_accum and s.batch_in_epoch < p.batches_per_epoch:
                 continue

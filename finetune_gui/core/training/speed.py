@@ -8,6 +8,7 @@ says them in one line of the run's log.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,10 +18,20 @@ from torch import nn
 
 from finetune_gui.config import TrainConfig
 from finetune_gui.core import devices
+from finetune_gui.core.errors import FinetuneError
 from finetune_gui.core.training.events import Listener, LogMessage
 from finetune_gui.core.training.optim import optimizer_kernel
 
-__all__ = ["CompiledForward", "SpeedPlan", "is_cnn", "make_ready", "plan_speed"]
+__all__ = [
+    "BatchStart",
+    "CompiledForward",
+    "SpeedPlan",
+    "compile_usable",
+    "is_cnn",
+    "make_ready",
+    "plan_speed",
+    "train_through",
+]
 
 OPTIMIZER_NAMES = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW", "rmsprop": "RMSprop"}
 
@@ -62,7 +73,7 @@ def plan_speed(train: TrainConfig, device_type: str, amp_dtype: torch.dtype | No
     CNN or not. `amp_dtype` is devices.autocast_dtype's answer for train.precision on that device.
 
     channels_last only helps convolutions, so it is never applied to other models; "auto" uses it on CUDA,
-    where tensor cores want it. cudnn.benchmark picks the fastest convolution algorithms, which may differ
+    where tensor cores want it. train.compile = "auto" compiles CNNs on CUDA when torch.compile can run there. cudnn.benchmark picks the fastest convolution algorithms, which may differ
     between runs, so a deterministic run goes without it.
     """
     fmt = train.memory_format
@@ -74,19 +85,28 @@ def plan_speed(train: TrainConfig, device_type: str, amp_dtype: torch.dtype | No
         cudnn_benchmark=device_type == "cuda" and not train.deterministic,
         optimizer=OPTIMIZER_NAMES.get(train.optimizer, train.optimizer),
         optimizer_kernel=optimizer_kernel(train.optimizer, device_type),
-        compile=bool(train.compile),
+        compile=train.compile is True or (train.compile == "auto" and cnn and compile_usable(device_type)),
     )
+
+
+def compile_usable(device_type: str) -> bool:
+    """Whether torch.compile's default backend can make kernels for `device_type`: on CUDA it needs Triton. The
+    CPU (a C++ compiler) and Apple GPUs are left to an explicit train.compile = true."""
+    return device_type == "cuda" and importlib.util.find_spec("triton") is not None
 
 
 class CompiledForward:
     """Calls the model through torch.compile; when compiling fails (at once or at a later recompilation), says
     so once in the log and goes on with the eager model for the rest of the run. Out-of-memory errors are
-    not compile failures and pass through."""
+    not compile failures and pass through.
+
+    The backward graph is compiled later, at the first .backward(): `train_through` guards that one."""
 
     def __init__(self, model: nn.Module, say: Listener):
         self.model = model
         self.say = say
         self.compiled: Callable[..., Any] | None = None
+        self.backward_proven = False  # a backward through the compiled model has worked
         try:
             self.compiled = torch.compile(model)
         except Exception as e:  # noqa: BLE001 - whatever stops compiling, the run goes on eagerly
@@ -99,6 +119,9 @@ class CompiledForward:
 
     def fall_back(self, error: BaseException) -> None:
         self.compiled = None
+        self.warn(error)
+
+    def warn(self, error: BaseException) -> None:
         first_line = (str(error).strip().splitlines() or [""])[0][:300]
         self.say(
             LogMessage(
@@ -117,6 +140,51 @@ class CompiledForward:
                     raise
                 self.fall_back(e)
         return self.model(*args, **kwargs)
+
+
+def train_through(runner: Any, batch_step: Callable[[Any], None], batch: Any) -> None:
+    """Run `batch_step(batch)` (one batch's forward and backward through `runner`). The first one through a compiled
+    model is guarded: should it fail (its backward compiles then), the model's buffers, its gradients and the
+    random state go back to what they were before it, and the batch is done again eagerly, so the run goes on
+    as if it had never compiled. The compile error is then one warning line; an error the eager batch raises
+    too is the run's own and fails it. Out-of-memory errors and the engine's own errors pass through."""
+    if not isinstance(runner, CompiledForward) or not runner.active or runner.backward_proven:
+        batch_step(batch)
+        return
+    before = BatchStart(runner.model)
+    try:
+        batch_step(batch)
+    except Exception as e:
+        if devices.is_oom(e) or isinstance(e, FinetuneError) or not runner.active:  # not a compile failure
+            raise
+        before.restore()
+        runner.compiled = None
+        batch_step(batch)
+        runner.warn(e)  # said once the eager batch has worked: a compile failure, not the run's own error
+    runner.backward_proven = True
+
+
+class BatchStart:
+    """What a training batch changes besides the optimiser: the model's buffers (batch-norm statistics), its
+    parameters' gradients and the random number generators, kept to be put back."""
+
+    def __init__(self, model: nn.Module):
+        self.model = model
+        self.buffers = {name: b.detach().clone() for name, b in model.named_buffers()}
+        self.grads = [(p, None if p.grad is None else p.grad.detach().clone()) for p in model.parameters()]
+        self.cpu_rng = torch.get_rng_state()
+        self.cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+
+    def restore(self) -> None:
+        with torch.no_grad():
+            for name, b in self.model.named_buffers():
+                if name in self.buffers:
+                    b.copy_(self.buffers[name])
+        for p, grad in self.grads:
+            p.grad = grad
+        torch.set_rng_state(self.cpu_rng)
+        if self.cuda_rng is not None:
+            torch.cuda.set_rng_state_all(self.cuda_rng)
 
 
 def make_ready(model: nn.Module, plan: SpeedPlan, say: Listener) -> Callable[..., Any]:

@@ -3,41 +3,35 @@
 Live events come from the worker bridge (steps throttled to ≤ 20 per second). Opening a previous run (the
 state's run_changed while it is not the live run) re-plots its curves from metrics.jsonl (epochs) and steps.jsonl
 (steps), read in a worker thread; resuming it then keeps the steps up to its checkpoint. The plots (pyqtgraph) are made the first time they are needed.
+The control bar is panels/run_controls.py, the log panels/run_log.py.
 """
 
 from __future__ import annotations
 
-import html
 import math
-import time
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
-    QPlainTextEdit,
     QProgressBar,
-    QPushButton,
     QSplitter,
     QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
-from finetune_gui.config import TaskKind
 from finetune_gui.gui.dialogs import is_expected
 from finetune_gui.gui.pages.base import Page
 from finetune_gui.gui.panels.diagnosis import DiagnosisBanner, DiagnosisPanel, offer_remedy
 from finetune_gui.gui.panels.probe_plots import ProbePlots
+from finetune_gui.gui.panels.run_controls import RunControls, baseline_unfit_reason
+from finetune_gui.gui.panels.run_log import RunLog
 from finetune_gui.gui.panels.training_plots import TrainingPlots
 from finetune_gui.gui.run_history import load_run_history
 from finetune_gui.gui.wording import reword
-
-LOG_LINES = 5000
-
 
 #: (object name, text) of the epoch, step, speed and ETA labels before a run reports them
 BLANK_STATS = (
@@ -62,8 +56,10 @@ def format_metrics(metrics: dict[str, float]) -> str:
 class MonitorPage(Page):
     key = "monitor"
     title = "Train"
-    # Start asks the window, which may question the data first and then calls start()
+    # Start and Quick baseline ask the window, which may question the data first and then calls start() or
+    # start_baseline()
     start_requested = Signal()
+    baseline_requested = Signal()
 
     def __init__(self, state, bridge, parent: QWidget | None = None):
         super().__init__(state, bridge, parent)
@@ -92,41 +88,17 @@ class MonitorPage(Page):
     # ------------------------------------------------------------ layout
 
     def _build(self) -> None:
-        self.start_button = self._button("Start training", "monitor-start", self.start_requested.emit)
-        self.start_button.setToolTip("Train the model set up on the previous pages (Ctrl+R)")
-        self.baseline_button = self._button("Quick baseline", "monitor-baseline", self.start_baseline)
-        self.baseline_button.setToolTip(
-            "A linear probe on the frozen model's features, computed once: validation and test metrics in seconds, "
-            "next to always answering the most common class. Saved as a run of its own, to compare with."
-        )
-        self.pause_button = self._button("Pause", "monitor-pause", self.toggle_pause)
-        self.pause_button.setToolTip("Pause after the current step; the run waits until you press Continue")
-        self.stop_button = self._button("Stop", "monitor-stop", self.bridge.stop)
-        self.stop_button.setToolTip("Stop after the current step and save a checkpoint; the run can be resumed later")
-        self.resume_run_button = self._button("Resume run", "monitor-resume-run", self.resume_run)
-        self.resume_run_button.setToolTip("Continue the stopped run shown here from its newest checkpoint")
-        self.run_label = QLabel("No run yet")
-        self.run_label.setObjectName("monitor-run")
-        self.run_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.run_label.setStyleSheet("color: palette(dark);")
-        top = QHBoxLayout()
-        for b in (self.start_button, self.baseline_button, self.pause_button, self.stop_button, self.resume_run_button):
-            top.addWidget(b)
-        top.addSpacing(12)
-        top.addWidget(self.run_label, 1)
-
-        self.blocked = QWidget()  # why Start is off while the model cannot be had, and where to fix it
-        self.blocked.setObjectName("monitor-start-blocked")
-        self.blocked_label = QLabel()
-        self.blocked_label.setWordWrap(True)
-        self.blocked_label.setStyleSheet("color: #c0392b;")
-        to_model = QPushButton("Go to the Model page")
-        to_model.clicked.connect(lambda: self.navigate.emit("model"))
-        blocked_row = QHBoxLayout(self.blocked)
-        blocked_row.setContentsMargins(0, 0, 0, 0)
-        blocked_row.addWidget(self.blocked_label, 1)
-        blocked_row.addWidget(to_model, 0, Qt.AlignmentFlag.AlignTop)
-        self.blocked.hide()
+        self.controls = RunControls()
+        self.controls.go_to_model.connect(lambda: self.navigate.emit("model"))
+        c = self.controls
+        self.start_button, self.baseline_button, self.run_label = c.start_button, c.baseline_button, c.run_label
+        self.pause_button, self.stop_button, self.resume_run_button = c.pause_button, c.stop_button, c.resume_run_button
+        self.blocked, self.blocked_label = c.blocked, c.blocked_label
+        self.start_button.clicked.connect(self.start_requested.emit)
+        self.baseline_button.clicked.connect(self.baseline_requested.emit)
+        self.pause_button.clicked.connect(self.toggle_pause)
+        self.stop_button.clicked.connect(self.bridge.stop)
+        self.resume_run_button.clicked.connect(self.resume_run)
 
         self.progress = QProgressBar()
         self.progress.setObjectName("monitor-progress")
@@ -148,14 +120,7 @@ class MonitorPage(Page):
 
         self.plot_area = TrainingPlots()
 
-        self.log_view = QPlainTextEdit()
-        self.log_view.setObjectName("monitor-log")
-        self.log_view.setReadOnly(True)
-        self.log_view.setMaximumBlockCount(LOG_LINES)
-        self.log_view.setPlaceholderText("The run's messages appear here.")
-        mono = QFont("monospace")
-        mono.setStyleHint(QFont.StyleHint.Monospace)
-        self.log_view.setFont(mono)
+        self.log_view = RunLog()
         self.banner = DiagnosisBanner()
         self.diagnosis = DiagnosisPanel(
             "Nothing wrong found so far. Findings appear here as soon as the run shows them."
@@ -186,19 +151,12 @@ class MonitorPage(Page):
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(16, 12, 16, 12)
-        layout.addLayout(top)
-        layout.addWidget(self.blocked)
+        layout.addWidget(self.controls)
         layout.addWidget(self.progress)
         layout.addLayout(stats)
         layout.addWidget(self.banner)
         layout.addWidget(splitter, 1)
         layout.addWidget(self.status_label)
-
-    def _button(self, text: str, name: str, slot) -> QPushButton:
-        b = QPushButton(text)
-        b.setObjectName(name)
-        b.clicked.connect(slot)
-        return b
 
     def _stat(self, name: str, text: str) -> QLabel:
         label = QLabel(text)
@@ -225,20 +183,17 @@ class MonitorPage(Page):
         self._ended = None
         self._show_new_run()
         self.status_label.setText("Preparing the data and the model…")
-        self._log_line("info", "starting a new run")
+        self.log_view.add_line("info", "starting a new run")
         self.bridge.start_training(self.state.config, self.state.output_dir(), suggested_lr=self.state.suggested_lr())
 
     def start_baseline(self) -> None:
-        if self.bridge.is_training or self.state.model_ready is False or not self._baseline_fits():
+        if self.bridge.is_training or self.state.model_ready is False or baseline_unfit_reason(self.state.config):
             return
         self._ended = None
         self._show_new_run()
         self.status_label.setText("Preparing the data and the model for a quick baseline…")
-        self._log_line("info", "starting a quick baseline: a linear probe on the frozen model's features")
+        self.log_view.add_line("info", "starting a quick baseline: a linear probe on the frozen model's features")
         self.bridge.start_baseline(self.state.config, self.state.output_dir())
-
-    def _baseline_fits(self) -> bool:
-        return self.state.config.task.kind != TaskKind.CAUSAL_LM
 
     def toggle_pause(self) -> None:
         if self.bridge.is_paused:
@@ -252,23 +207,16 @@ class MonitorPage(Page):
             return
         self._ended = None
         self.status_label.setText(f"Resuming {run.name} from its newest checkpoint…")
-        self._log_line("info", f"resuming {run}")
+        self.log_view.add_line("info", f"resuming {run}")
         self.bridge.resume_training(run)
 
     def _update_buttons(self) -> None:
-        training = self.bridge.is_training
-        no_model = self.state.model_ready is False
-        self.start_button.setEnabled(not training and not no_model)
-        self.baseline_button.setEnabled(not training and not no_model and self._baseline_fits())
-        self.blocked.setVisible(no_model and not training)
-        if no_model:
-            self.blocked_label.setText(
-                f"Start training is off until the model can be loaded: {self.state.model_reason} "
-                "Pick a model that is on this computer, or open a local model folder, on the Model page."
-            )
-        self.pause_button.setEnabled(training)
-        self.stop_button.setEnabled(training)
-        self.resume_run_button.setEnabled(not training and self._resumable and self.state.run_dir is not None)
+        self.controls.show_state(
+            self.state.config,
+            training=self.bridge.is_training,
+            model_reason=self.state.model_reason if self.state.model_ready is False else None,
+            resumable=self._resumable and self.state.run_dir is not None,
+        )
 
     # ------------------------------------------------------------ live events
 
@@ -289,7 +237,7 @@ class MonitorPage(Page):
             f"(train/val/test) · {trainable}"
         )
         self.status_label.setText(f"Training on {e.device}…")
-        self._log_line(
+        self.log_view.add_line(
             "info",
             f"run started in {e.run_dir}"
             + (f" (resumed at step {e.resumed_from_step})" if e.resumed_from_step else ""),
@@ -307,17 +255,19 @@ class MonitorPage(Page):
     def _on_epoch(self, e) -> None:
         self.plot_area.add_epoch(e.epoch + 1, e.step, e.metrics)
         self.epoch_label.setText(f"Epoch {e.epoch + 1}/{getattr(self, '_epochs', '?')}")
-        self._log_line("info", f"epoch {e.epoch + 1}: {format_metrics(e.metrics)} ({format_duration(e.elapsed_s)})")
+        self.log_view.add_line(
+            "info", f"epoch {e.epoch + 1}: {format_metrics(e.metrics)} ({format_duration(e.elapsed_s)})"
+        )
 
     def _on_log(self, level: str, text: str) -> None:
-        self._log_line(level, text)
+        self.log_view.add_line(level, text)
 
     def _on_checkpoint(self, e) -> None:
         what = "best checkpoint" if e.is_best else "checkpoint"
-        self._log_line("info", f"{what} saved at step {e.step}: {Path(e.path).name}")
+        self.log_view.add_line("info", f"{what} saved at step {e.step}: {Path(e.path).name}")
 
     def _on_early_stopped(self, e) -> None:
-        self._log_line(
+        self.log_view.add_line(
             "info",
             f"early stop after epoch {e.epoch + 1}: {e.metric} best {e.best_value:.4g} at epoch {e.best_epoch + 1}",
         )
@@ -327,21 +277,21 @@ class MonitorPage(Page):
         self.progress.setValue(1000)
         tested = format_metrics(e.test_metrics) or "no test split"
         self.status_label.setText(f"Run {e.status}. Test: {tested}")
-        self._log_line("info", f"run {e.status}; test: {tested}")
+        self.log_view.add_line("info", f"run {e.status}; test: {tested}")
 
     def _on_failed(self, e) -> None:
         if self._live_run is None:  # it failed before its first step: no run folder to show
             self.run_label.setText("The run failed before it started")
         self._ended = "failed"
         self.status_label.setText(f"Run failed ({e.error_type}): {reword(e.message, self)}")
-        self._log_line("error", f"{e.error_type}: {e.message}")
+        self.log_view.add_line("error", f"{e.error_type}: {e.message}")
 
     def _on_training_changed(self, training: bool) -> None:
         if not training:
             if self._live_run and self._ended is None:
                 self._ended = "stopped"
                 self.status_label.setText("Run stopped. A checkpoint was saved; Resume run continues it.")
-                self._log_line("info", "run stopped; a checkpoint was saved")
+                self.log_view.add_line("info", "run stopped; a checkpoint was saved")
                 self._resumable = True
             self.pause_button.setText("Pause")
             self._live_run = None
@@ -397,8 +347,7 @@ class MonitorPage(Page):
             + format_metrics({k: v for k, v in r.items() if k.startswith(("train_", "val_"))})
             for r in epochs
         ]
-        self.log_view.setPlainText("\n".join(history["log"] + ["— metrics per epoch (metrics.jsonl) —"] + summary))
-        self.log_view.moveCursor(self.log_view.textCursor().MoveOperation.End)
+        self.log_view.show_text("\n".join(history["log"] + ["— metrics per epoch (metrics.jsonl) —"] + summary))
         self._resumable = bool(history["resumable"])
         said = "This run was trained before diagnostics were kept." if history["findings"] is None else None
         self._show_findings(history["findings"] or [], said)
@@ -442,9 +391,3 @@ class MonitorPage(Page):
         self.banner.set_findings(findings)
         self.diagnosis.set_findings(findings, empty_text)
         self.tabs.setTabText(1, f"Diagnosis ({len(findings)})" if findings else "Diagnosis")
-
-    def _log_line(self, level: str, text: str) -> None:
-        stamp = time.strftime("%H:%M:%S")
-        colour = {"warning": "#b8860b", "error": "#d62728"}.get(level)
-        body = html.escape(f"{stamp} [{level}] {text}").replace("\n", "<br>")
-        self.log_view.appendHtml(f'<span style="color:{colour}">{body}</span>' if colour else body)

@@ -1,5 +1,6 @@
 """The training setup page: optimiser, schedule, length, hardware, speed and early stopping, with a plot of the
-learning rate over every planned step, an LR finder and a batch-size finder.
+learning rate over every planned step, an LR finder and a batch-size finder. Its Quick baseline button asks the
+window (`baseline_requested`), which checks the data as for Start training and fits it on the Train page.
 
 The LR plan comes from core.training.optim.planned_lrs in a worker thread (it imports torch); the LR finder and
 the batch-size finder are panels (panels/finders.py). The plots (pyqtgraph) are made the first time the page shows.
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QEvent, QObject, QTimer
+from PySide6.QtCore import QEvent, QObject, QTimer, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QFormLayout,
@@ -26,6 +27,7 @@ from finetune_gui.config import field_info
 from finetune_gui.core import plan
 from finetune_gui.gui.pages.base import Page
 from finetune_gui.gui.panels.finders import BatchSizeFinder, LRFinderPanel
+from finetune_gui.gui.panels.run_controls import BASELINE_TIP, baseline_unfit_reason, push_button
 from finetune_gui.gui.widgets.config_form import ConfigForm, widen_number_editors
 from finetune_gui.gui.widgets.width_fitting_scroll import WidthFittingScrollArea
 
@@ -85,6 +87,8 @@ class _CloseWatcher(QObject):
 class SetupPage(Page):
     key = "setup"
     title = "Training setup"
+    # Quick baseline asks the window, which may question the data first and then starts it on the Train page
+    baseline_requested = Signal()
 
     def __init__(self, state, bridge, parent: QWidget | None = None):
         super().__init__(state, bridge, parent)
@@ -103,6 +107,8 @@ class SetupPage(Page):
         self._build()
         state.changed.connect(self._on_changed)
         state.scan_changed.connect(lambda _: self._on_changed("data"))
+        state.model_readiness_changed.connect(self._update_baseline_button)
+        bridge.training_changed.connect(lambda _training: self._update_baseline_button())
         self._on_changed("")
 
     # ------------------------------------------------------------ layout
@@ -184,12 +190,21 @@ class SetupPage(Page):
         self.lr_finder.error.connect(self.error)
         plots.addWidget(self.lr_finder, 1)
 
-        heading = QLabel("<h2>Training setup</h2>")
+        heading = QHBoxLayout()
+        heading.addWidget(QLabel("<h2>Training setup</h2>"))
+        heading.addStretch(1)
+        self.baseline_note = QLabel()  # what Quick baseline gives, or why it is off
+        self.baseline_note.setObjectName("setup-baseline-note")
+        self.baseline_note.setStyleSheet("color: palette(dark);")
+        heading.addWidget(self.baseline_note)
+        self.baseline_button = push_button("Quick baseline", "setup-baseline", BASELINE_TIP)
+        self.baseline_button.clicked.connect(self.baseline_requested.emit)
+        heading.addWidget(self.baseline_button)
         body = QHBoxLayout()
         body.addWidget(scroll, 11)
         body.addLayout(plots, 9)
         layout = QVBoxLayout(self)
-        layout.addWidget(heading)
+        layout.addLayout(heading)
         layout.addLayout(body, 1)
 
     def _ensure_plots(self) -> None:
@@ -211,7 +226,26 @@ class SetupPage(Page):
         self.refresh_devices()
         self.redraw_lr_plan()
 
+    def _update_baseline_button(self) -> None:
+        """On, or off with its reason beside it: a run is going, the model cannot be had, or the task has no
+        labels to probe."""
+        config, no_model = self.state.config, self.state.model_ready is False
+        off = baseline_unfit_reason(config)
+        self.baseline_button.setEnabled(not self.bridge.is_training and not no_model and not off)
+        if off:
+            note, tip = "Off for a causal language model", off
+        elif no_model:
+            note = "Off until the model can be loaded (Model page)"
+            tip = f"Quick baseline is off until the model can be loaded: {self.state.model_reason}"
+        else:
+            note, tip = "The score to beat, in seconds:", BASELINE_TIP
+        self.baseline_note.setText(note)
+        self.baseline_button.setToolTip(tip)
+        self.baseline_note.setToolTip(tip)
+
     def _on_changed(self, section: str) -> None:
+        if section in ("", "task", "model"):
+            self._update_baseline_button()
         if section in ("", "train"):
             self._show_relevant_knobs()
             self._sync_device_combo()

@@ -83,6 +83,16 @@ LABELS = {
 EMPTY_MEANS = {"num_workers": "auto", "decode_memory_mb": "auto"}
 
 
+def switch_choices(annotation: Any) -> list[tuple[str, Any]]:
+    """The (text, value) choices of a field that is a bool or one of some words (train.compile: true, false or
+    "auto"): off, on, then the words; [] for any other field."""
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) not in (typing.Union, types.UnionType) or bool not in args:
+        return []
+    words = [w for a in args if typing.get_origin(a) is Literal for w in typing.get_args(a)]
+    return [("off", False), ("on", True)] + [(str(w), w) for w in words]
+
+
 def _pretty(key: str) -> str:
     return LABELS.get(key) or key.replace("_", " ").capitalize()
 
@@ -125,6 +135,13 @@ class ConfigForm(QWidget):
     # -- building
     def _make_editor(self, key: str, field) -> QWidget | None:
         ann = field.annotation
+        choices = switch_choices(ann)
+        if choices:  # the value is the item's data: False, True or a word
+            box = QComboBox()
+            for text, value in choices:
+                box.addItem(text, value)
+            box.currentIndexChanged.connect(lambda i, k=key, b=box: self._commit(k, b.itemData(i)))
+            return box
         origin = typing.get_origin(ann)
         args = typing.get_args(ann)
         optional = origin in (typing.Union, types.UnionType) and type(None) in args
@@ -244,7 +261,9 @@ class ConfigForm(QWidget):
                 value = self.state.get_value(self.section, key)
                 if hasattr(value, "value"):
                     value = value.value
-                if isinstance(editor, QComboBox):
+                if isinstance(editor, QComboBox) and switch_choices(self._fields[key].annotation):
+                    editor.setCurrentIndex(editor.findData(value))
+                elif isinstance(editor, QComboBox):
                     editor.setCurrentText(str(value))
                 elif isinstance(editor, QCheckBox):
                     editor.setChecked(bool(value))
