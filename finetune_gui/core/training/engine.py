@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 import traceback
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -208,7 +209,7 @@ class Trainer(Checkpointing):
         pending = 0
         for batch in [] if s.epoch_trained else p.train_loader:  # trained already: stopped in its evaluation
             sync = pending + 1 == tc.grad_accum or s.batch_in_epoch + 1 == p.batches_per_epoch  # DDP: average now
-            train_through(p.runner, lambda b: self.train_batch(b, sync), batch)  # a failed compile redoes it eagerly
+            train_through(p.runner, partial(self.train_batch, sync=sync), batch)  # a failed compile redoes it eagerly
             pending += 1
             if pending < tc.grad_accum and s.batch_in_epoch < p.batches_per_epoch:
                 continue
