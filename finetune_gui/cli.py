@@ -78,7 +78,7 @@ def cmd_train(args) -> int:
     _install_ctrl_c(control)
     listener = ConsoleListener(quiet=args.quiet)
     result = fit(config, listener, control, output_dir=args.output)
-    if result.status != "failed" and not args.quiet and (result.run_dir / "diagnostics.json").is_file():
+    if cli_launch.prints_findings(args, result):
         print_findings(run_findings(result.run_dir), file=sys.stderr)
     return _finish(result, listener)
 

@@ -98,6 +98,16 @@ def checked_run(run: str) -> str:
     return str(folder.resolve())
 
 
+def speaks() -> bool:
+    """Whether this process prints a run's summary: alone, or as torchrun's rank 0 (it speaks for the job)."""
+    return not under_torchrun() or os.environ.get("RANK") == "0"
+
+
+def prints_findings(args, result) -> bool:
+    """Whether `train` prints the run's diagnosis: a run that got that far, not --quiet, and this process speaks."""
+    return result.status != "failed" and not args.quiet and speaks() and (result.run_dir / "diagnostics.json").is_file()
+
+
 def exec_torchrun_if_asked(args) -> None:
     """`train`/`resume` with --nproc-per-node outside torchrun: replace this process with torchrun running the
     same command, checked first (a bad config or run folder is reported once, not by every rank).

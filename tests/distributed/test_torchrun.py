@@ -112,3 +112,12 @@ def test_a_run_resumes_on_a_different_number_of_processes(task, alone, two, star
 
     run(standalone(2) + resume if resumed == 2 else [sys.executable, *resume], task)
     assert largest_difference(weights(copy / "model.safetensors"), weights(finished / "model.safetensors")) < 1e-5
+
+
+def test_train_with_nproc_per_node_becomes_torchrun_and_only_rank_0_speaks(task, alone):
+    done = run([sys.executable, *cli("train", "config.toml", "--output", "flag", "--nproc-per-node", "2")], task)
+    said = done.stdout + done.stderr
+    assert said.count("finished (completed)") == 1, said
+    assert said.count("[warning] The same samples are in training and evaluation") == 1, "findings said once"
+    (folder,) = (task / "flag").iterdir()
+    assert largest_difference(weights(folder / "model.safetensors"), weights(alone / "model.safetensors")) < 1e-5
