@@ -230,3 +230,12 @@ def under_torchrun(environ: Mapping[str, str] | None = None) -> bool:
     """True inside a process torchrun started (it sets RANK and WORLD_SIZE for each)."""
     env = os.environ if environ is None else environ
     return "RANK" in env and "WORLD_SIZE" in env
+
+
+def command_for(config: str, nodes: int, gpus_per_node: int, master: str, output: str | None = None) -> str:
+    """The torchrun line that trains `config` (an absolute path) on `nodes` machines of `gpus_per_node` GPUs,
+    meeting at `master` (HOST:PORT; unused for one machine): what the GUI's "Copy launch command" gives."""
+    program = train_program(config, (), output)
+    if nodes == 1:
+        return printable(single_node_args(gpus_per_node, program))
+    return printable(multi_node_args(nodes, gpus_per_node, parse_endpoint(master), rdzv_id_for(config), program))

@@ -58,7 +58,7 @@ class Checkpointing:
         }
 
     def save(self) -> None:
-        """A step checkpoint, then the oldest beyond checkpoint.keep_last go."""
+        """A step checkpoint; then the oldest step checkpoints beyond the number to keep go."""
         s = self.state
         weights, tied = self.current_weights()
         state = self.checkpoint_state() if self.dist.is_main or self.p.strategy == "fsdp" else {}

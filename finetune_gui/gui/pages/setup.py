@@ -8,6 +8,7 @@ the batch-size finder are panels (panels/finders.py). The plots (pyqtgraph) are 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QEvent, QObject, QTimer, Signal
@@ -27,6 +28,7 @@ from finetune_gui.config import field_info
 from finetune_gui.core import plan
 from finetune_gui.gui.pages.base import Page
 from finetune_gui.gui.panels.finders import BatchSizeFinder, LRFinderPanel
+from finetune_gui.gui.panels.launch_command import LaunchCommandDialog
 from finetune_gui.gui.panels.run_controls import BASELINE_TIP, baseline_unfit_reason, push_button
 from finetune_gui.gui.widgets.config_form import ConfigForm, widen_number_editors
 from finetune_gui.gui.widgets.width_fitting_scroll import WidthFittingScrollArea
@@ -125,8 +127,15 @@ class SetupPage(Page):
         self.device_combo.setObjectName("train.device")
         self.device_combo.setToolTip(field_info("train", "device")[0])
         self.device_combo.activated.connect(self._device_chosen)
-        self.hardware_form = ConfigForm(self.state, train, ["seed", "deterministic"])
+        self.hardware_form = ConfigForm(self.state, train, ["seed", "deterministic", "strategy", "sync_batchnorm"])
         self.hardware_form.layout().insertRow(0, "Device", self.device_combo)
+        self.launch_button = push_button(
+            "Copy launch command…",
+            "setup-launch-command",
+            "The torchrun command that trains this config on several GPUs or machines",
+        )
+        self.launch_button.clicked.connect(self.show_launch_command)
+        self.hardware_form.layout().insertRow(1, "", self.launch_button)
         speed_knobs = ["precision", "memory_format", "compile", "feature_cache", "feature_cache_aug_copies"]
         self.speed_form = ConfigForm(self.state, train, speed_knobs)
         self.loss_form = ConfigForm(self.state, train, ["label_smoothing", "class_weights"])
@@ -316,6 +325,12 @@ class SetupPage(Page):
     def lr_plan_pending(self) -> bool:
         """True while a redraw is waiting or computing (tests wait for it to end)."""
         return self._lr_busy or self._lr_pending or self._lr_timer.isActive()
+
+    def show_launch_command(self) -> LaunchCommandDialog:
+        out = self.state.output_dir() or self.state.config.resolve(self.state.config.checkpoint.output_dir)
+        dialog = LaunchCommandDialog(self.state.config, Path(out), self)
+        dialog.open()
+        return dialog
 
     # ------------------------------------------------------------ devices
     def refresh_devices(self) -> None:

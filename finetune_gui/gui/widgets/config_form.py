@@ -78,6 +78,8 @@ LABELS = {
     "lp_epochs": "Probe epochs",  # lp-ft: epochs training the head alone
     "ft_lr_mult": "Fine-tune LR ×",
     "feature_cache_aug_copies": "Augmented copies",  # of each training image, for the feature cache
+    "strategy": "Several GPUs",  # under torchrun: ddp copies the model, fsdp shards it
+    "sync_batchnorm": "Sync BatchNorm",
 }
 #: What an empty (None) whole-number field means, where it is not "off".
 EMPTY_MEANS = {"num_workers": "auto", "decode_memory_mb": "auto"}
