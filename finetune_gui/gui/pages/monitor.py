@@ -37,6 +37,7 @@ from finetune_gui.gui.run_history import load_run_history
 from finetune_gui.gui.wording import reword
 
 LOG_LINES = 5000
+PAUSE_TIP = "Pause after the current step; the run waits until you press Continue"
 
 
 #: (object name, text) of the epoch, step, speed and ETA labels before a run reports them
@@ -100,7 +101,6 @@ class MonitorPage(Page):
             "next to always answering the most common class. Saved as a run of its own, to compare with."
         )
         self.pause_button = self._button("Pause", "monitor-pause", self.toggle_pause)
-        self.pause_button.setToolTip("Pause after the current step; the run waits until you press Continue")
         self.stop_button = self._button("Stop", "monitor-stop", self.bridge.stop)
         self.stop_button.setToolTip("Stop after the current step and save a checkpoint; the run can be resumed later")
         self.resume_run_button = self._button("Resume run", "monitor-resume-run", self.resume_run)
@@ -126,7 +126,6 @@ class MonitorPage(Page):
         blocked_row.setContentsMargins(0, 0, 0, 0)
         blocked_row.addWidget(self.blocked_label, 1)
         blocked_row.addWidget(to_model, 0, Qt.AlignmentFlag.AlignTop)
-        self.blocked.hide()
 
         self.progress = QProgressBar()
         self.progress.setObjectName("monitor-progress")
@@ -266,7 +265,8 @@ class MonitorPage(Page):
                 f"Start training is off until the model can be loaded: {self.state.model_reason} "
                 "Pick a model that is on this computer, or open a local model folder, on the Model page."
             )
-        self.pause_button.setEnabled(training)
+        self.pause_button.setEnabled(training and not self.bridge.pause_unavailable)
+        self.pause_button.setToolTip(self.bridge.pause_unavailable or PAUSE_TIP)
         self.stop_button.setEnabled(training)
         self.resume_run_button.setEnabled(not training and self._resumable and self.state.run_dir is not None)
 
@@ -338,11 +338,11 @@ class MonitorPage(Page):
 
     def _on_training_changed(self, training: bool) -> None:
         if not training:
-            if self._live_run and self._ended is None:
-                self._ended = "stopped"
-                self.status_label.setText("Run stopped. A checkpoint was saved; Resume run continues it.")
-                self._log_line("info", "run stopped; a checkpoint was saved")
-                self._resumable = True
+            if self._ended is None:  # stopped (a run in a child process may stop before it has begun)
+                self._ended, self._resumable = "stopped", bool(self._live_run)
+                said = "Run stopped. A checkpoint was saved; Resume run continues it." if self._live_run else ""
+                self.status_label.setText(said or "Stopped before the run started.")
+                self._log_line("info", "run stopped; a checkpoint was saved" if self._live_run else "run stopped")
             self.pause_button.setText("Pause")
             self._live_run = None
         self._update_buttons()

@@ -11,6 +11,7 @@ from typing import Any
 
 from PySide6.QtCore import QEvent, QObject, QTimer
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QFormLayout,
     QFrame,
@@ -44,6 +45,11 @@ KNOBS_BY_SCHEDULE = {
     "plateau": ("plateau_patience", "gamma"),
 }
 KNOBS_BY_OPTIMIZER = {"sgd": ("momentum", "nesterov"), "rmsprop": ("momentum",)}
+SEPARATE_PROCESS_TIP = (
+    "Train in a child process (the finetune-gui train command) that the app follows through the run's event "
+    "stream, instead of in a thread of the app. Such a run cannot pause; Stop saves a checkpoint. A setting of this "
+    "computer, not of the run: presets do not keep it."
+)
 
 
 # ---------------------------------------------------------------- worker jobs (off the main thread)
@@ -121,6 +127,12 @@ class SetupPage(Page):
         self.device_combo.activated.connect(self._device_chosen)
         self.hardware_form = ConfigForm(self.state, train, ["seed", "deterministic"])
         self.hardware_form.layout().insertRow(0, "Device", self.device_combo)
+        self.separate_process_box = QCheckBox("Run training in a separate process")
+        self.separate_process_box.setObjectName("separateProcess")
+        self.separate_process_box.setToolTip(SEPARATE_PROCESS_TIP)
+        self.separate_process_box.setChecked(self.bridge.separate_process)
+        self.separate_process_box.toggled.connect(lambda on: setattr(self.bridge, "separate_process", on))
+        self.hardware_form.layout().insertRow(1, "", self.separate_process_box)
         self.speed_form = ConfigForm(self.state, train, ["precision", "memory_format", "compile", "feature_cache"])
         self.loss_form = ConfigForm(self.state, train, ["label_smoothing", "class_weights"])
         self.stopping_form = ConfigForm(self.state, "early_stopping")
