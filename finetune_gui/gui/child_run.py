@@ -12,6 +12,7 @@ a RunFailed with its exit code and the last lines it wrote to stderr.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import signal
 import sys
@@ -114,6 +115,11 @@ class ChildRun(QObject):
         if pid and hasattr(QProcess, "setUnixProcessParameters"):
             self._pgid = pid  # a session leader's group has its pid
         if not self._over:  # (it may have failed to start already)
+            from finetune_gui.core.training.events import LogMessage
+
+            self.event.emit(
+                LogMessage("info", f"training in a separate process (pid {pid}): {shlex.join(self.command)}")
+            )
             self._poll_timer.start()
 
     @property

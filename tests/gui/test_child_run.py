@@ -94,6 +94,8 @@ def test_a_run_in_a_separate_process_fills_the_train_page_and_ends_completed(qtb
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(a) or QMessageBox.StandardButton.No)
     pids = []
     bridge.run_started.connect(lambda e: pids.append(bridge.child_pid))
+    failed = []
+    bridge.run_failed.connect(failed.append)
     with qtbot.waitSignal(bridge.run_finished, timeout=180_000) as finished:
         window.start_training()
         assert bridge.is_training and bridge.child_pid in in_session(bridge.child_pid)  # a session of its own
@@ -101,7 +103,7 @@ def test_a_run_in_a_separate_process_fills_the_train_page_and_ends_completed(qtb
         assert page.stop_button.isEnabled() and not window.pause_action.isEnabled()
         assert window.close() is False and asked  # closing asks, as for a run in a thread; No goes on
     qtbot.waitUntil(lambda: not bridge.is_training, timeout=30_000)
-    assert finished.args[0].status == "completed"
+    assert finished.args[0].status == "completed" and failed == []
 
     loss = page.plots["loss"].series
     assert len(loss["train"]) >= 2 and (loss["train"].y > 0).all()
@@ -109,7 +111,8 @@ def test_a_run_in_a_separate_process_fills_the_train_page_and_ends_completed(qtb
     assert list(page.plots["metric"].series["metric"].x) == [1.0, 2.0]
     assert len(page.plots["lr"].series["lr"]) >= 2
     assert "Run completed" in page.status_label.text() and page.step_label.text() == "Step 10/10"
-    assert "best checkpoint saved" in page.log_view.toPlainText()
+    log = page.log_view.toPlainText()
+    assert "training in a separate process (pid " in log and "best checkpoint saved" in log
     [run] = list((tmp_path / "runs").iterdir())
     assert window.state.run_dir == run and json.loads((run / "status.json").read_text())["state"] == "completed"
     assert pids
@@ -166,7 +169,7 @@ def test_a_child_killed_from_outside_becomes_a_failure_that_says_so(qtbot, tmp_p
         child.start()
         pid = child.pid
         os.kill(pid, signal.SIGKILL)  # as a crash or an out-of-memory killer would
-    [failed] = got
+    [failed] = [e for e in got if isinstance(e, RunFailed)]
     assert isinstance(failed, RunFailed) and failed.error_type == "ChildProcessError"
     assert "SIGKILL" in failed.message
     assert not child.folder.exists()
@@ -200,7 +203,7 @@ def test_a_child_that_fails_before_its_run_begins_reports_the_clis_error(qtbot, 
     child.event.connect(got.append)
     with qtbot.waitSignal(child.ended, timeout=30_000):
         child.start()
-    [failed] = got
+    [failed] = [e for e in got if isinstance(e, RunFailed)]
     assert failed.error_type == "ConfigError" and failed.message == "invalid config\n  no such file"
     assert failed.details == "loading\nerror: invalid config\n  no such file"  # the child's last stderr lines
 
@@ -215,7 +218,7 @@ def test_what_a_child_leaves_behind_is_killed_when_it_ends(qtbot, shell_child):
         pid = child.pid
     wait_until_none_left(qtbot, pid)
     qtbot.waitUntil(lambda: running(seconds) == [], timeout=5_000)
-    [failed] = got
+    [failed] = [e for e in got if isinstance(e, RunFailed)]
     assert "exit code 0 without saying how the run went" in failed.message
 
 
@@ -232,8 +235,34 @@ def test_a_child_that_ignores_stop_is_killed_with_its_group_after_the_grace_time
         child.stop()
     wait_until_none_left(qtbot, pid)
     qtbot.waitUntil(lambda: running(seconds) == [], timeout=5_000)
-    [failed] = got
+    [failed] = [e for e in got if isinstance(e, RunFailed)]
     assert failed.error_type == "ChildProcessError" and "did not end within 0.5 s of Stop" in failed.message
+
+
+def test_each_poll_hands_on_every_event_in_order_but_only_the_newest_of_a_run_of_steps(tmp_path):
+    from finetune_gui.core.training.event_stream import EventFileWriter
+    from finetune_gui.core.training.events import EpochMetrics, LogMessage, Probed
+
+    child = ChildRun([], tmp_path)
+    got = []
+    child.event.connect(got.append)
+
+    def step(n: int) -> StepMetrics:
+        return StepMetrics(0, n, 10, 1.0 / n, 1e-3, 1.0, 50.0, 10.0 - n)
+
+    def probe(n: int) -> Probed:
+        return Probed(n, ("head",), (0.1,), {})
+
+    with EventFileWriter(child.events_path) as write:
+        for event in [step(1), probe(1), step(2), step(3), probe(3), EpochMetrics(0, 3, {"val_loss": 0.5}, 1e-3, 1.0)]:
+            write(event)
+        child.poll()
+        assert got == [step(3), probe(3), EpochMetrics(0, 3, {"val_loss": 0.5}, 1e-3, 1.0)]
+        got.clear()
+        for event in [step(4), LogMessage("info", "between"), step(5), step(6)]:
+            write(event)
+        child.poll()
+    assert got == [step(4), LogMessage("info", "between"), step(6)]
 
 
 def test_the_exit_codes_read_back_are_the_clis():
