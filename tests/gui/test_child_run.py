@@ -157,6 +157,24 @@ def test_stop_ends_the_child_in_time_with_a_checkpoint_that_resumes_and_no_proce
     assert started.resumed_from_step > 0 and started.run_dir == str(run)
 
 
+def test_closing_the_window_with_yes_stops_the_child_and_waits_for_it(qtbot, window, tmp_path, monkeypatch):
+    seconds = f"60.{time.monotonic_ns() % 10**9}"
+    # the CLI's part, cut down: a run that stops on SIGTERM with the CLI's exit code for a stop (and a leftover)
+    script = f"trap 'exit {cli.EXIT_STOPPED}' TERM; sleep {seconds} & while true; do sleep 0.05; done"
+    monkeypatch.setattr(child_run, "child_command", lambda args, nproc=1: ["sh", "-c", script])
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+    set_up_run(window, tmp_path, epochs=1, batch_size=4)
+    window.bridge.separate_process = True
+    window.show()
+    window.start_training()
+    pid = window.bridge.child_pid
+    qtbot.waitUntil(lambda: len(running(seconds)) == 2, timeout=10_000)  # sh and its sleep
+    assert window.close() is True
+    assert not window.bridge.is_training  # close() waited for the child
+    wait_until_none_left(qtbot, pid)
+    qtbot.waitUntil(lambda: running(seconds) == [], timeout=5_000)
+
+
 def test_a_child_killed_from_outside_becomes_a_failure_that_says_so(qtbot, tmp_path):
     make_image_folder(tmp_path / "images")
     from finetune_gui.config import validate_dict
