@@ -14,8 +14,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
 from finetune_gui import cli
-from finetune_gui.core.training.engine import resume
-from finetune_gui.core.training.events import EventLog, RunControl, RunFailed, RunStarted, StepMetrics
+from finetune_gui.core.training.events import RunFailed, StepMetrics
 from finetune_gui.gui import child_run
 from finetune_gui.gui.child_run import NO_PAUSE_IN_CHILD, ChildRun, child_command, training_child
 from tests.conftest import make_image_folder
@@ -86,6 +85,21 @@ def choose_separate_process(window) -> None:
     assert window.bridge.separate_process and window.settings.value("training/separateProcess", type=bool)
 
 
+def test_the_separate_process_choice_is_kept_for_the_next_start_of_the_app(qtbot, tmp_path):
+    from PySide6.QtCore import QSettings
+
+    from finetune_gui.gui.main_window import MainWindow
+
+    path = str(tmp_path / "app.ini")
+    first = MainWindow(settings=QSettings(path, QSettings.Format.IniFormat))
+    qtbot.addWidget(first)
+    choose_separate_process(first)
+    first.settings.sync()
+    again = MainWindow(settings=QSettings(path, QSettings.Format.IniFormat))
+    qtbot.addWidget(again)
+    assert again.bridge.separate_process and again.pages["setup"].separate_process_box.isChecked()
+
+
 def test_a_run_in_a_separate_process_fills_the_train_page_and_ends_completed(qtbot, window, tmp_path, monkeypatch):
     set_up_run(window, tmp_path, epochs=2, batch_size=4)
     choose_separate_process(window)
@@ -120,9 +134,7 @@ def test_a_run_in_a_separate_process_fills_the_train_page_and_ends_completed(qtb
     assert page.pause_button.toolTip() != NO_PAUSE_IN_CHILD  # the next run may be one in a thread
 
 
-def test_stop_ends_the_child_in_time_with_a_checkpoint_that_resumes_and_no_process_left(
-    qtbot, window, tmp_path, one_torch_thread
-):
+def test_stop_ends_the_child_in_time_with_a_checkpoint_that_resumes_and_no_process_left(qtbot, window, tmp_path):
     set_up_run(window, tmp_path, epochs=50, batch_size=2, per_class=20)
     window.bridge.separate_process = True
     page, bridge = window.pages["monitor"], window.bridge
@@ -145,16 +157,17 @@ def test_stop_ends_the_child_in_time_with_a_checkpoint_that_resumes_and_no_proce
     assert pids
     wait_until_none_left(qtbot, pids[0])
 
-    control, log = RunControl(), EventLog()
-
-    def stop_again(event) -> None:
-        log(event)
-        if isinstance(event, StepMetrics):
-            control.stop()
-
-    assert resume(run, stop_again, control).status == "stopped"
-    [started] = log.of(RunStarted)
-    assert started.resumed_from_step > 0 and started.run_dir == str(run)
+    # Resume run continues it in a child process too (`finetune-gui resume`), from the checkpoint Stop left
+    started = []
+    pids.clear()  # so its first step stops it again
+    bridge.run_started.connect(started.append)
+    qtbot.mouseClick(page.resume_run_button, Qt.MouseButton.LeftButton)
+    assert bridge.is_training
+    qtbot.waitUntil(lambda: not bridge.is_training, timeout=180_000)
+    assert failed == [] and len(started) == 1
+    assert started[0].resumed_from_step > 0 and started[0].run_dir == str(run)
+    assert json.loads((run / "status.json").read_text())["state"] == "stopped"  # stopped at its first step again
+    wait_until_none_left(qtbot, pids[0])
 
 
 def test_closing_the_window_with_yes_stops_the_child_and_waits_for_it(qtbot, window, tmp_path, monkeypatch):
