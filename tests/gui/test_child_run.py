@@ -170,6 +170,22 @@ def test_stop_ends_the_child_in_time_with_a_checkpoint_that_resumes_and_no_proce
     wait_until_none_left(qtbot, pids[0])
 
 
+def test_a_stop_before_the_child_has_begun_says_so_on_the_train_page(qtbot, window, tmp_path):
+    set_up_run(window, tmp_path, epochs=1, batch_size=4)
+    window.bridge.separate_process = True
+    page, bridge = window.pages["monitor"], window.bridge
+    failed = []
+    bridge.run_failed.connect(failed.append)
+    window.start_training()
+    pid = bridge.child_pid
+    bridge.stop()  # long before the child has imported the engine and set its SIGTERM handler
+    qtbot.waitUntil(lambda: not bridge.is_training, timeout=30_000)
+    assert failed == [] and page.status_label.text() == "Stopped before the run started."
+    assert page.start_button.isEnabled() and not page.resume_run_button.isEnabled()
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+    wait_until_none_left(qtbot, pid)
+
+
 def test_closing_the_window_with_yes_stops_the_child_and_waits_for_it(qtbot, window, tmp_path, monkeypatch):
     seconds = f"60.{time.monotonic_ns() % 10**9}"
     # the CLI's part, cut down: a run that stops on SIGTERM with the CLI's exit code for a stop (and a leftover)
