@@ -5,8 +5,8 @@ Exit codes: 0 done (also early-stopped), 1 unexpected error (a bug; traceback sh
 3 data problem (also an unreadable input to predict), 4 model or weights could not be loaded (incl. offline),
 5 training diverged (NaN/Inf loss), 6 out of memory, 7 damaged or missing run/checkpoint, 8 the run folder cannot
 be written (disk full, read-only), 9 cannot export (format not for this task, output folder not empty, damaged
-export folder), 10 an exported model failed verification (see the table), 130 stopped by Ctrl+C (a checkpoint
-was saved; resume it).
+export folder), 10 an exported model failed verification (see the table), 130 stopped by Ctrl+C
+or SIGTERM (a checkpoint was saved; resume it).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import signal
 import sys
 from pathlib import Path
 
-from finetune_gui import __version__, cli_baseline, cli_compare, cli_launch
+from finetune_gui import __version__, cli_baseline, cli_compare, cli_events, cli_launch
 from finetune_gui.cli_runs import add_commands, print_findings, run_findings
 from finetune_gui.config import ConfigError, RunConfig, load_config
 from finetune_gui.console import ConsoleListener
@@ -51,6 +51,7 @@ def _install_ctrl_c(control) -> None:
         control.stop()
 
     signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)  # the app's Stop of a run it started as a child process
 
 
 def _load(path: str, overrides: list[str] | None) -> RunConfig:
@@ -77,7 +78,7 @@ def cmd_train(args) -> int:
     control = RunControl()
     _install_ctrl_c(control)
     listener = ConsoleListener(quiet=args.quiet)
-    result = fit(config, listener, control, output_dir=args.output)
+    result = fit(config, cli_events.with_events(listener, args), control, output_dir=args.output)
     if cli_launch.prints_findings(args, result):
         print_findings(run_findings(result.run_dir), file=sys.stderr)
     return _finish(result, listener)
@@ -91,7 +92,7 @@ def cmd_resume(args) -> int:
     control = RunControl()
     _install_ctrl_c(control)
     listener = ConsoleListener(quiet=args.quiet)
-    result = resume(args.run, listener, control)
+    result = resume(args.run, cli_events.with_events(listener, args), control)
     return _finish(result, listener)
 
 
@@ -406,9 +407,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None, help="causal LM: seed for sampling")
     p.set_defaults(func=cmd_predict)
     add_commands(sub)
-    cli_compare.add_commands(sub)
-    cli_baseline.add_commands(sub)
-    cli_launch.add_commands(sub)
+    cli_events.add_events_options(sub)
+    for module in (cli_compare, cli_baseline, cli_launch):
+        module.add_commands(sub)
     return parser
 
 

@@ -41,6 +41,7 @@ PAGES = [
     ("runs", "RunsPage"),
 ]
 MIN_SIZE = (1100, 700)
+SEPARATE_PROCESS = "training/separateProcess"  # QSettings: runs go in a child process (Training setup page)
 
 
 class MainWindow(QMainWindow):
@@ -54,6 +55,7 @@ class MainWindow(QMainWindow):
         self.bridge = WorkerBridge(self)
         self.state.recent_model_folders = recent_paths(self.settings, "recent/modelFolders")
         self.state.runs_folder = runs_folder(self.settings)
+        self.bridge.separate_process = self.settings.value(SEPARATE_PROCESS, False, type=bool)
         self.state.model_folder_opened.connect(lambda path: self._remember("recent/modelFolders", path))
         self.model_readiness = ModelReadiness(self.state, self.bridge, self)
         self.pages: dict[str, QWidget] = {}
@@ -80,6 +82,9 @@ class MainWindow(QMainWindow):
         self.pages["monitor"].start_requested.connect(self.start_training)
         for key in ("monitor", "setup"):  # Quick baseline is on both pages
             self.pages[key].baseline_requested.connect(self.start_baseline)
+        self.pages["setup"].separate_process_box.toggled.connect(
+            lambda on: self.settings.setValue(SEPARATE_PROCESS, on)
+        )
         central = QWidget()
         layout = QHBoxLayout(central)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -308,7 +313,7 @@ class MainWindow(QMainWindow):
 
     def _training_changed(self, training: bool) -> None:
         self.train_action.setEnabled(not training)
-        self.pause_action.setEnabled(training)
+        self.pause_action.setEnabled(training and not self.bridge.pause_unavailable)
         self.stop_action.setEnabled(training)
         if training or not self.statusBar().currentMessage().startswith("The run failed"):
             self.statusBar().showMessage("Training…" if training else "Ready")

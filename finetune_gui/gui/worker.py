@@ -3,6 +3,7 @@
 Training and every other long job (scanning data, loading a model for the layer tree, the LR finder,
 evaluation) run in worker QThreads. Workers only emit signals; the main thread only draws. Step-level
 events are throttled to at most 20 per second; every other engine event always arrives, in order.
+A run may instead go in a child process (mode="child", child_run.py): its events arrive the same way.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import Any
 
 import shiboken6
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+
+from finetune_gui.gui.child_run import NO_PAUSE_IN_CHILD, ChildRun, resume_child, training_child
 
 STEP_SIGNAL_INTERVAL_S = 0.05  # ≤ 20 GUI updates per second
 _LIVE_THREADS: set[QThread] = set()
@@ -171,6 +174,8 @@ class WorkerBridge(QObject):
         self._train_thread: QThread | None = None
         self._train_worker: _TrainingWorker | None = None
         self._control = None
+        self._child: ChildRun | None = None  # a run going in a child process
+        self.separate_process = False  # runs go in a child process unless a call says (a setting of this computer)
         self._tasks: set[tuple[QThread, _TaskWorker, _Relay]] = set()
         self._shut_down = False  # once the window closes, no new work starts
 
@@ -178,18 +183,39 @@ class WorkerBridge(QObject):
 
     @property
     def is_training(self) -> bool:
-        return self._train_thread is not None
+        return self._train_thread is not None or self._child is not None
+
+    @property
+    def child_pid(self) -> int | None:
+        """The process id of the run's child process (its process group has the same id); None without one."""
+        return self._child.pid if self._child is not None else None
+
+    @property
+    def pause_unavailable(self) -> str:
+        """Why the run going now cannot pause ("" when it can, or when no run is going)."""
+        return NO_PAUSE_IN_CHILD if self._child is not None else ""
 
     @property
     def is_paused(self) -> bool:
         return bool(self._control is not None and self._control.paused)
 
     def start_training(
-        self, config, output_dir: str | Path | None = None, *, suggested_lr: float | None = None
+        self,
+        config,
+        output_dir: str | Path | None = None,
+        *,
+        suggested_lr: float | None = None,
+        mode: str | None = None,
+        nproc: int = 1,
     ) -> None:
         """Train `config` (a RunConfig; copied, so later edits in the GUI do not reach the run). `suggested_lr`:
-        the LR finder's value for this setup, which the diagnosis offers when the LR proves wrong."""
+        the LR finder's value for this setup, which the diagnosis offers when the LR proves wrong (in-process
+        only). `mode`: "in-process" (a thread), "child" (a child process; `nproc` > 1: that many under
+        torchrun), or None: as `separate_process` says."""
         snapshot = config.model_copy(deep=True).with_base_dir(config.base_dir)
+        if self._mode(mode) == "child":
+            self._start_child(lambda: training_child(snapshot, output_dir, nproc, self))
+            return
 
         def job(listener, control):
             from finetune_gui.core.diagnostics.hook import DiagnosticsHook
@@ -211,7 +237,11 @@ class WorkerBridge(QObject):
 
         self._start(job)
 
-    def resume_training(self, run_dir: str | Path) -> None:
+    def resume_training(self, run_dir: str | Path, *, mode: str | None = None) -> None:
+        if self._mode(mode) == "child":
+            self._start_child(lambda: resume_child(run_dir, self))
+            return
+
         def job(listener, control):
             from finetune_gui.core.training.engine import resume
 
@@ -238,6 +268,27 @@ class WorkerBridge(QObject):
         _track(thread)
         thread.start()
         self.training_changed.emit(True)
+
+    def _mode(self, mode: str | None) -> str:
+        if mode not in (None, "in-process", "child"):
+            raise ValueError(f"mode must be 'in-process' or 'child', not {mode!r}")
+        return mode or ("child" if self.separate_process else "in-process")
+
+    def _start_child(self, make: Callable[[], ChildRun]) -> None:
+        if self.is_training:
+            raise RuntimeError("a run is already going; stop it first")
+        child = self._child = make()
+        child.event.connect(self._dispatch)
+        child.ended.connect(self._child_ended)
+        self.training_changed.emit(True)
+        child.start()
+
+    @Slot()
+    def _child_ended(self) -> None:
+        child, self._child = self._child, None
+        if child is not None:
+            child.deleteLater()
+        self.training_changed.emit(False)
 
     @Slot(object)
     def _dispatch(self, event: Any) -> None:
@@ -284,6 +335,8 @@ class WorkerBridge(QObject):
 
     def stop(self) -> None:
         """Ask the run to stop after the current step; it saves a checkpoint and finishes by itself."""
+        if self._child is not None:
+            self._child.stop()
         if self._control is not None:
             self._control.stop()
             self.paused_changed.emit(False)
@@ -348,6 +401,8 @@ class WorkerBridge(QObject):
         threads = [t for t, _, _ in list(self._tasks)]
         if self._train_thread is not None:
             threads.append(self._train_thread)
+        if self._child is not None:
+            ok = self._child.wait(timeout_ms) and ok
         for thread in threads:
             ok = thread.wait(timeout_ms) and ok
         return ok

@@ -216,6 +216,7 @@ class MonitorPage(Page):
             training=self.bridge.is_training,
             model_reason=self.state.model_reason if self.state.model_ready is False else None,
             resumable=self._resumable and self.state.run_dir is not None,
+            pause_unavailable=self.bridge.pause_unavailable,
         )
 
     # ------------------------------------------------------------ live events
@@ -288,11 +289,13 @@ class MonitorPage(Page):
 
     def _on_training_changed(self, training: bool) -> None:
         if not training:
-            if self._live_run and self._ended is None:
-                self._ended = "stopped"
-                self.status_label.setText("Run stopped. A checkpoint was saved; Resume run continues it.")
-                self.log_view.add_line("info", "run stopped; a checkpoint was saved")
-                self._resumable = True
+            if self._ended is None:  # stopped (a run in a child process may stop before it has begun)
+                self._ended, self._resumable = "stopped", bool(self._live_run)
+                said = "Run stopped. A checkpoint was saved; Resume run continues it." if self._live_run else ""
+                self.status_label.setText(said or "Stopped before the run started.")
+                self.log_view.add_line(
+                    "info", "run stopped; a checkpoint was saved" if self._live_run else "run stopped"
+                )
             self.pause_button.setText("Pause")
             self._live_run = None
         self._update_buttons()

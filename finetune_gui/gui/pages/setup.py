@@ -13,6 +13,7 @@ from typing import Any
 
 from PySide6.QtCore import QEvent, QObject, QTimer, Signal
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QFormLayout,
     QFrame,
@@ -48,6 +49,11 @@ KNOBS_BY_SCHEDULE = {
     "plateau": ("plateau_patience", "gamma"),
 }
 KNOBS_BY_OPTIMIZER = {"sgd": ("momentum", "nesterov"), "rmsprop": ("momentum",)}
+SEPARATE_PROCESS_TIP = (
+    "Train in a child process (the finetune-gui train command) that the app follows through the run's event "
+    "stream, instead of in a thread of the app. Such a run cannot pause; Stop saves a checkpoint. A setting of this "
+    "computer, not of the run: presets do not keep it."
+)
 
 
 # ---------------------------------------------------------------- worker jobs (off the main thread)
@@ -136,6 +142,12 @@ class SetupPage(Page):
         )
         self.launch_button.clicked.connect(self.show_launch_command)
         self.hardware_form.layout().insertRow(1, "", self.launch_button)
+        self.separate_process_box = QCheckBox("Run training in a separate process")
+        self.separate_process_box.setObjectName("separateProcess")
+        self.separate_process_box.setToolTip(SEPARATE_PROCESS_TIP)
+        self.separate_process_box.setChecked(self.bridge.separate_process)
+        self.separate_process_box.toggled.connect(lambda on: setattr(self.bridge, "separate_process", on))
+        self.hardware_form.layout().insertRow(2, "", self.separate_process_box)
         speed_knobs = ["precision", "memory_format", "compile", "feature_cache", "feature_cache_aug_copies"]
         self.speed_form = ConfigForm(self.state, train, speed_knobs)
         self.loss_form = ConfigForm(self.state, train, ["label_smoothing", "class_weights"])

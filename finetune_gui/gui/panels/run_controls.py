@@ -30,6 +30,9 @@ def baseline_tooltip(config: RunConfig) -> str:
     return baseline_unfit_reason(config) or BASELINE_TIP
 
 
+PAUSE_TIP = "Pause after the current step; the run waits until you press Continue"
+
+
 def push_button(text: str, name: str, tip: str) -> QPushButton:
     button = QPushButton(text)
     button.setObjectName(name)
@@ -49,9 +52,7 @@ class RunControls(QWidget):
             "Start training", "monitor-start", "Train the model set up on the previous pages (Ctrl+R)"
         )
         self.baseline_button = push_button("Quick baseline", "monitor-baseline", BASELINE_TIP)
-        self.pause_button = push_button(
-            "Pause", "monitor-pause", "Pause after the current step; the run waits until you press Continue"
-        )
+        self.pause_button = push_button("Pause", "monitor-pause", PAUSE_TIP)
         self.stop_button = push_button(
             "Stop", "monitor-stop", "Stop after the current step and save a checkpoint; the run can be resumed later"
         )
@@ -87,9 +88,17 @@ class RunControls(QWidget):
         layout.addLayout(top)
         layout.addWidget(self.blocked)
 
-    def show_state(self, config: RunConfig, *, training: bool, model_reason: str | None, resumable: bool) -> None:
+    def show_state(
+        self,
+        config: RunConfig,
+        *,
+        training: bool,
+        model_reason: str | None,
+        resumable: bool,
+        pause_unavailable: str = "",
+    ) -> None:
         """Turn the buttons on and off: `model_reason` says why the model cannot be had (None when it can);
-        `resumable` whether the run shown can be resumed."""
+        `resumable` whether the run shown can be resumed; `pause_unavailable` why this run cannot pause."""
         no_model = model_reason is not None
         baseline_off = baseline_unfit_reason(config)
         self.start_button.setEnabled(not training and not no_model)
@@ -101,6 +110,7 @@ class RunControls(QWidget):
                 f"Start training is off until the model can be loaded: {model_reason} "
                 "Pick a model that is on this computer, or open a local model folder, on the Model page."
             )
-        self.pause_button.setEnabled(training)
+        self.pause_button.setEnabled(training and not pause_unavailable)
+        self.pause_button.setToolTip(pause_unavailable or PAUSE_TIP)
         self.stop_button.setEnabled(training)
         self.resume_run_button.setEnabled(not training and resumable)
