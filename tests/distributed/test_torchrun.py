@@ -39,7 +39,7 @@ def alone(task):
 
 @pytest.fixture(scope="module")
 def two(task):
-    return train(task, "two", 2)
+    return train(task, "two", 2, "--events", str(task / "two-events.jsonl"))
 
 
 def test_two_processes_of_8_samples_train_the_weights_of_one_process_of_16(alone, two):
@@ -63,6 +63,16 @@ def test_rank_0_alone_writes_the_run_folder(task, two):
     assert "global batch 16 = 8 per process" in log
     steps = [line for line in (two / "steps.jsonl").read_text().splitlines() if line.strip()]
     assert len(steps) == len({line for line in steps}), "each step is logged once"
+
+
+def test_the_event_stream_of_a_job_is_rank_0s_alone(task, two):
+    from finetune_gui.core.training import events as ev
+    from finetune_gui.core.training.event_stream import EventTail
+
+    said = EventTail(task / "two-events.jsonl").read()
+    assert [type(e) for e in said].count(ev.RunStarted) == 1
+    assert [type(e) for e in said].count(ev.RunFinished) == 1
+    assert len([e for e in said if isinstance(e, ev.EpochMetrics)]) == 2
 
 
 def test_two_machines_on_one_host_meet_through_c10d_and_train_the_same_weights(task, alone):

@@ -56,14 +56,6 @@ def test_train_with_events_writes_the_whole_run_as_json_lines(tmp_path, config, 
     assert kinds[-1] == "RunFinished" and read[-1].status == "completed" and read[-1].test_metrics
 
 
-def test_a_process_that_is_not_rank_0_writes_no_event_file(tmp_path, config, signal_handlers, monkeypatch):
-    monkeypatch.setenv("RANK", "1")
-    events_file = tmp_path / "events.jsonl"
-    args = ["train", str(config), "--output", str(tmp_path / "runs"), "--events", str(events_file), "--quiet"]
-    assert main([*args, "--set", "train.epochs=1"]) == EXIT_OK
-    assert not events_file.exists()
-
-
 def test_sigterm_stops_the_run_with_a_checkpoint_and_resume_appends_to_the_same_stream(
     tmp_path, config, signal_handlers
 ):
