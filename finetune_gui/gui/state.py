@@ -37,6 +37,7 @@ class AppState(QObject):
         self.model_reason = ""  # why not, in words, when model_ready is False
         self.recent_model_folders: list[str] = []  # newest first
         self.runs_folder: Path | None = None  # the app's runs folder (None: as config.checkpoint.output_dir says)
+        self.processes = 1  # training processes: more than 1 ("all N GPUs") runs under torchrun in a child process
         self._built_key: tuple | None = None
         self._lr_suggestion: tuple[str, float] | None = None  # (plan.sweep_key of the setup, the finder's LR)
 

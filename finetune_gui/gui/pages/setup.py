@@ -65,6 +65,9 @@ def lr_plan_job(train, total_steps: int, steps_per_epoch: int) -> list[float]:
     return planned_lrs(train, total_steps, steps_per_epoch)
 
 
+ALL_GPUS = "all-gpus"  # the device choice that trains on every GPU, one process each (torchrun)
+
+
 def devices_job() -> tuple[list[tuple[str, str]], str]:
     """The devices of this machine as (name, description), and the one train.device "auto" picks among them."""
     from finetune_gui.core.devices import available_devices, pick_device
@@ -370,6 +373,9 @@ class SetupPage(Page):
         else:
             items = [("auto", f"auto ({self._auto_device} here)" if self._auto_device else "auto")]
             items += [(name, f"{name} — {desc}") for name, desc in self._devices]
+            gpus = sum(name.startswith("cuda:") for name, _ in self._devices)
+            if gpus > 1:
+                items.insert(1, (ALL_GPUS, f"all {gpus} GPUs — one process each, under torchrun"))
         names = [n for n, _ in items]
         if current not in names:
             found = self._devices is not None
@@ -381,19 +387,24 @@ class SetupPage(Page):
                 self.device_combo.addItem(text, name)
                 if not name:
                     self.device_combo.model().item(self.device_combo.count() - 1).setEnabled(False)
-            self.device_combo.setCurrentIndex(self.device_combo.findData(current))
+            all_gpus = self.state.processes > 1 and self.device_combo.findData(ALL_GPUS) >= 0
+            self.device_combo.setCurrentIndex(self.device_combo.findData(ALL_GPUS if all_gpus else current))
         finally:
             self.device_combo.blockSignals(False)
 
     def device_names(self) -> list[str]:
         return [
-            self.device_combo.itemData(i) for i in range(self.device_combo.count()) if self.device_combo.itemData(i)
+            self.device_combo.itemData(i)
+            for i in range(self.device_combo.count())
+            if self.device_combo.itemData(i) not in ("", ALL_GPUS)
         ]
 
     def _device_chosen(self, index: int) -> None:
         name = self.device_combo.itemData(index)
+        gpus = [n for n in self.device_names() if n.startswith("cuda:")]
+        self.state.processes = len(gpus) if name == ALL_GPUS else 1
         if name:
-            self._set_train("device", name)
+            self._set_train("device", "cuda" if name == ALL_GPUS else name)
 
     def _set_train(self, key: str, value: Any) -> bool:
         """Set train.`key`; a refused value raises the error dialog. True when it was set."""
