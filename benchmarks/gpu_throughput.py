@@ -12,7 +12,10 @@ and settings from `prepare()`. The plain loop: model and batches in channels_las
 with a GradScaler on GPUs without bf16), fused AdamW, cudnn.benchmark, non_blocking copies, no host sync
 inside the timed steps. Rounds alternate which loop goes first; figures are medians of the rounds.
 
-Goals: engine / plain >= 0.95; compiled / eager >= 1.2 for ResNet-50.
+A third row runs the engine as the one process of a torchrun job (DistributedDataParallel over a process group
+of one), against the plain engine: the cost of the distributed path itself.
+
+Goals: engine / plain >= 0.95; compiled / eager >= 1.2 for ResNet-50; DDP x1 / engine >= 0.97.
 """
 
 from __future__ import annotations
@@ -25,8 +28,10 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
+import torch.distributed as dist
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -34,6 +39,8 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from finetune_gui.config import validate_dict  # noqa: E402
 from finetune_gui.core import devices  # noqa: E402
+from finetune_gui.core.distributed.context import DistContext  # noqa: E402
+from finetune_gui.core.distributed.ddp import distribute  # noqa: E402
 from finetune_gui.core.runs import new_run_dir, snapshot_config  # noqa: E402
 from finetune_gui.core.training.engine import Trainer  # noqa: E402
 
@@ -130,17 +137,39 @@ def pinned(batches, device):
     return [tuple(t.pin_memory() for t in b) if isinstance(b, tuple) else {k: v.pin_memory() for k, v in b.items()} for b in batches]  # fmt: skip
 
 
-def engine_run(w: Workload, args, tmp: Path, compile_model: bool) -> tuple[float, float]:
-    """(units/s, peak GiB) of the engine's training loop over the workload's batches."""
+class OneProcessJob(DistContext):
+    """A torchrun job of one process: the engine goes through DistributedDataParallel as it would on N GPUs."""
+
+    @property
+    def enabled(self) -> bool:
+        return True
+
+
+class Batches(list):
+    """The benchmark's batches, with what the engine's sharded loader tells it: each global batch's size."""
+
+    def __init__(self, items, batch_size: int):
+        super().__init__(items)
+        self.batch_sampler = SimpleNamespace(global_batch_size=lambda i: batch_size)
+
+
+def engine_run(w: Workload, args, tmp: Path, compile_model: bool, ddp: bool = False) -> tuple[float, float]:
+    """(units/s, peak GiB) of the engine's training loop over the workload's batches; `ddp`: as one process of
+    a torchrun job (DDP over a process group of one)."""
     sections = {**w.config, "train": {**w.config["train"], "compile": compile_model}}
     config = snapshot_config(validate_dict(sections).with_base_dir(tmp))
     trainer = Trainer(config, new_run_dir(tmp / "runs", config.name), None, None)
     trainer.set_up()
+    if ddp:
+        backend = "nccl" if trainer.p.device.type == "cuda" else "gloo"
+        dist.init_process_group(backend, store=dist.HashStore(), rank=0, world_size=1)
+        trainer.dist = OneProcessJob()
+        trainer.p = distribute(trainer.p, trainer.dist, lambda e: None)
     p = trainer.p
     host = pinned(w.make_batches(args.distinct_batches), p.device)
 
     def epoch(steps: int) -> float:
-        p.train_loader = [host[i % len(host)] for i in range(steps)]
+        p.train_loader = Batches([host[i % len(host)] for i in range(steps)], w.batch_size)
         p.batches_per_epoch = p.steps_per_epoch = steps
         p.total_steps = trainer.state.step + steps
         trainer.state.next_epoch()
@@ -159,6 +188,8 @@ def engine_run(w: Workload, args, tmp: Path, compile_model: bool) -> tuple[float
         print("warning: torch.compile failed and the engine ran eagerly (see the run's log.txt)", flush=True)
     trainer.hooks.close(trainer)
     trainer.p = None
+    if ddp:
+        dist.destroy_process_group()
     devices.release_memory()
     return args.steps * w.batch_size * w.per_sample / seconds, peak
 
@@ -237,6 +268,7 @@ def main() -> None:
     ap.add_argument("--distinct-batches", type=int, default=4)
     ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile comparison")
     ap.add_argument("--only", choices=("vision", "text"), default=None)
+    ap.add_argument("--no-ddp", action="store_true", help="skip the one-process DDP comparison")
     args = ap.parse_args()
     args.steps = args.steps or (4 if args.tiny else 50)
     args.warmup = args.warmup or (2 if args.tiny else 15)
@@ -259,6 +291,9 @@ def main() -> None:
             e, pl = statistics.median(x for x, _ in engine), statistics.median(x for x, _ in plain)
             rows.append((w.name, "plain loop", pl, max(m for _, m in plain), ""))
             rows.append((w.name, "engine (eager)", e, max(m for _, m in engine), f"engine/plain {e / pl:.3f} (goal >= 0.95)"))  # fmt: skip
+            if not args.no_ddp:
+                d, dm = engine_run(w, args, tmp / kind, False, ddp=True)
+                rows.append((w.name, "engine, DDP x1", d, dm, f"DDP/engine {d / e:.3f} (goal >= 0.97)"))
             if kind == "vision" and not args.no_compile:
                 c, cm = engine_run(w, args, tmp / kind, True)
                 rows.append((w.name, "engine + compile", c, cm, f"compile/eager {c / e:.2f}x (goal >= 1.2x)"))
