@@ -61,3 +61,4 @@ def test_a_process_started_without_torchrun_is_a_world_of_one():
     ctx = from_env({})
     assert (ctx.rank, ctx.world_size, ctx.enabled, ctx.is_main) == (0, 1, False, True)
     assert from_env({"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1"}).is_main is False
+    assert from_env({"RANK": "3"}) == from_env({}), "RANK without WORLD_SIZE is not torchrun's"

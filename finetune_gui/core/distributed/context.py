@@ -41,6 +41,8 @@ SINGLE = DistContext()
 def from_env(environ: dict[str, str] | None = None) -> DistContext:
     """The context torchrun's variables describe (a world of one without them)."""
     env = os.environ if environ is None else environ
+    if "WORLD_SIZE" not in env:  # RANK alone (set by other tools) does not make a job
+        return SINGLE
     try:
         world = int(env.get("WORLD_SIZE", "1"))
         rank = int(env.get("RANK", "0"))
