@@ -1,6 +1,8 @@
 """A Hugging Face encoder trained with its last layers (last-n freezing) caches the hidden states entering
 the first trainable layer, and trains from them what live passes of the whole model train: the same metrics
-when dropout is off. Another number of trainable layers moves the cut, so the cache is computed again."""
+when dropout is off. Another number of trainable layers moves the cut, so the cache is computed again.
+Chosen frozen modules are cut the same way when they are the embeddings and the first layers; trainable
+embeddings keep the cache off, with the reason."""
 
 from __future__ import annotations
 
@@ -78,3 +80,18 @@ def test_another_number_of_trainable_layers_moves_the_cut_and_rebuilds_the_cache
     _, again = _fit(_config(tmp_path, "auto", last_n=1, epochs=1), runs)
     assert any("reused the train features" in line for line in again), again
     assert len(list((runs / ".feature-cache").glob("train-*.features"))) == 2
+
+
+@pytest.mark.parametrize(
+    "frozen,first_line",
+    [
+        (["bert.embeddings", "bert.encoder.layer.0"], "on - the hidden states after encoder layer 1 of 2"),
+        (["bert.encoder.layer.0"], "off - bert.embeddings.word_embeddings.weight trains below the first layer"),
+    ],
+    ids=["embeddings-and-first-layer", "embeddings-train"],
+)
+def test_chosen_frozen_modules_are_cut_when_they_are_the_embeddings_and_the_first_layers(tmp_path, frozen, first_line):
+    config = _config(tmp_path, "auto", epochs=1).model_dump()
+    config["model"].update({"freeze": "modules", "frozen_modules": frozen})
+    _, lines = _fit(validate_dict(config), tmp_path / "runs")
+    assert lines[0].startswith(f"feature cache: {first_line}"), lines

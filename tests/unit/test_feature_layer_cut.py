@@ -6,10 +6,12 @@ with a reason."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 
-from finetune_gui.core.features.layer_cut import layer_cut, tail_matches_model
+from finetune_gui.core.features.layer_cut import layer_cut, stored_bytes, tail_matches_model
 from finetune_gui.core.models.hf import hf_blocks
 
 transformers = pytest.importorskip("transformers")
@@ -134,3 +136,9 @@ def test_a_model_whose_structure_the_layer_cut_does_not_know_is_refused_with_a_r
     assert layer_cut(model, hf_blocks(model)) == (
         "the layer cut covers BERT, DistilBERT and RoBERTa encoders so far (this model is gpt2)"
     )
+
+
+def test_the_stored_size_counts_every_sample_at_its_splits_longest_length():
+    train = SimpleNamespace(input_ids=[[1, 2, 3], [1, 2, 3, 4, 5]])  # 2 samples x 5 tokens
+    val = SimpleNamespace(input_ids=[[1, 2]])  # 1 x 2
+    assert stored_bytes([train, val, SimpleNamespace(input_ids=[])], hidden=384) == (2 * 5 + 1 * 2) * 384 * 4

@@ -32,7 +32,7 @@ from finetune_gui.core.features.copies import AugmentedCopy, copies_key, copies_
 from finetune_gui.core.features.cut import BaseOutputCapture, Cut, HeadInputCapture, refusal, text_cut, vision_cut
 from finetune_gui.core.features.folder_limit import mark_used, trim_folder
 from finetune_gui.core.features.graph_cut import graph_cut
-from finetune_gui.core.features.layer_cut import differing_samples, layer_cut, tail_matches_model
+from finetune_gui.core.features.layer_cut import differing_samples, layer_cut, stored_bytes, tail_matches_model
 from finetune_gui.core.features.store import DamagedCache, Stored, TensorWriter, open_cache, write_cache
 from finetune_gui.core.training.events import Listener, LogMessage
 from finetune_gui.core.training.prepare import Prepared, make_loader
@@ -283,6 +283,12 @@ def checked_layer_cut(p: Prepared) -> Cut | str:
     batch = p.data.collate_fn([p.data.train[i] for i in differing_samples(lengths)])
     if not tail_matches_model(found, p.model, {k: v.to(p.device) for k, v in batch.items()}):
         return "the model split at its cut does not give the model's output"
+    limit_mb = p.config.train.feature_cache_disk_mb
+    need = stored_bytes([p.data.train, p.data.val, p.data.test], p.model.config.hidden_size)
+    if limit_mb and need > limit_mb * 2**20:  # per-token states grow with the split's longest sample
+        return (
+            f"the hidden states would take {need / 2**20:.0f} MB, more than train.feature_cache_disk_mb ({limit_mb} MB)"
+        )
     return Cut("hidden", f"{found.where} (kept with the attention mask)", found.tail, prefix=found.prefix,
                frozen_modules=found.frozen_modules)  # fmt: skip
 

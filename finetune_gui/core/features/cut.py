@@ -1,8 +1,8 @@
 """Where a model splits into a frozen part, whose output can be computed once, and the part that trains.
 
 Head-only freezing is covered here (frozen prefixes: graph_cut.py for image models, layer_cut.py for Hugging
-Face encoders). For a torchvision (or timm) image model the cut is the input of the head
-layer (for ResNet the pooled features); the tail is the head. For a Hugging Face sequence classifier the cut
+Face encoders). For a torchvision (or timm) image model the cut is the input of the head layer (for ResNet
+the pooled features); the tail is the head. For a Hugging Face sequence classifier the cut
 is the base model's output; the tail is the model's own forward with the base model replaced by a replay of
 that output. A probe on real samples decides which of the base model's outputs the head reads (BERT: the
 pooled output; DistilBERT, RoBERTa: the first token's hidden state) and checks that the tail on them gives

@@ -171,6 +171,15 @@ def layer_cut(model: nn.Module, blocks: list[str]) -> LayerCut | str:
     return LayerCut(layout, k, LayerPrefix(model, layout, k), LayerTail(model, layout, k))
 
 
+def stored_bytes(splits: list[Any], hidden: int, itemsize: int = 4) -> int:
+    """What the cached hidden states of these text splits take: samples x longest sample x hidden x itemsize."""
+    total = 0
+    for split in splits:
+        ids = getattr(split, "input_ids", None) or []
+        total += len(ids) * max((len(x) for x in ids), default=0) * hidden * itemsize
+    return total
+
+
 def differing_samples(lengths: list[int]) -> list[int]:
     """Two sample indices, the second the one whose length differs most from the first's (so padding shows)."""
     if len(lengths) < 2:
