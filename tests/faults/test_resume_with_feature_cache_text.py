@@ -26,10 +26,10 @@ def _listener(control: RunControl, stop_after: int | None, logs: list[str]):
 
 
 @pytest.mark.parametrize(
-    "freeze,cut",
-    [("last-n", "the hidden states after encoder layer 1 of 2"), ("head-only", "the output of bert")],
+    "freeze,cut,dropped",
+    [("last-n", "the hidden states after encoder layer 1 of 2", 4), ("head-only", "the output of bert", 7)],
 )
-def test_a_resumed_text_run_with_the_cache_and_dropout_equals_an_uninterrupted_one(tmp_path, freeze, cut):
+def test_a_resumed_text_run_with_the_cache_and_dropout_equals_an_uninterrupted_one(tmp_path, freeze, cut, dropped):
     config = validate_dict(
         {
             "task": {"kind": "text-classification"},
@@ -42,6 +42,7 @@ def test_a_resumed_text_run_with_the_cache_and_dropout_equals_an_uninterrupted_o
     straight = fit(config, _listener(RunControl(), None, logs), output_dir=tmp_path / "straight")
     assert straight.status == "completed"
     assert logs[0].startswith(f"feature cache: on - {cut}"), logs
+    assert logs[0].endswith(f"; the frozen part's {dropped} dropout layer(s) act as in evaluation (off)"), logs
 
     control, logs = RunControl(), []
     stopped = fit(config, _listener(control, 10, logs), control, output_dir=tmp_path / "interrupted")

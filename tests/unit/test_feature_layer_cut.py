@@ -92,7 +92,7 @@ def test_with_only_the_embeddings_frozen_the_cut_is_their_output():
     cut = layer_cut(model, _freeze_below(model, 0))
     assert not isinstance(cut, str), cut
     assert cut.k == 0 and cut.frozen_modules == ["bert.embeddings"]
-    assert cut.where == "the hidden states after the embeddings (below encoder layer 1 of 3)"
+    assert cut.where == "the hidden states after the embeddings, below encoder layer 1 of 3"
     assert tail_matches_model(cut, model, _padded_batch())
 
 

@@ -80,8 +80,10 @@ def frozen_weights_hash(model: nn.Module, head: list[str], only: list[str] | Non
 
 def frozen_dropout(model: nn.Module, cut: Cut, head: list[str]) -> int:
     """Dropout layers with p > 0 below the cut: with the cache they act as in evaluation (off)."""
-    if cut.frozen_modules is not None:
-        below = [m for n, m in model.named_modules() if n in cut.frozen_modules]
+    if cut.frozen_modules is not None:  # the modules and what they hold (layer_cut names whole layers)
+        below = [
+            m for n, m in model.named_modules() if any(n == x or n.startswith(x + ".") for x in cut.frozen_modules)
+        ]
     elif cut.kind == "head-input":
         below = [m for n, m in model.named_modules() if not any(n == x or n.startswith(x + ".") for x in head)]
     else:

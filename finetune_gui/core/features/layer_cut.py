@@ -75,7 +75,7 @@ def first_trainable_layer(model: nn.Module, layout: EncoderLayout) -> int | str:
 def where_words(layout: EncoderLayout, k: int) -> str:
     """The cut for the log: 'the hidden states after encoder layer 4 of 6'."""
     if k == 0:
-        return f"the hidden states after the embeddings (below encoder layer 1 of {layout.count})"
+        return f"the hidden states after the embeddings, below encoder layer 1 of {layout.count}"
     return f"the hidden states after encoder layer {k} of {layout.count}"
 
 
