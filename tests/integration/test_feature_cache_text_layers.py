@@ -17,7 +17,7 @@ from tests.conftest import make_reviews_csv
 from tests.factories import tiny_bert_dir
 
 
-def _config(tmp_path, cache: str, last_n: int = 1, epochs: int = 2):
+def _config(tmp_path, cache: str, last_n: int = 1, epochs: int = 2, ram_mb: int = 2048):
     csv = tmp_path / "reviews.csv"
     if not csv.exists():
         make_reviews_csv(csv)
@@ -31,8 +31,15 @@ def _config(tmp_path, cache: str, last_n: int = 1, epochs: int = 2):
                 "freeze": "last-n",
                 "unfreeze_last_n": last_n,
                 "backbone_dropout": 0.0,
-            },  # fmt: skip
-            "train": {"epochs": epochs, "batch_size": 8, "lr": 1e-2, "seed": 3, "feature_cache": cache},
+            },
+            "train": {
+                "epochs": epochs,
+                "batch_size": 8,
+                "lr": 1e-2,
+                "seed": 3,
+                "feature_cache": cache,
+                "feature_cache_ram_mb": ram_mb,
+            },
         }
     )
 
@@ -44,13 +51,14 @@ def _fit(config, out):
     return result, [line for line in logs if line.startswith("feature cache")]
 
 
-def test_a_last_n_bert_run_from_cached_hidden_states_equals_live_passes(tmp_path):
-    cached, lines = _fit(_config(tmp_path, "auto"), tmp_path / "runs")
+@pytest.mark.parametrize("ram_mb,held", [(2048, "in memory"), (0, "memory-mapped")])
+def test_a_last_n_bert_run_from_cached_hidden_states_equals_live_passes(tmp_path, ram_mb, held):
+    cached, lines = _fit(_config(tmp_path, "auto", ram_mb=ram_mb), tmp_path / "runs")
     assert lines[0].startswith(
         "feature cache: on - the hidden states after encoder layer 1 of 2 (kept with the attention mask) "
         "are computed once per split"
     ), lines
-    assert any("cache: computed" in line and "train features" in line for line in lines)
+    assert any("cache: computed" in line and "train features" in line and held in line for line in lines), lines
     live, lines = _fit(_config(tmp_path, "off"), tmp_path / "live")
     assert lines == ["feature cache: off - train.feature_cache is off"]
     assert cached.test_metrics.keys() == live.test_metrics.keys() and live.test_metrics
