@@ -1,8 +1,8 @@
 """A Hugging Face encoder trained with its last layers (last-n freezing) caches the hidden states entering
-the first trainable layer, and trains from them what live passes of the whole model train: the same metrics
-when dropout is off. Another number of trainable layers moves the cut, so the cache is computed again.
-Chosen frozen modules are cut the same way when they are the embeddings and the first layers; trainable
-embeddings keep the cache off, with the reason."""
+the first trainable layer, and trains from them what live passes of the whole model train: the same weights
+and metrics when dropout is off (BERT, also memory-mapped, and DistilBERT). Another number of trainable
+layers moves the cut, so the cache is computed again. Chosen frozen modules are cut the same way when they
+are the embeddings and the first layers; trainable embeddings keep the cache off, with the reason."""
 
 from __future__ import annotations
 
@@ -17,17 +17,30 @@ from tests.conftest import make_reviews_csv
 from tests.factories import tiny_bert_dir
 
 
-def _config(tmp_path, cache: str, last_n: int = 1, epochs: int = 2, ram_mb: int = 2048):
+def tiny_distilbert_dir(folder):
+    """A 2-layer DistilBERT (dim 32) saved beside the tiny BERT's WordPiece tokenizer."""
+    from transformers import DistilBertConfig, DistilBertModel
+
+    folder = tiny_bert_dir(folder, name="tiny-distilbert")
+    vocab = len((folder / "vocab.txt").read_text(encoding="utf-8").split())
+    torch.manual_seed(0)
+    cfg = DistilBertConfig(vocab_size=vocab, dim=32, n_layers=2, n_heads=2, hidden_dim=64, pad_token_id=0)
+    DistilBertModel(cfg).save_pretrained(folder)
+    return folder
+
+
+def _config(tmp_path, cache: str, last_n: int = 1, epochs: int = 2, ram_mb: int = 2048, model: str = "tiny-bert"):
     csv = tmp_path / "reviews.csv"
     if not csv.exists():
         make_reviews_csv(csv)
         tiny_bert_dir(tmp_path / "bert")
+        tiny_distilbert_dir(tmp_path / "bert")
     return validate_dict(
         {
             "task": {"kind": "text-classification"},
             "data": {"path": str(csv), "max_length": 16},
             "model": {
-                "name": str(tmp_path / "bert" / "tiny-bert"),
+                "name": str(tmp_path / "bert" / model),
                 "freeze": "last-n",
                 "unfreeze_last_n": last_n,
                 "backbone_dropout": 0.0,
@@ -103,3 +116,21 @@ def test_chosen_frozen_modules_are_cut_when_they_are_the_embeddings_and_the_firs
     config["model"].update({"freeze": "modules", "frozen_modules": frozen})
     _, lines = _fit(validate_dict(config), tmp_path / "runs")
     assert lines[0].startswith(f"feature cache: {first_line}"), lines
+
+
+def test_a_last_n_distilbert_run_from_cached_hidden_states_equals_live_passes(tmp_path):
+    cached, lines = _fit(_config(tmp_path, "auto", model="tiny-distilbert"), tmp_path / "runs")
+    assert lines[0].startswith("feature cache: on - the hidden states after encoder layer 1 of 2"), lines
+    live, _ = _fit(_config(tmp_path, "off", model="tiny-distilbert"), tmp_path / "live")
+    mine, theirs = (load_file(str(r.run_dir / "model.safetensors")) for r in (cached, live))
+    assert mine.keys() == theirs.keys()
+    for name, value in theirs.items():
+        assert torch.allclose(mine[name], value, atol=1e-4), name
+    start = load_file(str(tmp_path / "bert" / "tiny-distilbert" / "model.safetensors"))  # DistilBertModel's names
+    for layer, learnt in (
+        ("transformer.layer.1.ffn.lin2.weight", True),
+        ("transformer.layer.0.ffn.lin2.weight", False),
+    ):
+        assert torch.equal(mine[f"distilbert.{layer}"], start[layer]) != learnt, layer
+    for key, value in live.test_metrics.items():
+        assert cached.test_metrics[key] == pytest.approx(value, abs=1e-4), key
