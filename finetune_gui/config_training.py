@@ -64,7 +64,7 @@ class TrainConfig(ConfigSection):
     log_every: int = Field(10, ge=1, description="Steps between step-level reports.")
     feature_cache: Literal["auto", "off"] = Field(
         "auto",
-        description="Compute the frozen layers' output once and train the head from it (auto: when nothing random acts before the cut, or with feature_cache_aug_copies).",
+        description="Compute the frozen layers' output once and train the layers above them from it (auto: when nothing random acts before the cut, or with feature_cache_aug_copies).",
     )
     feature_cache_ram_mb: int = Field(
         2048,

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, Dataset, SequentialSampler
 
@@ -31,6 +32,7 @@ from finetune_gui.core.features.copies import AugmentedCopy, copies_key, copies_
 from finetune_gui.core.features.cut import BaseOutputCapture, Cut, HeadInputCapture, refusal, text_cut, vision_cut
 from finetune_gui.core.features.folder_limit import mark_used, trim_folder
 from finetune_gui.core.features.graph_cut import graph_cut
+from finetune_gui.core.features.layer_cut import differing_samples, layer_cut, stored_bytes, tail_matches_model
 from finetune_gui.core.features.store import DamagedCache, Stored, TensorWriter, open_cache, write_cache
 from finetune_gui.core.training.events import Listener, LogMessage
 from finetune_gui.core.training.prepare import Prepared, make_loader
@@ -78,8 +80,10 @@ def frozen_weights_hash(model: nn.Module, head: list[str], only: list[str] | Non
 
 def frozen_dropout(model: nn.Module, cut: Cut, head: list[str]) -> int:
     """Dropout layers with p > 0 below the cut: with the cache they act as in evaluation (off)."""
-    if cut.frozen_modules is not None:
-        below = [m for n, m in model.named_modules() if n in cut.frozen_modules]
+    if cut.frozen_modules is not None:  # the modules and what they hold (layer_cut names whole layers)
+        below = [
+            m for n, m in model.named_modules() if any(n == x or n.startswith(x + ".") for x in cut.frozen_modules)
+        ]
     elif cut.kind == "head-input":
         below = [m for n, m in model.named_modules() if not any(n == x or n.startswith(x + ".") for x in head)]
     else:
@@ -107,7 +111,7 @@ class FeatureCache:
         self.splits: dict[str, Stored] = {}
         self.in_use: set[Path] = set()  # this run's files: never deleted to keep the folder under its limit
         self.frozen_hash: str | None = None
-        self.copies = copies_to_extract(p.config) if cut.kind != "base-output" else 0  # of each training image
+        self.copies = copies_to_extract(p.config) if not cut.is_text else 0  # of each training image
 
     def copies_of(self, split: str) -> int:
         """Augmented copies the split holds (0: one plain pass)."""
@@ -174,15 +178,18 @@ class FeatureCache:
         p, cut, model = self.p, self.cut, self.p.model
         passes = [AugmentedCopy(dataset, p.config.train.seed, k) for k in range(copies)] or [dataset]
         autocast = torch.autocast(p.device.type, dtype=p.amp_dtype) if p.amp_dtype else nullcontext()
-        vision = cut.kind != "base-output"
+        vision = not cut.is_text
+        # per-token states ("hidden") are stored padded to the split's longest sample; the batch's mask goes with them
+        longest = max((len(ids) for ids in dataset.input_ids), default=0) if cut.kind == "hidden" else 0
         kept = [(n, mode) for n, mode, _ in cut.fields if mode in ("all", "first")]
         later: dict[str, list[torch.Tensor]] = {}
         was_training = model.training
         model.eval()  # frozen BatchNorm statistics stay as they are; dropout is off
-        if not vision:
-            capture: Any = BaseOutputCapture(getattr(model, model.base_model_prefix))
-        else:
-            capture = HeadInputCapture(cut.tail) if cut.prefix is None else None
+        capture: Any = None
+        if cut.kind == "base-output":
+            capture = BaseOutputCapture(getattr(model, model.base_model_prefix))
+        elif vision and cut.prefix is None:
+            capture = HeadInputCapture(cut.tail)
         try:
             for copy, part in enumerate(passes):
                 for batch in make_loader(part, p.config.train.batch_size, p.data, p.config):
@@ -193,6 +200,10 @@ class FeatureCache:
                             writer.add("features", capture.value if capture is not None else out)
                             if copy == 0:  # the copies share their targets
                                 later.setdefault("targets", []).append(batch[1])
+                            continue
+                        if cut.kind == "hidden":
+                            states = cut.prefix(batch["input_ids"], batch["attention_mask"])
+                            writer.add("feature_hidden", F.pad(states, (0, 0, 0, longest - states.shape[1])))
                             continue
                         model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
                     for i, (name, mode) in enumerate(kept):
@@ -223,14 +234,18 @@ class CachedSplit(Dataset):
         stored = self.cache.get(self.split, self.dataset).tensors
         rows = [k[0] if isinstance(k, tuple) else k for k in keys]  # training keys are (index, epoch)
         index = torch.tensor(rows, dtype=torch.long)
-        if self.cache.cut.kind != "base-output":
+        if not self.cache.cut.is_text:
             copies = self.cache.copies_of(self.split)
             if copies:
                 index_of_copy = [copy_row(i, epoch, len(self.dataset), copies) for i, epoch in keys]
                 return stored["features"][torch.tensor(index_of_copy, dtype=torch.long)], stored["targets"][index]
             return stored["features"][index], stored["targets"][index]
         batch = self.cache.p.data.collate_fn([self.dataset[i] for i in rows])
-        batch.update({name: t[index] for name, t in stored.items() if name.startswith("feature_")})
+        steps = batch["input_ids"].shape[1]  # per-token states: cut to the batch's padded length
+        per_token = self.cache.cut.kind == "hidden"
+        batch.update(
+            {n: t[index, :steps] if per_token else t[index] for n, t in stored.items() if n.startswith("feature_")}
+        )
         return batch
 
 
@@ -239,7 +254,10 @@ def cached_loader(cache: FeatureCache, split: str, dataset: Dataset, like: DataL
     if like is None:
         return None
     batches = BatchSampler(sampler, like.batch_size, like.drop_last)
-    return DataLoader(CachedSplit(cache, split, dataset), batch_size=None, sampler=batches, num_workers=0)
+    # its own generator, as `like` has: without one each epoch's iterator draws its seed from the global RNG,
+    # which a run resumed mid-epoch would draw at another point (then dropout above the cut would differ)
+    return DataLoader(CachedSplit(cache, split, dataset), batch_size=None, sampler=batches, num_workers=0,
+                      generator=torch.Generator().manual_seed(cache.p.config.train.seed))  # fmt: skip
 
 
 def find_cut(p: Prepared) -> Cut | str:
@@ -250,9 +268,31 @@ def find_cut(p: Prepared) -> Cut | str:
         return checked_graph_cut(p)
     if p.bundle.kind != "hf-sequence":
         return f"{p.bundle.kind} models are not covered"
+    base = getattr(p.model, getattr(p.model, "base_model_prefix", ""), None)
+    if isinstance(base, nn.Module) and any(q.requires_grad for q in base.parameters()):  # last-n, modules
+        return checked_layer_cut(p)
     take = min(4, len(p.data.train))
     probe = p.data.collate_fn([p.data.train[i] for i in range(take)])
     return text_cut(p.bundle, {k: v.to(p.device) for k, v in probe.items()})
+
+
+def checked_layer_cut(p: Prepared) -> Cut | str:
+    """The layer cut of a Hugging Face encoder, checked on two training samples of different lengths."""
+    found = layer_cut(p.model, p.bundle.blocks)
+    if isinstance(found, str):
+        return found
+    lengths = [len(ids) for ids in p.data.train.input_ids[:16]]
+    batch = p.data.collate_fn([p.data.train[i] for i in differing_samples(lengths)])
+    if not tail_matches_model(found, p.model, {k: v.to(p.device) for k, v in batch.items()}):
+        return "the model split at its cut does not give the model's output"
+    limit_mb = p.config.train.feature_cache_disk_mb
+    need = stored_bytes([p.data.train, p.data.val, p.data.test], p.model.config.hidden_size)
+    if limit_mb and need > limit_mb * 2**20:  # per-token states grow with the split's longest sample
+        return (
+            f"the hidden states would take {need / 2**20:.0f} MB, more than train.feature_cache_disk_mb ({limit_mb} MB)"
+        )
+    return Cut("hidden", f"{found.where} (kept with the attention mask)", found.tail, prefix=found.prefix,
+               frozen_modules=found.frozen_modules)  # fmt: skip
 
 
 def checked_graph_cut(p: Prepared) -> Cut | str:
@@ -308,5 +348,8 @@ def attach_feature_cache(p: Prepared, runs_folder: Path, say: Listener) -> Prepa
     dropped = frozen_dropout(p.model, cut, p.bundle.head)
     note = f"; the frozen part's {dropped} dropout layer(s) act as in evaluation (off)" if dropped else ""
     copies = f"{copies_words(cache.copies, cfg)}; " if cache.copies else ""
-    say(LogMessage("info", f"feature cache: on - {copies}{cut.where} is computed once per split, in {folder}{note}"))
+    verb = "are" if cut.kind == "hidden" else "is"
+    say(
+        LogMessage("info", f"feature cache: on - {copies}{cut.where} {verb} computed once per split, in {folder}{note}")
+    )
     return dataclasses.replace(p, **loaders, tail=cut.tail)

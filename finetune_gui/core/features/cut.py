@@ -1,7 +1,8 @@
 """Where a model splits into a frozen part, whose output can be computed once, and the part that trains.
 
-Covered so far: head-only freezing. For a torchvision (or timm) image model the cut is the input of the head
-layer (for ResNet the pooled features); the tail is the head. For a Hugging Face sequence classifier the cut
+Head-only freezing is covered here (frozen prefixes: graph_cut.py for image models, layer_cut.py for Hugging
+Face encoders). For a torchvision (or timm) image model the cut is the input of the head layer (for ResNet
+the pooled features); the tail is the head. For a Hugging Face sequence classifier the cut
 is the base model's output; the tail is the model's own forward with the base model replaced by a replay of
 that output. A probe on real samples decides which of the base model's outputs the head reads (BERT: the
 pooled output; DistilBERT, RoBERTa: the first token's hidden state) and checks that the tail on them gives
@@ -57,8 +58,8 @@ def refusal(config: RunConfig, bundle: Any) -> str | None:
         return "gradual unfreezing moves the cut"
     if mc.freeze == "none":
         return "freeze 'none': nothing is frozen"
-    if mc.freeze != "head-only" and bundle.kind != "vision":
-        return f"freeze '{mc.freeze}': Hugging Face models are cached with head-only freezing so far"
+    if mc.freeze != "head-only" and bundle.kind not in ("vision", "hf-sequence"):
+        return f"freeze '{mc.freeze}': {bundle.kind} models are cached with head-only freezing so far"
     if config.task.kind.is_image:
         mixers = [words for name, words in RANDOM_AUGMENTS if name in BATCH_MIXERS and getattr(aug, name, 0)]
         per_sample = per_sample_augments(config)
@@ -87,13 +88,19 @@ def _under(name: str, prefixes: list[str]) -> bool:
 class Cut:
     """A model's cut: what is captured there, and the module that trains from it."""
 
-    kind: str  # "head-input" (vision, head-only) | "graph" (vision, a frozen prefix) | "base-output" (Hugging Face)
+    # "head-input" (vision, head-only) | "graph" (vision, a frozen prefix) | "base-output" (Hugging Face,
+    # head-only) | "hidden" (Hugging Face encoder, frozen embeddings and first layers: see layer_cut.py)
+    kind: str
     where: str  # for the log: "the input of fc"
     tail: nn.Module
-    prefix: nn.Module | None = None  # "graph": computes the cut's activation from the input
-    frozen_modules: list[str] | None = None  # "graph": the modules whose state makes the features
+    prefix: nn.Module | None = None  # "graph", "hidden": computes the cut's activation from the input
+    frozen_modules: list[str] | None = None  # "graph", "hidden": the modules whose state makes the features
     # HF: (output name, how it is kept, its shape per sample); kept: all | first (token) | none | none-seq (zeros)
     fields: list[tuple[str, str, list[int]]] = field(default_factory=list)
+
+    @property
+    def is_text(self) -> bool:
+        return self.kind in ("base-output", "hidden")
 
     def describe(self) -> str:
         """What identifies the cut in the cache key."""
