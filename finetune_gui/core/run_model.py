@@ -41,7 +41,7 @@ def load_run_model(run_dir: str | Path) -> RunModel:
 
     Raises RunStateError (a missing, unfinished or damaged run) with a message that says what is wrong.
     """
-    run = open_run_dir(run_dir)
+    run = open_run_dir(run_dir, clean=False)  # the run may be writing (a resume): its temp files are live
     try:
         config = load_config(run.config)
     except ConfigError as e:

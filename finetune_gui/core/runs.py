@@ -188,12 +188,15 @@ def new_run_dir(output_dir: str | Path, name: str) -> RunDir:
     return RunDir(candidate)
 
 
-def open_run_dir(path: str | Path) -> RunDir:
+def open_run_dir(path: str | Path, *, clean: bool = True) -> RunDir:
+    """A run folder; `clean` removes temp files left by writes a crash cut off. Only the run's writer cleans:
+    a reader (Evaluate, Try it) may open the folder while a run writes into it."""
     root = Path(path)
     rd = RunDir(root)
     if not root.is_dir() or not rd.config.exists():
         raise RunStateError(f"{root}: not a run folder (config.toml missing); pick the folder a run was saved to")
-    clean_temp_files(root)
+    if clean:
+        clean_temp_files(root)
     return rd
 
 

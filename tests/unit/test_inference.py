@@ -194,3 +194,16 @@ def test_a_missing_or_damaged_run_gives_a_clear_error(image_run, tmp_path):
     (copy / "labels.json").unlink()
     with pytest.raises(RunStateError, match="labels.json"):
         load_predictor(copy)
+
+
+def test_loading_a_runs_model_leaves_the_temp_files_of_a_write_under_way(image_run):
+    from finetune_gui.core.run_model import load_run_model
+    from finetune_gui.files import TMP_PREFIX
+
+    live = image_run / f"{TMP_PREFIX}data_problems.json.being-written"  # a resume writing in the same folder
+    live.write_text("[]")
+    try:
+        load_run_model(image_run)  # what Evaluate and Try it do while the run goes on
+        assert live.exists(), "a reader removed a file the run was about to rename into place"
+    finally:
+        live.unlink(missing_ok=True)

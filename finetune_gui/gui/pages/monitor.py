@@ -185,8 +185,9 @@ class MonitorPage(Page):
         self.status_label.setText("Preparing the data and the model…")
         n = self.state.processes
         self.log_view.add_line("info", "starting a new run" + (f" in {n} processes under torchrun" if n > 1 else ""))
+        several = {"mode": "child", "nproc": n} if n > 1 else {}  # under torchrun, in a child process
         self.bridge.start_training(self.state.config, self.state.output_dir(), suggested_lr=self.state.suggested_lr(),
-                                   mode="child" if n > 1 else None, nproc=n)  # fmt: skip
+                                   **several)  # fmt: skip
 
     def start_baseline(self) -> None:
         if self.bridge.is_training or self.state.model_ready is False or baseline_unfit_reason(self.state.config):
