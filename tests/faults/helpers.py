@@ -136,3 +136,27 @@ def replace_forward_batch(monkeypatch, make) -> None:
     fake = make(batches.forward_batch)
     for module in (batches, engine, lr_find):
         monkeypatch.setattr(module, "forward_batch", fake)
+
+
+def fit_saying_cache(config, out: Path):
+    """Fit `config` into `out` (it must complete); the result and the run's "feature cache" log lines."""
+    from finetune_gui.core.training.engine import fit
+    from finetune_gui.core.training.events import LogMessage
+
+    logs: list[str] = []
+    result = fit(config, lambda e: logs.append(e.text) if isinstance(e, LogMessage) else None, output_dir=out)
+    assert result.status == "completed", result
+    return result, [line for line in logs if line.startswith("feature cache")]
+
+
+def stop_at_step(control, stop_after: int | None, logs: list[str]):
+    """A listener that stops the run after step `stop_after` (None: never) and keeps its feature-cache lines."""
+    from finetune_gui.core.training.events import LogMessage, StepMetrics
+
+    def listener(event):
+        if isinstance(event, StepMetrics) and event.step == stop_after:
+            control.stop()
+        if isinstance(event, LogMessage) and event.text.startswith("feature cache"):
+            logs.append(event.text)
+
+    return listener

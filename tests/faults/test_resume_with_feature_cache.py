@@ -7,19 +7,8 @@ from __future__ import annotations
 import pytest
 
 from finetune_gui.core.training.engine import fit, resume
-from finetune_gui.core.training.events import LogMessage, RunControl, StepMetrics
-from tests.faults.helpers import image_config, weights_equal
-
-
-def _listener(control: RunControl, stop_after: int | None, logs: list[str]):
-    def listener(event):
-        if isinstance(event, StepMetrics) and event.step == stop_after:
-            control.stop()
-        if isinstance(event, LogMessage) and event.text.startswith("feature cache"):
-            logs.append(event.text)
-
-    return listener
-
+from finetune_gui.core.training.events import RunControl
+from tests.faults.helpers import image_config, stop_at_step, weights_equal
 
 NO_AUGMENT = {"random_resized_crop": False, "hflip": 0.0}
 AUGMENT = {"random_resized_crop": True, "hflip": 0.5}  # cached as 2 augmented copies (feature_cache_aug_copies)
@@ -40,17 +29,17 @@ def test_a_resumed_run_with_the_cache_equals_an_uninterrupted_one(
         train={"epochs": 3, "feature_cache": "auto", "feature_cache_aug_copies": 2},
     )
     logs: list[str] = []
-    straight = fit(config, _listener(RunControl(), None, logs), output_dir=tmp_path / "straight")
+    straight = fit(config, stop_at_step(RunControl(), None, logs), output_dir=tmp_path / "straight")
     assert straight.status == "completed" and any("cache: computed 18 train" in line for line in logs)
     assert any("2 augmented copies of each training image" in line for line in logs) == (augment is AUGMENT)
     straight_batches = list(batches)
     batches.clear()
 
     control, logs = RunControl(), []
-    stopped = fit(config, _listener(control, stop, logs), control, output_dir=tmp_path / "interrupted")
+    stopped = fit(config, stop_at_step(control, stop, logs), control, output_dir=tmp_path / "interrupted")
     assert stopped.status == "stopped"
     logs.clear()
-    resumed = resume(stopped.run_dir, _listener(RunControl(), None, logs))
+    resumed = resume(stopped.run_dir, stop_at_step(RunControl(), None, logs))
     assert resumed.status == "completed"
     assert any("cache: reused the train features" in line for line in logs), logs
 

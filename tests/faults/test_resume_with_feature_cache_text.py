@@ -9,20 +9,10 @@ import pytest
 
 from finetune_gui.config import validate_dict
 from finetune_gui.core.training.engine import fit, resume
-from finetune_gui.core.training.events import LogMessage, RunControl, StepMetrics
+from finetune_gui.core.training.events import RunControl
 from tests.conftest import make_reviews_csv
 from tests.factories import tiny_bert_dir
-from tests.faults.helpers import weights_equal
-
-
-def _listener(control: RunControl, stop_after: int | None, logs: list[str]):
-    def listener(event):
-        if isinstance(event, StepMetrics) and event.step == stop_after:
-            control.stop()
-        if isinstance(event, LogMessage) and event.text.startswith("feature cache"):
-            logs.append(event.text)
-
-    return listener
+from tests.faults.helpers import stop_at_step, weights_equal
 
 
 @pytest.mark.parametrize(
@@ -39,16 +29,16 @@ def test_a_resumed_text_run_with_the_cache_and_dropout_equals_an_uninterrupted_o
         }
     )
     logs: list[str] = []
-    straight = fit(config, _listener(RunControl(), None, logs), output_dir=tmp_path / "straight")
+    straight = fit(config, stop_at_step(RunControl(), None, logs), output_dir=tmp_path / "straight")
     assert straight.status == "completed"
     assert logs[0].startswith(f"feature cache: on - {cut}"), logs
     assert logs[0].endswith(f"; the frozen part's {dropped} dropout layer(s) act as in evaluation (off)"), logs
 
     control, logs = RunControl(), []
-    stopped = fit(config, _listener(control, 10, logs), control, output_dir=tmp_path / "interrupted")
+    stopped = fit(config, stop_at_step(control, 10, logs), control, output_dir=tmp_path / "interrupted")
     assert stopped.status == "stopped"
     logs.clear()
-    resumed = resume(stopped.run_dir, _listener(RunControl(), None, logs))
+    resumed = resume(stopped.run_dir, stop_at_step(RunControl(), None, logs))
     assert resumed.status == "completed"
     assert any("cache: reused the train features" in line for line in logs), logs
     assert weights_equal(straight.run_dir / "model.safetensors", resumed.run_dir / "model.safetensors")

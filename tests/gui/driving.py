@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QCheckBox, QComboBox, QLineEdit, QWidget
+from PySide6.QtWidgets import QCheckBox, QComboBox, QLineEdit, QMessageBox, QPushButton, QWidget
 
 from finetune_gui.gui.pages.model import TREE_DEBOUNCE_MS
 
@@ -70,3 +70,9 @@ def wait_model_tree(qtbot, page) -> None:
         lambda: not page.tree_loading and not page.bridge.busy and bool(page.freezing.layer_tree.module_names()),
         timeout=120_000,
     )
+
+
+def answer(qtbot, question: QMessageBox, text: str) -> None:
+    """Press the button of `question` that reads `text`."""
+    button = next(b for b in question.findChildren(QPushButton) if b.text() == text)
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)

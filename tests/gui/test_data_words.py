@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QPoint, Qt
-from PySide6.QtWidgets import QLabel, QMessageBox, QPushButton, QTableWidget
+from PySide6.QtWidgets import QLabel, QMessageBox, QTableWidget
 
 import finetune_gui
 from finetune_gui.gui.wording import KEYS, rewording
 from tests.conftest import make_image_folder
 from tests.factories import make_docs_tree
-from tests.gui.driving import go, type_data_path
+from tests.gui.driving import answer, go, type_data_path
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -31,11 +31,6 @@ def press_start(qtbot, window) -> QMessageBox | None:
     page = go(qtbot, window, "monitor")
     qtbot.mouseClick(page.start_button, Qt.MouseButton.LeftButton)
     return window.findChild(QMessageBox, "trainAnywayQuestion")
-
-
-def answer(qtbot, question: QMessageBox, text: str) -> None:
-    button = next(b for b in question.findChildren(QPushButton) if b.text() == text)
-    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
 
 
 def tiny_run_settings(window, tmp_path) -> None:

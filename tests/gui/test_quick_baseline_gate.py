@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLabel, QMessageBox, QPushButton
+from PySide6.QtWidgets import QLabel, QMessageBox
 
 from finetune_gui.config import TaskKind
 from tests.conftest import make_image_folder
 from tests.factories import make_docs_tree
-from tests.gui.driving import go, type_data_path
+from tests.gui.driving import answer, go, type_data_path
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -22,11 +22,6 @@ def press_baseline(qtbot, window, page_key: str) -> QMessageBox | None:
     qtbot.waitUntil(page.baseline_button.isEnabled, timeout=60_000)  # the model is known to load
     qtbot.mouseClick(page.baseline_button, Qt.MouseButton.LeftButton)
     return window.findChild(QMessageBox, "trainAnywayQuestion")
-
-
-def answer(qtbot, question: QMessageBox, text: str) -> None:
-    button = next(b for b in question.findChildren(QPushButton) if b.text() == text)
-    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
 
 
 def tiny_baseline_settings(window, tmp_path) -> None:

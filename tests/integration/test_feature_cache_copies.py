@@ -14,12 +14,10 @@ from safetensors.torch import load_file
 from finetune_gui.core.features.cache import FeatureCache, find_cut
 from finetune_gui.core.features.copies import copies_to_extract
 from finetune_gui.core.training import engine
-from finetune_gui.core.training.engine import fit
-from finetune_gui.core.training.events import LogMessage
 from finetune_gui.core.training.prepare import prepare
 from finetune_gui.core.training.sampling import SeededSamples
 from tests.conftest import make_image_folder
-from tests.faults.helpers import image_config
+from tests.faults.helpers import fit_saying_cache, image_config
 
 AUGMENT = {"random_resized_crop": True, "hflip": 0.5}
 
@@ -38,13 +36,6 @@ def _config(images, copies=2, epochs=3, **overrides):
     for key, value in overrides.items():
         sections.setdefault(key, {}).update(value)
     return image_config(images, **sections)
-
-
-def _fit(config, out):
-    logs: list[str] = []
-    result = fit(config, lambda e: logs.append(e.text) if isinstance(e, LogMessage) else None, output_dir=out)
-    assert result.status == "completed", result
-    return result, [line for line in logs if line.startswith("feature cache")]
 
 
 def test_each_copy_is_the_sample_as_live_passes_augment_it_in_that_epoch(tmp_path, tinynet, images):
@@ -80,7 +71,7 @@ def test_epoch_e_trains_on_copy_e_mod_k(tmp_path, tinynet, images, monkeypatch):
         return real_forward(p, batch, train=train)
 
     monkeypatch.setattr(engine, "forward_batch", recording_forward)
-    _, logs = _fit(_config(images, copies=2, epochs=3), tmp_path / "runs")
+    _, logs = fit_saying_cache(_config(images, copies=2, epochs=3), tmp_path / "runs")
     assert logs[0].startswith("feature cache: on - 2 augmented copies of each training image, extracted once")
     assert len(seen[0]) == 12
     assert sorted(seen[2]) == sorted(seen[0])  # copy 0 again, in epoch 2's order
@@ -88,8 +79,10 @@ def test_epoch_e_trains_on_copy_e_mod_k(tmp_path, tinynet, images, monkeypatch):
 
 
 def test_as_many_copies_as_epochs_train_as_live_passes_do(tmp_path, tinynet, images):
-    cached, logs = _fit(_config(images, copies=3, epochs=3), tmp_path / "cached")
-    live, live_logs = _fit(_config(images, copies=3, epochs=3, train={"feature_cache": "off"}), tmp_path / "live")
+    cached, logs = fit_saying_cache(_config(images, copies=3, epochs=3), tmp_path / "cached")
+    live, live_logs = fit_saying_cache(
+        _config(images, copies=3, epochs=3, train={"feature_cache": "off"}), tmp_path / "live"
+    )
     assert any("computing 3 augmented copies of the train features" in line for line in logs)
     a, b = load_file(str(cached.run_dir / "model.safetensors")), load_file(str(live.run_dir / "model.safetensors"))
     assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-5) for k in a)
@@ -97,7 +90,7 @@ def test_as_many_copies_as_epochs_train_as_live_passes_do(tmp_path, tinynet, ima
 
 
 def test_more_copies_than_epochs_are_not_extracted(tmp_path, tinynet, images):
-    _, logs = _fit(_config(images, copies=8, epochs=2), tmp_path / "runs")
+    _, logs = fit_saying_cache(_config(images, copies=8, epochs=2), tmp_path / "runs")
     assert logs[0].startswith(
         "feature cache: on - 2 augmented copies of each training image, extracted once "
         "(train.feature_cache_aug_copies is 8; the cache serves 2 epochs)"
@@ -110,7 +103,7 @@ def test_a_change_of_copies_augmentation_or_seed_builds_the_training_copies_anew
     runs = tmp_path / "runs"
 
     def computed(config):
-        _, logs = _fit(config, runs)
+        _, logs = fit_saying_cache(config, runs)
         return sorted(line.split(" features of")[0].split("computing ")[1] for line in logs if "computing" in line)
 
     assert computed(_config(images)) == ["2 augmented copies of the train", "the test", "the val"]
@@ -132,6 +125,6 @@ def test_a_change_of_copies_augmentation_or_seed_builds_the_training_copies_anew
 
 
 def test_mixup_keeps_the_cache_off_even_with_copies(tmp_path, tinynet, images):
-    _, logs = _fit(_config(images, augment={"mixup_alpha": 0.2}), tmp_path / "runs")
+    _, logs = fit_saying_cache(_config(images, augment={"mixup_alpha": 0.2}), tmp_path / "runs")
     assert logs == ["feature cache: off - MixUp acts before the cut (it mixes the images of a batch; "
                     "augmented copies cannot hold that)"]  # fmt: skip
