@@ -24,7 +24,7 @@ from finetune_gui.core.checkpoints import (
     load_checkpoint,
 )
 from finetune_gui.core.diagnostics.hook import DiagnosticsHook
-from finetune_gui.core.distributed.context import SINGLE, DistContext, any_rank, from_main, join, leave
+from finetune_gui.core.distributed.context import SINGLE, DistContext, any_rank, from_env, from_main, join, leave
 from finetune_gui.core.distributed.ddp import (
     accumulating,
     distribute,
@@ -395,7 +395,7 @@ def resume(
     hooks: tuple[TrainingHook, ...] | list[TrainingHook] | None = None,
 ) -> RunResult:
     """Continue a stopped or interrupted run from its newest checkpoint that loads and checks out."""
-    run = open_run_dir(run_dir)
+    run = open_run_dir(run_dir, clean=from_env().is_main)  # one writer cleans: rank 0
     config = load_config(run.config)
     dist = join(config.train.device)  # any world size: the checkpoint holds no per-process state
     run = run_dir_on_rank(dist, lambda: run)

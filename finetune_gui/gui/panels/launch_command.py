@@ -46,7 +46,7 @@ class LaunchCommandDialog(QDialog):
         self.config_path = launch_config_path(self.output_dir, config)
         self.nodes = QSpinBox(minimum=1, maximum=4096, value=1)
         self.nodes.setObjectName("launch-nodes")
-        self.gpus = QSpinBox(minimum=1, maximum=64, value=max(1, visible_gpu_count()) if visible_gpu_count() else 8)
+        self.gpus = QSpinBox(minimum=1, maximum=64, value=visible_gpu_count() or 8)
         self.gpus.setObjectName("launch-gpus")
         self.master = QLineEdit(f"node1:{DEFAULT_PORT}")
         self.master.setObjectName("launch-master")
