@@ -41,6 +41,7 @@ def test_several_machines_meet_at_the_first_machine_and_a_bad_address_is_said(wi
     dialog.master.setText("gpu-a:99999")
     assert not dialog.copy_button.isEnabled()
     assert "port" in dialog.note.text().lower()
+    assert dialog.note.text().startswith("First machine:"), "the window names its own field, not the CLI's option"
 
 
 def test_copying_twice_never_overwrites_the_first_saved_config(window, tmp_path):

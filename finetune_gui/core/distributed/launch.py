@@ -238,4 +238,5 @@ def command_for(config: str, nodes: int, gpus_per_node: int, master: str, output
     program = train_program(config, (), output)
     if nodes == 1:
         return printable(single_node_args(gpus_per_node, program))
-    return printable(multi_node_args(nodes, gpus_per_node, parse_endpoint(master), rdzv_id_for(config), program))
+    endpoint = parse_endpoint(master, "First machine")  # the window's field, not the CLI's --master
+    return printable(multi_node_args(nodes, gpus_per_node, endpoint, rdzv_id_for(config), program))
